@@ -1,0 +1,127 @@
+//! Start-up and shutdown: builds every part from a [`Config`], binds the listener, creates the
+//! owner token on first start, and serves until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::auth::passphrase::Passphrases;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState, HostPolicy, Shared};
+use crate::store::Store;
+
+/// A built daemon, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    local_addr: SocketAddr,
+    admin_token_file: PathBuf,
+    admin_token_created: bool,
+    store: Store,
+}
+
+impl App {
+    /// Creates the data dir (0700), opens and migrates the store, binds the listen address and,
+    /// on first start, creates the owner token.
+    pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<App> {
+        create_private_dir(&config.data_dir)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        let store = Store::open(&config.database_url)
+            .await
+            .context("opening the database")?;
+        let auth = Authenticator::new(store.clone(), clock.clone());
+        let (admin_token_file, admin_token_created) = auth
+            .bootstrap_owner(&config.data_dir)
+            .await
+            .context("creating the owner token")?;
+        let state = AppState::new(Shared {
+            auth,
+            passphrases: Passphrases::new(store.clone(), clock.clone()),
+            clock,
+            hosts: HostPolicy::new(local_addr.port(), &config.allowed_hosts),
+        });
+        Ok(App {
+            listener,
+            router: http::router(state),
+            local_addr,
+            admin_token_file,
+            admin_token_created,
+            store,
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where the owner token is written.
+    pub fn admin_token_file(&self) -> &Path {
+        &self.admin_token_file
+    }
+
+    /// Whether this start created the owner token.
+    pub fn admin_token_created(&self) -> bool {
+        self.admin_token_created
+    }
+
+    /// The store, for tests that inspect what was written.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Creates `dir` (and parents) and makes it private to its owner (0700).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict the data directory {}", dir.display()))
+}

@@ -1,0 +1,463 @@
+//! Credentials: API tokens and the owner passphrase.
+//!
+//! Owns minting, verifying and revoking tokens, and the [`Principal`] a verified credential becomes.
+//! Scopes come only from the stored token, never from anything else the request carries. It does
+//! not know HTTP: `http` extracts the bearer text and maps [`Error`] to a status.
+
+pub mod passphrase;
+pub mod secret;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use agentgate_policy::{Scope, ScopeSet};
+
+use crate::api::{CreateToken, Expiry};
+use crate::clock::{Clock, Timestamp};
+use crate::store::{self, Store, TokenRow};
+pub use secret::{Secret, TokenHash};
+
+/// Name of the owner token's file in the data dir.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Name of the owner token created on first start.
+pub const OWNER_TOKEN_NAME: &str = "owner";
+/// `last_used_at` is written at most this often per token, off the hot path's common case.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Who a verified credential is. Built only from the stored token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id.
+    pub token_id: String,
+    /// The token's name (logged; the secret never is).
+    pub name: String,
+    /// The scopes the token was granted.
+    pub scopes: ScopeSet,
+    /// When it stops working.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Why a presented credential was not accepted. Every variant is a 401; the distinction is for
+/// the message and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer <token>`, or the token is not of our format.
+    Malformed,
+    /// Well-formed but not a token we issued.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// Errors of the credential layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The credential was not accepted.
+    #[error("unauthenticated")]
+    Unauthenticated(Rejection),
+    /// The creator lacks a scope it tried to grant.
+    #[error("cannot grant scope `{0}`: the creating token does not hold it")]
+    Escalation(Scope),
+    /// A token name that breaks the naming rule.
+    #[error("{0}")]
+    InvalidName(String),
+    /// A token with no scope.
+    #[error("a token needs at least one scope")]
+    NoScopes,
+    /// Another live token has this name.
+    #[error("a live token named `{0}` already exists")]
+    NameTaken(String),
+    /// No live token has this id.
+    #[error("no live token has id `{0}`")]
+    TokenNotFound(String),
+    /// Revoking this token would leave no live admin token.
+    #[error("`{0}` is the last live admin token; create another admin token before revoking it")]
+    LastAdmin(String),
+    /// The OS CSPRNG failed; we never fall back to a weaker source.
+    #[error("the system random number generator failed")]
+    Random(getrandom::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+struct Cached {
+    principal: Arc<Principal>,
+    secret_hash: [u8; 32],
+    last_touch: AtomicI64,
+}
+
+/// Verifies bearer tokens and manages them. Verified tokens are cached by hash so a request costs
+/// one SHA-256 and a map lookup; revoking through this daemon evicts at once.
+pub struct Authenticator {
+    store: Store,
+    clock: Clock,
+    cache: RwLock<HashMap<TokenHash, Arc<Cached>>>,
+}
+
+impl Authenticator {
+    /// An authenticator over `store`.
+    pub fn new(store: Store, clock: Clock) -> Authenticator {
+        Authenticator {
+            store,
+            clock,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Verifies a presented bearer secret and returns who it is.
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<Principal>, Error> {
+        if !secret::well_formed(presented) {
+            return Err(Error::Unauthenticated(Rejection::Malformed));
+        }
+        let hash = TokenHash::of(presented);
+        let now = self.clock.now();
+        let cached = self.cache.read().ok().and_then(|c| c.get(&hash).cloned());
+        let entry = match cached {
+            Some(entry) => entry,
+            None => self.load(hash, now).await?,
+        };
+        if !hash.ct_eq(&entry.secret_hash) {
+            return Err(Error::Unauthenticated(Rejection::Unknown));
+        }
+        if entry.principal.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::Unauthenticated(Rejection::Expired));
+        }
+        self.touch(&entry, now).await;
+        Ok(entry.principal.clone())
+    }
+
+    async fn load(&self, hash: TokenHash, now: Timestamp) -> Result<Arc<Cached>, Error> {
+        let row = self
+            .store
+            .token_by_hash(&hash.0)
+            .await?
+            .ok_or(Error::Unauthenticated(Rejection::Unknown))?;
+        if row.revoked_at.is_some() {
+            return Err(Error::Unauthenticated(Rejection::Revoked));
+        }
+        if row.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::Unauthenticated(Rejection::Expired));
+        }
+        let entry = Arc::new(Cached {
+            principal: Arc::new(principal_of(&row)),
+            secret_hash: row.secret_hash,
+            last_touch: AtomicI64::new(row.last_used_at.map_or(i64::MIN, Timestamp::as_millis)),
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(hash, entry.clone());
+        }
+        Ok(entry)
+    }
+
+    async fn touch(&self, entry: &Cached, now: Timestamp) {
+        let last = entry.last_touch.load(Ordering::Relaxed);
+        if now.since(Timestamp::from_millis(last)) < TOUCH_INTERVAL {
+            return;
+        }
+        let won = entry
+            .last_touch
+            .compare_exchange(last, now.as_millis(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            if let Err(err) = self.store.touch_token(&entry.principal.token_id, now).await {
+                tracing::warn!(error = %err, token = %entry.principal.name, "could not record token use");
+            }
+        }
+    }
+
+    fn forget(&self, token_id: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, entry| entry.principal.token_id != token_id);
+        }
+    }
+
+    /// Creates a token for `creator`. Only `admin` creates tokens, and never with a scope it does
+    /// not itself hold. Returns the secret (to be shown once) and the stored row.
+    pub async fn create_token(
+        &self,
+        creator: &Principal,
+        request: CreateToken,
+    ) -> Result<(Secret, TokenRow), Error> {
+        validate_name(&request.name)?;
+        let scopes: ScopeSet = request.scopes.iter().copied().collect();
+        if scopes.is_empty() {
+            return Err(Error::NoScopes);
+        }
+        if !creator.scopes.allows(Scope::Admin) {
+            return Err(Error::Escalation(Scope::Admin));
+        }
+        if let Some(missing) = scopes.iter().find(|s| !creator.scopes.allows(*s)) {
+            return Err(Error::Escalation(missing));
+        }
+        let now = self.clock.now();
+        let expires_at = match request.expires_in.unwrap_or(Expiry::DEFAULT) {
+            Expiry::Never => None,
+            Expiry::After(d) => Some(now.plus(d)),
+        };
+        let secret = Secret::mint().map_err(Error::Random)?;
+        let row = TokenRow {
+            id: secret::new_id("tok_").map_err(Error::Random)?,
+            name: request.name,
+            secret_hash: secret.hash().0,
+            scopes,
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            created_by: Some(creator.token_id.clone()),
+        };
+        match self.store.insert_token(&row).await {
+            Ok(()) => Ok((secret, row)),
+            Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(row.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Live tokens, oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, Error> {
+        Ok(self.store.live_tokens().await?)
+    }
+
+    /// Revokes a live token; the next request that presents it gets 401.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenRow, Error> {
+        let row = match self.store.revoke_token(id, self.clock.now()).await {
+            Ok(row) => row,
+            Err(store::Error::NotFound) => return Err(Error::TokenNotFound(id.to_owned())),
+            Err(store::Error::LastAdmin) => return Err(Error::LastAdmin(id.to_owned())),
+            Err(e) => return Err(e.into()),
+        };
+        self.forget(&row.id);
+        Ok(row)
+    }
+
+    /// On first start (no token ever created), creates the owner token with scope `admin` and no
+    /// expiry and writes it to `<data_dir>/admin.token` (mode 0600). Returns the file's path and
+    /// whether it was created now.
+    pub async fn bootstrap_owner(
+        &self,
+        data_dir: &Path,
+    ) -> Result<(PathBuf, bool), BootstrapError> {
+        let path = data_dir.join(ADMIN_TOKEN_FILE);
+        if self.store.count_tokens().await? > 0 {
+            return Ok((path, false));
+        }
+        let secret = Secret::mint().map_err(Error::Random)?;
+        let row = TokenRow {
+            id: secret::new_id("tok_").map_err(Error::Random)?,
+            name: OWNER_TOKEN_NAME.to_owned(),
+            secret_hash: secret.hash().0,
+            scopes: [Scope::Admin].into_iter().collect(),
+            created_at: self.clock.now(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            created_by: None,
+        };
+        // The file first: a token nobody can read is worse than none, and on the next start
+        // an empty store tries again.
+        write_private(&path, secret.expose()).map_err(|e| BootstrapError::File(path.clone(), e))?;
+        if let Err(e) = self.store.insert_token(&row).await {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        Ok((path, true))
+    }
+}
+
+/// Why the owner token could not be set up on first start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The token file could not be written.
+    #[error("cannot write the admin token file {0}")]
+    File(PathBuf, #[source] std::io::Error),
+    /// Minting or storing failed.
+    #[error(transparent)]
+    Auth(#[from] Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Writes `contents` to `path` with mode 0600, atomically (a temporary file, then a rename).
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn principal_of(row: &TokenRow) -> Principal {
+    Principal {
+        token_id: row.id.clone(),
+        name: row.name.clone(),
+        scopes: row.scopes,
+        expires_at: row.expires_at,
+    }
+}
+
+/// Token names: 1–64 characters of letters, digits, `.`, `_`, `-`, not starting with `tok_`
+/// (so that `token revoke ID|NAME` is never ambiguous).
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidName("a token name cannot be empty".into()));
+    }
+    if name.len() > 64 {
+        return Err(Error::InvalidName(
+            "a token name has at most 64 characters".into(),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(Error::InvalidName(format!(
+            "invalid token name `{name}`: use letters, digits, `.`, `_` and `-`"
+        )));
+    }
+    if name.starts_with("tok_") {
+        return Err(Error::InvalidName(
+            "a token name cannot start with `tok_`, which is how token ids start".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(scopes: &[Scope]) -> Principal {
+        Principal {
+            token_id: "tok_0".into(),
+            name: "creator".into(),
+            scopes: scopes.iter().copied().collect(),
+            expires_at: None,
+        }
+    }
+
+    async fn authenticator() -> (Authenticator, tempfile::TempDir, Clock) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
+        (Authenticator::new(store, clock.clone()), dir, clock)
+    }
+
+    fn create(name: &str, scopes: &[Scope]) -> CreateToken {
+        CreateToken {
+            name: name.into(),
+            scopes: scopes.to_vec(),
+            expires_in: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_narrower_creator_cannot_grant_what_it_lacks() {
+        let (auth, _dir, _) = authenticator().await;
+        // Not admin at all: cannot create tokens, even of its own scope.
+        let writer = principal(&[Scope::Write, Scope::Approve]);
+        let err = auth
+            .create_token(&writer, create("x", &[Scope::Read]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Escalation(Scope::Admin)), "{err:?}");
+        // An admin creates anything; escalation is checked scope by scope.
+        let admin = principal(&[Scope::Admin]);
+        auth.create_token(&admin, create("all", &Scope::ALL))
+            .await
+            .unwrap();
+        assert!(
+            auth.list_tokens()
+                .await
+                .unwrap()
+                .iter()
+                .any(|t| t.name == "all")
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_default_to_ninety_days_and_expire_on_the_next_request() {
+        let (auth, _dir, clock) = authenticator().await;
+        let admin = principal(&[Scope::Admin]);
+        let (secret, row) = auth
+            .create_token(&admin, create("ci", &[Scope::Read]))
+            .await
+            .unwrap();
+        assert_eq!(
+            row.expires_at,
+            Some(clock.now().plus(Duration::from_secs(90 * 86_400)))
+        );
+        let who = auth.authenticate(secret.expose()).await.unwrap();
+        assert_eq!(who.name, "ci");
+        clock.advance(Duration::from_secs(90 * 86_400));
+        let err = auth.authenticate(secret.expose()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Unauthenticated(Rejection::Expired)),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_live_admin_cannot_be_revoked_but_others_can() {
+        let (auth, dir, _) = authenticator().await;
+        let (path, created) = auth.bootstrap_owner(dir.path()).await.unwrap();
+        assert!(created);
+        let owner_secret = std::fs::read_to_string(&path).unwrap();
+        let owner = auth.authenticate(owner_secret.trim()).await.unwrap();
+        let err = auth.revoke_token(&owner.token_id).await.unwrap_err();
+        assert!(matches!(err, Error::LastAdmin(_)), "{err:?}");
+        let (_, second) = auth
+            .create_token(&owner, create("admin2", &[Scope::Admin]))
+            .await
+            .unwrap();
+        auth.revoke_token(&owner.token_id).await.unwrap();
+        let err = auth.authenticate(owner_secret.trim()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Unauthenticated(Rejection::Revoked)),
+            "{err:?}"
+        );
+        let err = auth.revoke_token(&owner.token_id).await.unwrap_err();
+        assert!(matches!(err, Error::TokenNotFound(_)), "{err:?}");
+        assert!(matches!(
+            auth.revoke_token(&second.id).await,
+            Err(Error::LastAdmin(_))
+        ));
+        // A second start finds tokens and does not mint another owner.
+        let (_, created) = auth.bootstrap_owner(dir.path()).await.unwrap();
+        assert!(!created);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for good in ["ci", "laptop-1", "a.b_c", &"x".repeat(64)] {
+            validate_name(good).unwrap();
+        }
+        for bad in [
+            "",
+            "has space",
+            "semi;colon",
+            "tok_abc",
+            "ünï",
+            &"x".repeat(65),
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Token secrets: minting from the OS CSPRNG, the `agt_` format, and the SHA-256 kept at rest.
+//!
+//! A secret exists in memory only between minting and the response that shows it once, and while a
+//! request carrying it is being authenticated. It is never logged: [`Secret`]'s `Debug` is redacted.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Every secret starts with this, so leaked tokens are recognisable by secret scanners.
+pub const PREFIX: &str = "agt_";
+/// Random bytes in a secret: 192 bits from the OS CSPRNG.
+const SECRET_BYTES: usize = 24;
+/// Length of a well-formed secret: the prefix and the bytes in lowercase hex.
+pub const SECRET_LEN: usize = PREFIX.len() + 2 * SECRET_BYTES;
+
+/// A bearer secret. Shown once, never stored, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Mints a new secret from the OS CSPRNG.
+    pub fn mint() -> Result<Secret, getrandom::Error> {
+        let mut bytes = [0u8; SECRET_BYTES];
+        getrandom::fill(&mut bytes)?;
+        Ok(Secret(format!("{PREFIX}{}", hex(&bytes))))
+    }
+
+    /// The secret text, for the one response that shows it or the file the owner reads.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its SHA-256, the only form that is stored.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The SHA-256 of a secret: how tokens are stored and looked up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Hashes presented text.
+    pub fn of(secret: &str) -> TokenHash {
+        TokenHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Compares in constant time, whatever the contents.
+    pub fn ct_eq(&self, other: &[u8; 32]) -> bool {
+        self.0.ct_eq(other).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// Whether `text` has the shape of one of our secrets. Checked before any lookup, so garbage never
+/// reaches the store. Shape is not secret, so this need not be constant-time.
+pub fn well_formed(text: &str) -> bool {
+    text.len() == SECRET_LEN
+        && text.starts_with(PREFIX)
+        && text[PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A new random id with the given prefix, such as `tok_3f9a…`; ids are not secret.
+pub fn new_id(prefix: &str) -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{prefix}{}", hex(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_secrets_are_well_formed_distinct_and_hash_stably() {
+        let a = Secret::mint().unwrap();
+        let b = Secret::mint().unwrap();
+        assert!(well_formed(a.expose()), "{}", a.expose());
+        assert_eq!(a.expose().len(), SECRET_LEN);
+        assert_ne!(a, b);
+        assert_eq!(a.hash(), TokenHash::of(a.expose()));
+        assert!(a.hash().ct_eq(&TokenHash::of(a.expose()).0));
+        assert!(!a.hash().ct_eq(&b.hash().0));
+        assert_eq!(format!("{a:?}"), "Secret([redacted])");
+    }
+
+    #[test]
+    fn malformed_secrets_are_recognised() {
+        let good = Secret::mint().unwrap();
+        let s = good.expose();
+        assert!(!well_formed(""));
+        assert!(!well_formed(&s[..s.len() - 1]));
+        assert!(!well_formed(&format!("{s}0")));
+        assert!(!well_formed(&s.replacen("agt_", "agx_", 1)));
+        assert!(!well_formed(&s.to_uppercase()));
+        assert!(!well_formed(&format!("agt_{}", "g".repeat(48))));
+        assert!(!well_formed(&format!("agt_{}é", "a".repeat(46))));
+    }
+
+    #[test]
+    fn ids_carry_their_prefix() {
+        let id = new_id("tok_").unwrap();
+        assert!(id.starts_with("tok_") && id.len() == 20, "{id}");
+    }
+}

@@ -1,0 +1,338 @@
+//! Configuration: defaults < config file < `AGENTGATE_*` environment < command-line flags.
+//!
+//! [`FileConfig`] only parses (serde, unknown keys refused). [`Config::resolve`] does the IO and
+//! the checks: absolute data dir, the database URL, refusing a non-loopback listen address unless
+//! remote access was asked for. Nothing here is relative to the working directory except a path
+//! the user typed.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
+
+/// The config file as written (`config.toml`). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `host:port` to listen on.
+    pub listen: Option<String>,
+    /// Permit a non-loopback listen address.
+    pub allow_remote: Option<bool>,
+    /// Where the database and the admin token live.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH`.
+    pub database_url: Option<String>,
+    /// Extra `Host` values to accept, such as `agentgate.example.com` behind a TLS proxy.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// A config file that could not be used: which file, where, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// The file is not valid for us.
+    #[error("config file {path}, line {line}, column {column}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    /// Parses config text; errors name the file, line and reason.
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((1, 1));
+            Error::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                reason: e.message().trim().to_owned(),
+            }
+        })
+    }
+
+    /// Reads the config file: `explicit` if given (it must exist), else the XDG default if it
+    /// exists, else an empty config.
+    pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Error> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None => match default_config_path() {
+                Some(p) if p.exists() => p,
+                _ => return Ok((FileConfig::default(), None)),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Read(path.clone(), e))?;
+        Ok((FileConfig::parse(&path, &text)?, Some(path)))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// `$XDG_CONFIG_HOME/agentgate/config.toml`, or `~/.config/agentgate/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("agentgate").join("config.toml"))
+}
+
+/// `$XDG_DATA_HOME/agentgate`, or `~/.local/share/agentgate`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("agentgate"))
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(v) if Path::new(&v).is_absolute() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(fallback)),
+    }
+}
+
+/// Parses a listen address: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, Error> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+        }
+    }
+    Err(Error::Invalid(format!(
+        "invalid listen address `{text}`: expected IP:PORT such as 127.0.0.1:7700"
+    )))
+}
+
+/// What the command line and environment said (clap merges the two; a flag beats its variable).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen` / `AGENTGATE_LISTEN`.
+    pub listen: Option<String>,
+    /// `--allow-remote`.
+    pub allow_remote: bool,
+    /// `--data-dir` / `AGENTGATE_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database` / `AGENTGATE_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--allowed-host`, repeatable.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Whether a non-loopback address was explicitly permitted.
+    pub allow_remote: bool,
+    /// Absolute data directory (database, admin token).
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Extra accepted `Host` values (lowercase).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Config {
+    /// Combines the file and the overrides, and checks the result.
+    pub fn resolve(file: FileConfig, over: Overrides) -> Result<Config, Error> {
+        let listen = match over.listen.or(file.listen) {
+            Some(text) => parse_listen(&text)?,
+            None => DEFAULT_LISTEN,
+        };
+        let allow_remote = over.allow_remote || file.allow_remote.unwrap_or(false);
+        if !listen.ip().is_loopback() && !allow_remote {
+            return Err(Error::Invalid(format!(
+                "refusing to listen on {listen}: it is not a loopback address. Pass --allow-remote \
+                 (and terminate TLS in front of agentgate) to serve other machines"
+            )));
+        }
+        let data_dir = resolve_data_dir(over.data_dir.or(file.data_dir))?;
+        let database_url = over
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("agentgate.db").display()));
+        if !database_url.starts_with("sqlite://") || database_url.len() == "sqlite://".len() {
+            return Err(Error::Invalid(format!(
+                "unsupported database URL `{}`: use sqlite://PATH",
+                redact_url(&database_url)
+            )));
+        }
+        let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
+        allowed_hosts.extend(over.allowed_hosts);
+        for host in &mut allowed_hosts {
+            *host = host.trim().to_ascii_lowercase();
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                return Err(Error::Invalid(format!(
+                    "invalid allowed host `{host}`: expected a host name, optionally with :PORT"
+                )));
+            }
+        }
+        Ok(Config {
+            listen,
+            allow_remote,
+            data_dir,
+            database_url,
+            allowed_hosts,
+        })
+    }
+
+    /// A configuration for tests: loopback, an ephemeral port, everything under `dir`.
+    pub fn for_test(dir: &Path) -> Config {
+        Config {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            allow_remote: false,
+            data_dir: dir.to_owned(),
+            database_url: format!("sqlite://{}", dir.join("agentgate.db").display()),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// The data directory as an absolute path: the given one, or the XDG default.
+pub fn resolve_data_dir(given: Option<PathBuf>) -> Result<PathBuf, Error> {
+    let dir = match given {
+        Some(d) if d.as_os_str().is_empty() => {
+            return Err(Error::Invalid("the data directory cannot be empty".into()));
+        }
+        Some(d) => d,
+        None => default_data_dir().ok_or_else(|| {
+            Error::Invalid(
+                "cannot find a data directory: set HOME, XDG_DATA_HOME or --data-dir".into(),
+            )
+        })?,
+    };
+    std::path::absolute(&dir)
+        .map_err(|e| Error::Invalid(format!("invalid data directory {}: {e}", dir.display())))
+}
+
+/// Hides a password in a URL before it is shown.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_file_names_the_line_and_the_reason() {
+        let text = "listen = \"127.0.0.1:7701\"\n\nbogus_key = 1\n";
+        let err = FileConfig::parse(Path::new("/etc/x.toml"), text).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("config file /etc/x.toml, line 3, column 1: unknown field `bogus_key`"),
+            "{msg}"
+        );
+
+        let err = FileConfig::parse(Path::new("c.toml"), "listen = 7700\n").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let err = FileConfig::parse(Path::new("c.toml"), "a = [\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("config file c.toml, line"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            &format!(
+                "listen = \"127.0.0.1:7801\"\ndata_dir = \"{}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let cfg = Config::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(cfg.listen.port(), 7801);
+        assert_eq!(cfg.data_dir, dir.path());
+        assert!(cfg.database_url.ends_with("agentgate.db"));
+
+        let over = Overrides {
+            listen: Some("localhost:7900".into()),
+            ..Overrides::default()
+        };
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "listen = \"127.0.0.1:7801\"\ndata_dir = \"/tmp\"\n",
+        )
+        .unwrap();
+        assert_eq!(Config::resolve(file, over).unwrap().listen.port(), 7900);
+    }
+
+    #[test]
+    fn non_loopback_needs_allow_remote() {
+        let over = |remote| Overrides {
+            listen: Some("0.0.0.0:7700".into()),
+            allow_remote: remote,
+            data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(FileConfig::default(), over(false)).unwrap_err();
+        assert!(err.to_string().contains("--allow-remote"), "{err}");
+        assert!(Config::resolve(FileConfig::default(), over(true)).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused_clearly() {
+        let with = |o: Overrides| {
+            Config::resolve(
+                FileConfig::default(),
+                Overrides {
+                    data_dir: Some("/tmp/x".into()),
+                    ..o
+                },
+            )
+        };
+        let err = with(Overrides {
+            listen: Some("nonsense".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid listen address"), "{err}");
+        let err = with(Overrides {
+            database_url: Some("mysql://u:pw@h/db".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("[redacted]") && !err.to_string().contains("pw"),
+            "{err}"
+        );
+        let err = with(Overrides {
+            allowed_hosts: vec!["http://x/".into()],
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid allowed host"), "{err}");
+    }
+}

@@ -1,0 +1,201 @@
+//! [`ApiError`]: the one type that becomes an error response. Every module error is mapped to a
+//! status and a machine code here, once. 5xx bodies are opaque; their cause rides in the response
+//! extensions to the request log, never to the client.
+
+use agentgate_policy::Scope;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ErrorBody;
+use crate::auth::{self, Rejection, passphrase};
+
+/// An error answer of the API: `{"error": code, "message": …}` with the right status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    required: Option<Scope>,
+    field: Option<String>,
+    www_authenticate: Option<String>,
+    retry_after: Option<u64>,
+    cause: Option<String>,
+}
+
+/// The internal cause of a 5xx, for the request log only.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+impl ApiError {
+    /// Any status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            required: None,
+            field: None,
+            www_authenticate: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// 400 with a machine code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 400 naming the offending field of the body.
+    pub fn invalid_field(field: Option<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field,
+            ..ApiError::bad_request("invalid_request", message)
+        }
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer realm="agentgate"` (RFC 6750 §3).
+    pub fn unauthenticated(why: Rejection) -> ApiError {
+        let (message, challenge) = match why {
+            Rejection::Missing => (
+                "this route needs a bearer token in the Authorization header",
+                r#"Bearer realm="agentgate""#,
+            ),
+            Rejection::Malformed => (
+                "the Authorization header must be `Bearer agt_…`",
+                r#"Bearer realm="agentgate", error="invalid_request""#,
+            ),
+            Rejection::Unknown => (
+                "the token is not valid",
+                r#"Bearer realm="agentgate", error="invalid_token""#,
+            ),
+            Rejection::Expired => (
+                "the token has expired",
+                r#"Bearer realm="agentgate", error="invalid_token", error_description="expired""#,
+            ),
+            Rejection::Revoked => (
+                "the token has been revoked",
+                r#"Bearer realm="agentgate", error="invalid_token", error_description="revoked""#,
+            ),
+        };
+        ApiError {
+            www_authenticate: Some(challenge.to_owned()),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
+    }
+
+    /// 403 for a valid credential without the route's scope (RFC 6750 §3.1).
+    pub fn insufficient_scope(required: Scope) -> ApiError {
+        ApiError {
+            required: Some(required),
+            www_authenticate: Some(format!(
+                r#"Bearer error="insufficient_scope", scope="{required}""#
+            )),
+            ..ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this route requires the `{required}` scope"),
+            )
+        }
+    }
+
+    /// 500 whose cause is logged but not shown.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            cause: Some(cause.to_string()),
+            ..ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see the daemon's log",
+            )
+        }
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+            required: self.required,
+            field: self.field,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(value) = self
+            .www_authenticate
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
+        response
+    }
+}
+
+impl From<auth::Error> for ApiError {
+    fn from(err: auth::Error) -> ApiError {
+        use auth::Error as E;
+        match err {
+            E::Unauthenticated(why) => ApiError::unauthenticated(why),
+            E::Escalation(scope) => ApiError {
+                required: Some(scope),
+                ..ApiError::new(StatusCode::FORBIDDEN, "scope_escalation", err.to_string())
+            },
+            E::InvalidName(_) => ApiError::invalid_field(Some("name".into()), err.to_string()),
+            E::NoScopes => ApiError::invalid_field(Some("scopes".into()), err.to_string()),
+            E::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "name_taken", err.to_string()),
+            E::TokenNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "token_not_found", err.to_string())
+            }
+            E::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, "last_admin", err.to_string()),
+            E::Random(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+        }
+    }
+}
+
+impl From<passphrase::Error> for ApiError {
+    fn from(err: passphrase::Error) -> ApiError {
+        use passphrase::Error as E;
+        match err {
+            E::NotSet => ApiError::new(StatusCode::CONFLICT, "passphrase_not_set", err.to_string()),
+            E::Wrong => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_passphrase",
+                err.to_string(),
+            ),
+            E::Backoff(wait) => ApiError {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backoff", err.to_string())
+            },
+            E::BadLength => ApiError::invalid_field(Some("passphrase".into()), err.to_string()),
+            E::Hash(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+        }
+    }
+}
+
+/// Formats an error with its sources, for the log.
+struct AnyChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for AnyChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

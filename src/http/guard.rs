@@ -1,0 +1,197 @@
+//! Browser-facing safety, on every route before routing:
+//! - `Host` must be one of our loopback names with our port, or a configured host (else 421), which
+//!   defeats DNS rebinding;
+//! - a state-changing request whose `Origin` is not our own is refused (403), as is one a browser
+//!   marks `Sec-Fetch-Site: cross-site`;
+//! - credentials in the URL (`?access_token=`) are refused (400): URLs end up in logs and history;
+//! - a declared body over 1 MiB is refused (413) before it is read;
+//! - every response says `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{MAX_BODY, too_large};
+
+/// The `Host` header values this daemon answers to.
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    accepted: Vec<String>,
+}
+
+impl HostPolicy {
+    /// Our loopback names on `port`, plus `extra` hosts from the configuration (an extra host
+    /// without a port is accepted bare and with our port).
+    pub fn new(port: u16, extra: &[String]) -> HostPolicy {
+        let mut accepted = Vec::new();
+        for name in ["127.0.0.1", "localhost", "[::1]"] {
+            accepted.push(format!("{name}:{port}"));
+            if port == 80 {
+                accepted.push(name.to_owned());
+            }
+        }
+        for host in extra {
+            let host = host.to_ascii_lowercase();
+            if !host.contains(':') || host.ends_with(']') {
+                accepted.push(format!("{host}:{port}"));
+            }
+            accepted.push(host);
+        }
+        HostPolicy { accepted }
+    }
+
+    /// Whether `host` (a `Host` header value) is ours. Case-insensitive.
+    pub fn allows(&self, host: &str) -> bool {
+        self.accepted.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+}
+
+pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = match check(&state, &req) {
+        Ok(()) => next.run(req).await,
+        Err(err) => err.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    let headers = req.headers();
+    let host = host_of(req).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            "the request has no Host header",
+        )
+    })?;
+    if !state.hosts.allows(host) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            format!(
+                "this daemon does not serve the host `{host}`; add it to allowed_hosts to accept it"
+            ),
+        ));
+    }
+    if let Some(query) = req.uri().query() {
+        if form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "access_token") {
+            return Err(ApiError::bad_request(
+                "token_in_url",
+                "credentials are accepted only in the Authorization header, never in the URL",
+            ));
+        }
+    }
+    if !is_safe(req.method()) {
+        check_origin(headers, host)?;
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+fn host_of(req: &Request) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A state-changing request from a browser must come from our own origin. Requests without an
+/// `Origin` (the CLI, curl, agents) are not browser-driven and pass.
+fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), ApiError> {
+    let refuse = |why: String| Err(ApiError::new(StatusCode::FORBIDDEN, "cross_origin", why));
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if site.as_bytes().eq_ignore_ascii_case(b"cross-site") {
+            return refuse("cross-site requests may not change state".into());
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let ours = ["http://", "https://"].iter().any(|scheme| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+    });
+    if ours {
+        Ok(())
+    } else {
+        refuse(format!(
+            "requests from origin `{origin}` may not change state here"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_with_our_port_and_configured_hosts_only() {
+        let p = HostPolicy::new(7700, &["Gate.Example.com".into(), "other:8443".into()]);
+        for ok in [
+            "127.0.0.1:7700",
+            "localhost:7700",
+            "LOCALHOST:7700",
+            "[::1]:7700",
+            "gate.example.com",
+            "gate.example.com:7700",
+            "other:8443",
+        ] {
+            assert!(p.allows(ok), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1:7701",
+            "localhost",
+            "evil.com:7700",
+            "127.0.0.1.evil.com:7700",
+            "other",
+            "",
+            "localhost:7700.evil",
+        ] {
+            assert!(!p.allows(bad), "{bad}");
+        }
+        assert!(HostPolicy::new(80, &[]).allows("localhost"));
+    }
+
+    #[test]
+    fn origins_must_match_the_host() {
+        let mut h = HeaderMap::new();
+        assert!(check_origin(&h, "127.0.0.1:7700").is_ok());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7700"),
+        );
+        assert!(check_origin(&h, "127.0.0.1:7700").is_ok());
+        for bad in [
+            "http://evil.com",
+            "null",
+            "http://localhost:7700",
+            "http://127.0.0.1:7700.evil.com",
+        ] {
+            h.insert(header::ORIGIN, HeaderValue::from_static(bad));
+            assert!(check_origin(&h, "127.0.0.1:7700").is_err(), "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(check_origin(&h, "127.0.0.1:7700").is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! One structured line per request: method, path (never the query string), status, latency and
+//! the token's name. Never a secret: the `Authorization` header is not read here.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::access::TokenName;
+use super::error::ErrorCause;
+
+pub(super) async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let token = response
+        .extensions()
+        .get::<TokenName>()
+        .map_or("-", |t| t.0.as_str());
+    let status = response.status().as_u16();
+    match response.extensions().get::<ErrorCause>() {
+        Some(cause) => tracing::error!(
+            target: "agentgate::request",
+            %method, path, status, latency_us, token, cause = cause.0.as_str(),
+            "request failed"
+        ),
+        None => tracing::info!(
+            target: "agentgate::request",
+            %method, path, status, latency_us, token,
+            "request"
+        ),
+    }
+    response
+}

@@ -1,0 +1,96 @@
+//! The scope table: every route of the daemon, its method and the access it requires, in one
+//! place. The router is built from this table and nothing else, so a route cannot exist without
+//! an access rule, and a path or method not listed here never reaches a handler.
+
+use agentgate_policy::Scope;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use super::{AppState, passphrase, system, tokens};
+
+/// What a route requires of the request's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential at all (health checks).
+    Public,
+    /// Any valid, unexpired, unrevoked credential, whatever its scopes.
+    AnyCredential,
+    /// A credential holding this scope or one that implies it.
+    Scope(Scope),
+}
+
+/// The HTTP methods routes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// GET (and HEAD).
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+}
+
+impl Verb {
+    /// As an `http::Method`.
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Put => Method::PUT,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// One row of the table.
+pub struct Route {
+    /// Method.
+    pub verb: Verb,
+    /// Path, with `{param}` segments.
+    pub path: &'static str,
+    /// What the credential must hold.
+    pub access: Access,
+    pub(super) handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn new<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route {
+            verb,
+            path,
+            access,
+            handler: on(verb.filter(), handler),
+        }
+    }
+}
+
+/// Every route of the daemon.
+pub fn table() -> Vec<Route> {
+    use Access::{AnyCredential, Public};
+    use Verb::{Delete, Get, Post, Put};
+    let admin = Access::Scope(Scope::Admin);
+    vec![
+        Route::new(Get, "/healthz", Public, system::healthz),
+        Route::new(Get, "/api/v1/whoami", AnyCredential, system::whoami),
+        Route::new(Post, "/api/v1/tokens", admin, tokens::create_token),
+        Route::new(Get, "/api/v1/tokens", admin, tokens::list_tokens),
+        Route::new(Delete, "/api/v1/tokens/{id}", admin, tokens::revoke_token),
+        Route::new(Put, "/api/v1/passphrase", admin, passphrase::set_passphrase),
+    ]
+}

@@ -1,0 +1,15 @@
+//! agentgate: the gate between AI agents and a person's machine.
+//!
+//! One daemon (`agentgate serve`) on loopback with an embedded store. See docs/ARCHITECTURE.md for
+//! the map of modules and the invariants they keep.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod store;
+
+pub use agentgate_policy as policy;

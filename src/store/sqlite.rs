@@ -1,0 +1,213 @@
+//! The SQLite backend: one file in the data dir, WAL mode, `synchronous = FULL` so that a write is
+//! on disk before the API answers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use agentgate_policy::{Scope, ScopeSet};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, migrate::Migrator};
+
+use super::{Error, TokenRow};
+use crate::clock::Timestamp;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const TOKEN_COLUMNS: &str =
+    "id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at, created_by";
+
+/// A pool of connections to one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, readable by its owner only, and
+    /// runs the migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(Error::Backend)?;
+        // SQLite creates the file with the umask's mode; the WAL and SHM files copy this mode.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mut perms = meta.permissions();
+            perms.set_mode(0o600);
+            let _ = std::fs::set_permissions(path, perms);
+        }
+        MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub(super) async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
+             last_used_at, revoked_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.name)
+        .bind(&row.secret_hash[..])
+        .bind(row.scopes.to_string())
+        .bind(row.created_at.as_millis())
+        .bind(row.expires_at.map(Timestamp::as_millis))
+        .bind(row.last_used_at.map(Timestamp::as_millis))
+        .bind(row.revoked_at.map(Timestamp::as_millis))
+        .bind(&row.created_by)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                if db.message().contains("secret_hash") {
+                    Error::Conflict("token secret")
+                } else {
+                    Error::Conflict("token name")
+                }
+            }
+            _ => Error::Backend(e),
+        })?;
+        Ok(())
+    }
+
+    pub(super) async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, Error> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?");
+        let row = sqlx::query(&sql)
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub(super) async fn live_tokens(&self) -> Result<Vec<TokenRow>, Error> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    pub(super) async fn count_tokens(&self) -> Result<i64, Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::Backend)
+    }
+
+    pub(super) async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<TokenRow, Error> {
+        // One statement, so the last-admin check and the revocation cannot interleave with
+        // another revocation.
+        let sql = format!(
+            "UPDATE tokens SET revoked_at = ?1 \
+             WHERE id = ?2 AND revoked_at IS NULL AND NOT ( \
+               (',' || scopes || ',') LIKE '%,admin,%' \
+               AND (expires_at IS NULL OR expires_at > ?1) \
+               AND NOT EXISTS (SELECT 1 FROM tokens o WHERE o.id != ?2 AND o.revoked_at IS NULL \
+                 AND (o.expires_at IS NULL OR o.expires_at > ?1) \
+                 AND (',' || o.scopes || ',') LIKE '%,admin,%')) \
+             RETURNING {TOKEN_COLUMNS}"
+        );
+        let revoked = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        if let Some(row) = revoked {
+            return token_from_row(&row);
+        }
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = ? AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::Backend)?;
+        Err(if live.is_some() {
+            Error::LastAdmin
+        } else {
+            Error::NotFound
+        })
+    }
+
+    pub(super) async fn touch_token(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)
+    }
+
+    pub(super) async fn put_setting(
+        &self,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        Ok(())
+    }
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
+    let get_err = |e: sqlx::Error| Error::Corrupt(e.to_string());
+    let hash: Vec<u8> = row.try_get("secret_hash").map_err(get_err)?;
+    let secret_hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))?;
+    let scopes: String = row.try_get("scopes").map_err(get_err)?;
+    let scopes = scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<ScopeSet, _>>()
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let ts = |col: &str| -> Result<Option<Timestamp>, Error> {
+        let v: Option<i64> = row.try_get(col).map_err(get_err)?;
+        Ok(v.map(Timestamp::from_millis))
+    };
+    Ok(TokenRow {
+        id: row.try_get("id").map_err(get_err)?,
+        name: row.try_get("name").map_err(get_err)?,
+        secret_hash,
+        scopes,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(get_err)?),
+        expires_at: ts("expires_at")?,
+        last_used_at: ts("last_used_at")?,
+        revoked_at: ts("revoked_at")?,
+        created_by: row.try_get("created_by").map_err(get_err)?,
+    })
+}
