@@ -165,7 +165,7 @@ impl Expiry {
         let n: u64 = digits
             .parse()
             .map_err(|_| format!("invalid expiry `{text}`: {hint}"))?;
-        Expiry::from_secs(n.checked_mul(unit_secs).unwrap_or(u64::MAX))
+        Expiry::from_secs(n.saturating_mul(unit_secs))
             .map_err(|e| format!("invalid expiry `{text}`: {e}"))
     }
 

@@ -168,10 +168,11 @@ impl Authenticator {
             .last_touch
             .compare_exchange(last, now.as_millis(), Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
-        if won {
-            if let Err(err) = self.store.touch_token(&entry.principal.token_id, now).await {
-                tracing::warn!(error = %err, token = %entry.principal.name, "could not record token use");
-            }
+        if !won {
+            return;
+        }
+        if let Err(err) = self.store.touch_token(&entry.principal.token_id, now).await {
+            tracing::warn!(error = %err, token = %entry.principal.name, "could not record token use");
         }
     }
 
@@ -360,6 +361,13 @@ mod tests {
         (Authenticator::new(store, clock.clone()), dir, clock)
     }
 
+    /// The bootstrapped owner, as a principal.
+    async fn owner(auth: &Authenticator, dir: &Path) -> Arc<Principal> {
+        let (path, _) = auth.bootstrap_owner(dir).await.unwrap();
+        let secret = std::fs::read_to_string(path).unwrap();
+        auth.authenticate(secret.trim()).await.unwrap()
+    }
+
     fn create(name: &str, scopes: &[Scope]) -> CreateToken {
         CreateToken {
             name: name.into(),
@@ -370,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_narrower_creator_cannot_grant_what_it_lacks() {
-        let (auth, _dir, _) = authenticator().await;
+        let (auth, dir, _) = authenticator().await;
         // Not admin at all: cannot create tokens, even of its own scope.
         let writer = principal(&[Scope::Write, Scope::Approve]);
         let err = auth
@@ -379,7 +387,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Escalation(Scope::Admin)), "{err:?}");
         // An admin creates anything; escalation is checked scope by scope.
-        let admin = principal(&[Scope::Admin]);
+        let admin = owner(&auth, dir.path()).await;
         auth.create_token(&admin, create("all", &Scope::ALL))
             .await
             .unwrap();
@@ -394,8 +402,8 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_default_to_ninety_days_and_expire_on_the_next_request() {
-        let (auth, _dir, clock) = authenticator().await;
-        let admin = principal(&[Scope::Admin]);
+        let (auth, dir, clock) = authenticator().await;
+        let admin = owner(&auth, dir.path()).await;
         let (secret, row) = auth
             .create_token(&admin, create("ci", &[Scope::Read]))
             .await

@@ -120,7 +120,7 @@ impl Validated {
                 })
             }
             Command::Token(TokenCommand::List) => Validated::List,
-            Command::Token(TokenCommand::Revoke { token }) => Validated::Revoke(token),
+            Command::Token(TokenCommand::Revoke { which }) => Validated::Revoke(which),
             Command::Whoami => Validated::Whoami,
             Command::Passphrase(PassphraseCommand::Set { stdin }) => {
                 Validated::SetPassphrase { stdin }

@@ -113,7 +113,8 @@ enum TokenCommand {
     /// Revoke a token by id or name
     Revoke {
         /// Token id (tok_…) or name
-        token: String,
+        #[arg(value_name = "ID|NAME")]
+        which: String,
     },
 }
 

@@ -10,9 +10,13 @@ use axum::response::{IntoResponse, Response};
 use crate::api::ErrorBody;
 use crate::auth::{self, Rejection, passphrase};
 
-/// An error answer of the API: `{"error": code, "message": …}` with the right status.
+/// An error answer of the API: `{"error": code, "message": …}` with the right status. Boxed so
+/// that `Result<_, ApiError>` stays one pointer wide on the success path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Repr>);
+
+#[derive(Debug)]
+struct Repr {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -30,7 +34,7 @@ pub struct ErrorCause(pub String);
 impl ApiError {
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(Repr {
             status,
             code,
             message: message.into(),
@@ -39,7 +43,12 @@ impl ApiError {
             www_authenticate: None,
             retry_after: None,
             cause: None,
-        }
+        }))
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Repr)) -> ApiError {
+        f(&mut self.0);
+        self
     }
 
     /// 400 with a machine code.
@@ -49,10 +58,7 @@ impl ApiError {
 
     /// 400 naming the offending field of the body.
     pub fn invalid_field(field: Option<String>, message: impl Into<String>) -> ApiError {
-        ApiError {
-            field,
-            ..ApiError::bad_request("invalid_request", message)
-        }
+        ApiError::bad_request("invalid_request", message).with(|r| r.field = field)
     }
 
     /// 401 with `WWW-Authenticate: Bearer realm="agentgate"` (RFC 6750 §3).
@@ -79,65 +85,63 @@ impl ApiError {
                 r#"Bearer realm="agentgate", error="invalid_token", error_description="revoked""#,
             ),
         };
-        ApiError {
-            www_authenticate: Some(challenge.to_owned()),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-        }
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .with(|r| r.www_authenticate = Some(challenge.to_owned()))
     }
 
     /// 403 for a valid credential without the route's scope (RFC 6750 §3.1).
     pub fn insufficient_scope(required: Scope) -> ApiError {
-        ApiError {
-            required: Some(required),
-            www_authenticate: Some(format!(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this route requires the `{required}` scope"),
+        )
+        .with(|r| {
+            r.required = Some(required);
+            r.www_authenticate = Some(format!(
                 r#"Bearer error="insufficient_scope", scope="{required}""#
-            )),
-            ..ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("this route requires the `{required}` scope"),
-            )
-        }
+            ));
+        })
     }
 
     /// 500 whose cause is logged but not shown.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
-        ApiError {
-            cause: Some(cause.to_string()),
-            ..ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error; see the daemon's log",
-            )
-        }
+        let cause = cause.to_string();
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; see the daemon's log",
+        )
+        .with(|r| r.cause = Some(cause))
     }
 
     /// The machine code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let this = *self.0;
         let body = ErrorBody {
-            error: self.code.to_owned(),
-            message: self.message,
-            required: self.required,
-            field: self.field,
+            error: this.code.to_owned(),
+            message: this.message,
+            required: this.required,
+            field: this.field,
         };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (this.status, Json(body)).into_response();
         let headers = response.headers_mut();
-        if let Some(value) = self
+        if let Some(value) = this
             .www_authenticate
             .and_then(|c| HeaderValue::from_str(&c).ok())
         {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = this.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(cause) = self.cause {
+        if let Some(cause) = this.cause {
             response.extensions_mut().insert(ErrorCause(cause));
         }
         response
@@ -149,10 +153,10 @@ impl From<auth::Error> for ApiError {
         use auth::Error as E;
         match err {
             E::Unauthenticated(why) => ApiError::unauthenticated(why),
-            E::Escalation(scope) => ApiError {
-                required: Some(scope),
-                ..ApiError::new(StatusCode::FORBIDDEN, "scope_escalation", err.to_string())
-            },
+            E::Escalation(scope) => {
+                ApiError::new(StatusCode::FORBIDDEN, "scope_escalation", err.to_string())
+                    .with(|r| r.required = Some(scope))
+            }
             E::InvalidName(_) => ApiError::invalid_field(Some("name".into()), err.to_string()),
             E::NoScopes => ApiError::invalid_field(Some("scopes".into()), err.to_string()),
             E::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "name_taken", err.to_string()),
@@ -175,10 +179,10 @@ impl From<passphrase::Error> for ApiError {
                 "wrong_passphrase",
                 err.to_string(),
             ),
-            E::Backoff(wait) => ApiError {
-                retry_after: Some(wait.as_secs().max(1)),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backoff", err.to_string())
-            },
+            E::Backoff(wait) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backoff", err.to_string())
+                    .with(|r| r.retry_after = Some(wait.as_secs().max(1)))
+            }
             E::BadLength => ApiError::invalid_field(Some("passphrase".into()), err.to_string()),
             E::Hash(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
         }

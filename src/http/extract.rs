@@ -174,7 +174,13 @@ mod tests {
         let e = body_error(r#"{"name":"x","scopes":["read"],"expires_in":"soon"}"#);
         assert_eq!(e["field"], "expires_in");
 
-        for garbage in ["{", "not json", "{} {}", "", "  "] {
+        for garbage in [
+            "{",
+            "not json",
+            r#"{"name":"x","scopes":["read"]} {}"#,
+            "",
+            "  ",
+        ] {
             assert_eq!(body_error(garbage)["error"], "malformed_json", "{garbage}");
         }
     }

@@ -81,13 +81,13 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
             ),
         ));
     }
-    if let Some(query) = req.uri().query() {
-        if form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "access_token") {
-            return Err(ApiError::bad_request(
-                "token_in_url",
-                "credentials are accepted only in the Authorization header, never in the URL",
-            ));
-        }
+    if let Some(query) = req.uri().query()
+        && form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "access_token")
+    {
+        return Err(ApiError::bad_request(
+            "token_in_url",
+            "credentials are accepted only in the Authorization header, never in the URL",
+        ));
     }
     if !is_safe(req.method()) {
         check_origin(headers, host)?;
@@ -117,10 +117,10 @@ fn is_safe(method: &Method) -> bool {
 /// `Origin` (the CLI, curl, agents) are not browser-driven and pass.
 fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), ApiError> {
     let refuse = |why: String| Err(ApiError::new(StatusCode::FORBIDDEN, "cross_origin", why));
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes().eq_ignore_ascii_case(b"cross-site") {
-            return refuse("cross-site requests may not change state".into());
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes().eq_ignore_ascii_case(b"cross-site")
+    {
+        return refuse("cross-site requests may not change state".into());
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());

@@ -93,7 +93,7 @@ impl SqliteStore {
 
     pub(super) async fn live_tokens(&self) -> Result<Vec<TokenRow>, Error> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, id"
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, name"
         );
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)

@@ -1,1 +1,9 @@
+//! The one integration test binary: real servers on ephemeral loopback ports, real SQLite files
+//! in temporary directories, and the real `agentgate` binary for the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_tokens;
+mod cli;
+mod harness;
+mod safety;
+mod scope_table;

@@ -1,0 +1,502 @@
+#![allow(clippy::disallowed_methods)] // polling a child process needs short sleeps
+//! The built binary: `serve` as a child process on an ephemeral port, and the client verbs
+//! against it, exactly as a person would run them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+
+struct Daemon {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_on("127.0.0.1:0", extra)
+    }
+
+    fn start_on(listen: &str, extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let log = dir.path().join("serve.log");
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", listen, "--ready-file"])
+            .arg(&ready)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env_remove("AGENTGATE_TOKEN")
+            .env("XDG_CONFIG_HOME", dir.path().join("no-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = wait_for_file(&ready, &log);
+        Daemon {
+            child,
+            url: format!("http://{addr}"),
+            dir,
+            log,
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a client verb with this daemon's URL and data dir (so the admin token is found).
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, None)
+    }
+
+    fn cli_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .arg("--url")
+            .arg(&self.url)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("AGENTGATE_TOKEN")
+            .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        run(cmd, stdin)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn wait_for_file(path: &Path, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon not ready: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn first_start_creates_a_private_owner_token_and_logs_only_its_path() {
+    let daemon = Daemon::start(&[]);
+    let data = daemon.data_dir();
+    let token_file = data.join("admin.token");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(&data.join("agentgate.db")), 0o600);
+    let secret = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(secret.starts_with("agt_"));
+    let log = daemon.log();
+    assert!(log.contains(&token_file.display().to_string()), "{log}");
+    assert!(log.contains(&daemon.url), "the URL it serves: {log}");
+    assert!(!log.contains(&secret), "the secret is never logged");
+
+    let me: Value = serde_json::from_slice(&ok(daemon.cli(&["whoami", "--json"])).stdout).unwrap();
+    assert_eq!(me["name"], "owner");
+    assert_eq!(me["scopes"], serde_json::json!(["admin"]));
+    assert_eq!(me["expires_at"], Value::Null);
+}
+
+#[test]
+fn tokens_from_the_cli_show_their_secret_once_and_revoke_by_name() {
+    let daemon = Daemon::start(&[]);
+    let created = ok(daemon.cli(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "read,request",
+        "--expires",
+        "12h",
+        "--json",
+    ]));
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let secret = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(created["scopes"], serde_json::json!(["read", "request"]));
+
+    // Human output prints the secret alone on stdout, with a note on stderr.
+    let human = ok(daemon.cli(&["token", "create", "--name", "laptop", "--scope", "approve"]));
+    let laptop_secret = stdout(&human).trim().to_owned();
+    assert!(
+        laptop_secret.starts_with("agt_") && !laptop_secret.contains(' '),
+        "{laptop_secret}"
+    );
+    assert!(stderr(&human).contains("shown only once"));
+
+    let list = ok(daemon.cli(&["token", "list"]));
+    let text = stdout(&list);
+    assert!(
+        text.contains("ci") && text.contains("laptop") && text.contains("owner"),
+        "{text}"
+    );
+    assert!(text.contains("read,request"));
+    assert!(
+        !text.contains(&secret) && !text.contains(&laptop_secret),
+        "never a secret"
+    );
+    let list_json = ok(daemon.cli(&["--json", "token", "list"]));
+    assert!(!stdout(&list_json).contains(&secret));
+    let parsed: Value = serde_json::from_slice(&list_json.stdout).unwrap();
+    assert_eq!(parsed["tokens"].as_array().unwrap().len(), 3);
+
+    // Global options after the verb; the token from the environment.
+    let me = ok(daemon.cli(&["whoami", "--json", "--token", &secret]));
+    let me: Value = serde_json::from_slice(&me.stdout).unwrap();
+    assert_eq!(me["name"], "ci");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["whoami", "--url", &daemon.url])
+        .env("AGENTGATE_TOKEN", &laptop_secret)
+        .env("XDG_CONFIG_HOME", daemon.dir.path().join("no-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = ok(run(cmd, None));
+    assert!(
+        stdout(&out).contains("laptop") && stdout(&out).contains("approve"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A read token cannot create tokens: the daemon's error, clearly, non-zero.
+    let denied = daemon.cli(&[
+        "token", "create", "--name", "x", "--scope", "read", "--token", &secret,
+    ]);
+    assert!(!denied.status.success());
+    assert!(
+        stderr(&denied).contains("insufficient_scope"),
+        "{}",
+        stderr(&denied)
+    );
+    let denied_json = daemon.cli(&["token", "revoke", "ci", "--token", &secret, "--json"]);
+    assert!(!denied_json.status.success());
+    let err: Value = serde_json::from_str(stderr(&denied_json).trim()).unwrap();
+    assert_eq!(err["error"], "insufficient_scope");
+    assert_eq!(err["required"], "admin");
+
+    ok(daemon.cli(&["token", "revoke", "ci"]));
+    let after = daemon.cli(&["whoami", "--token", &secret]);
+    assert!(!after.status.success());
+    assert!(stderr(&after).contains("revoked"), "{}", stderr(&after));
+    let again = daemon.cli(&["token", "revoke", "ci"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("no live token is named `ci`"),
+        "{}",
+        stderr(&again)
+    );
+
+    // The request log names tokens, never their secrets.
+    let log = daemon.log();
+    assert!(
+        log.contains("token=\"laptop\"") || log.contains("token=laptop"),
+        "{log}"
+    );
+    for s in [&secret, &laptop_secret] {
+        assert!(!log.contains(s.as_str()), "secret in the log");
+    }
+}
+
+#[test]
+fn bad_cli_input_is_refused_before_anything_is_sent() {
+    let daemon = Daemon::start(&[]);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["token", "create", "--name", "x", "--scope", "root"],
+            "valid scopes are: admin, write, read, approve, execute, request",
+        ),
+        (
+            &[
+                "token",
+                "create",
+                "--name",
+                "x",
+                "--scope",
+                "read",
+                "--expires",
+                "soon",
+            ],
+            "invalid expiry `soon`",
+        ),
+        (
+            &["token", "create", "--name", "", "--scope", "read"],
+            "a token name cannot be empty",
+        ),
+        (&["token", "create", "--name", "x"], "--scope"),
+        (&["token", "frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, expected) in cases {
+        let out = daemon.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let list = ok(daemon.cli(&["token", "list", "--json"]));
+    let parsed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(
+        parsed["tokens"].as_array().unwrap().len(),
+        1,
+        "only the owner token"
+    );
+}
+
+#[test]
+fn passphrase_set_reads_stdin_and_the_daemon_validates_it() {
+    let daemon = Daemon::start(&[]);
+    let out = ok(daemon.cli_with(
+        &["passphrase", "set", "--stdin"],
+        Some("correct horse battery\n"),
+    ));
+    assert!(stdout(&out).contains("owner passphrase set"));
+    let short = daemon.cli_with(&["passphrase", "set", "--stdin"], Some("short\n"));
+    assert!(!short.status.success());
+    assert!(stderr(&short).contains("8 to 1024"), "{}", stderr(&short));
+    // No terminal and no --stdin: say how, do not hang.
+    let no_tty = daemon.cli(&["passphrase", "set"]);
+    assert!(!no_tty.status.success());
+    assert!(stderr(&no_tty).contains("--stdin"), "{}", stderr(&no_tty));
+    assert!(!daemon.log().contains("correct horse"));
+}
+
+#[test]
+fn sigterm_stops_the_daemon_gracefully() {
+    let mut daemon = Daemon::start(&[]);
+    ok(daemon.cli(&["whoami"]));
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}: {}", daemon.log());
+    assert!(daemon.log().contains("stopped"));
+    // And the CLI then says the daemon is not running, with how to start it.
+    let out = daemon.cli(&["whoami"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("not running") && err.contains("agentgate serve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cli_explains_a_missing_daemon_and_a_missing_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["whoami", "--url", "http://127.0.0.1:9", "--token", "agt_x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not running at http://127.0.0.1:9"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut cmd = Command::new(BIN);
+    cmd.args(["token", "list", "--url", "http://127.0.0.1:9", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("AGENTGATE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run(cmd, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no token"), "{}", stderr(&out));
+}
+
+fn serve_fails(args: &[&str], config: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("XDG_CONFIG_HOME", dir.path().join("cfg"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(text) = config {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        cmd.arg("--config").arg(&path);
+    }
+    let out = run(cmd, None);
+    assert!(!out.status.success(), "serve should refuse {args:?}");
+    assert!(
+        !dir.path().join("data").join("admin.token").exists(),
+        "nothing written"
+    );
+    stderr(&out)
+}
+
+#[test]
+fn serve_refuses_bad_configuration_with_a_clear_reason() {
+    let err = serve_fails(&["--listen", "0.0.0.0:0"], None);
+    assert!(
+        err.contains("not a loopback address") && err.contains("--allow-remote"),
+        "{err}"
+    );
+
+    let err = serve_fails(&[], Some("listen = \"127.0.0.1:0\"\nlisten_port = 3\n"));
+    assert!(
+        err.contains("config.toml, line 2, column 1: unknown field `listen_port`"),
+        "{err}"
+    );
+    let err = serve_fails(&[], Some("listen = [\n"));
+    assert!(err.contains("config.toml, line"), "{err}");
+    let err = serve_fails(&[], Some("allow_remote = \"yes\"\n"));
+    assert!(
+        err.contains("line 1") && err.contains("invalid type"),
+        "{err}"
+    );
+
+    let err = serve_fails(&["--listen", "not-an-address"], None);
+    assert!(err.contains("invalid listen address"), "{err}");
+    let err = serve_fails(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "postgres://u:secretpw@h/db",
+        ],
+        None,
+    );
+    assert!(
+        err.contains("unsupported database URL") && !err.contains("secretpw"),
+        "{err}"
+    );
+    let err = serve_fails(&["--config", "/nonexistent/agentgate.toml"], None);
+    assert!(
+        err.contains("cannot read config file /nonexistent/agentgate.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn allow_remote_starts_with_a_tls_warning_and_a_config_file_is_honoured() {
+    let daemon = Daemon::start_on("0.0.0.0:0", &["--allow-remote"]);
+    assert!(daemon.log().contains("TLS"), "{}", daemon.log());
+    drop(daemon);
+
+    // A config file supplies the listen address; the CLI finds the URL from it too.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n",
+            dir.path().join("d").display()
+        ),
+    )
+    .unwrap();
+    let ready = dir.path().join("ready");
+    let log = dir.path().join("log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = wait_for_file(&ready, &log);
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["whoami", "--json", "--config"])
+        .arg(&cfg)
+        .env_remove("AGENTGATE_TOKEN")
+        .env_remove("AGENTGATE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run(cmd, None);
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = ok(out);
+    assert!(stdout(&out).contains("\"owner\""));
+}

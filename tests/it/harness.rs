@@ -1,0 +1,198 @@
+//! Starts the daemon in-process on `127.0.0.1:0` with a fresh SQLite file and a manual clock.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agentgate::app::App;
+use agentgate::clock::{Clock, Timestamp};
+use agentgate::config::Config;
+use agentgate::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The owner token, read from `admin.token` as the CLI would.
+    pub admin: String,
+    pub clock: Clock,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
+    start(dir, clock).await
+}
+
+async fn start(dir: tempfile::TempDir, clock: Clock) -> TestApp {
+    let config = Config::for_test(dir.path());
+    let app = App::build(&config, clock.clone()).await.unwrap();
+    let addr = app.local_addr();
+    let admin = std::fs::read_to_string(app.admin_token_file())
+        .unwrap()
+        .trim()
+        .to_owned();
+    let store = app.store().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        admin,
+        clock,
+        store,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Asserts the status and the error code of the one error shape.
+    pub fn expect_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        let body = self.json();
+        assert_eq!(body["error"], code, "body: {}", self.text);
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "a message: {}",
+            self.text
+        );
+        body
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same data dir and clock.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        start(dir, self.clock.clone()).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("graceful shutdown")
+                .unwrap();
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        Reply {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Creates a token as the owner and returns (secret, id).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        expires_in: Value,
+    ) -> (String, String) {
+        let reply = self
+            .post(
+                "/api/v1/tokens",
+                Some(&self.admin),
+                json!({"name": name, "scopes": scopes, "expires_in": expires_in}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let body = reply.json();
+        (
+            body["token"].as_str().unwrap().to_owned(),
+            body["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Live tokens as the owner sees them.
+    pub async fn token_names(&self) -> Vec<String> {
+        let reply = self.get("/api/v1/tokens", Some(&self.admin)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Sends raw bytes (for requests a well-behaved client will not make) and returns the status
+    /// line's code and the body.
+    pub async fn raw(&self, request: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {text:?}"));
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (code, body)
+    }
+}
