@@ -14,9 +14,10 @@ use super::error::ApiError;
 use super::routes::Access;
 use crate::auth::{Principal, Rejection};
 
-/// The name of the token that made the request, put on the response for the request log.
+/// The principal that made the request, put on the response for the request log (which prints
+/// its name).
 #[derive(Debug, Clone)]
-pub struct TokenName(pub String);
+pub struct Caller(pub Arc<Principal>);
 
 pub(super) async fn require(
     State((state, access)): State<(AppState, Access)>,
@@ -34,7 +35,7 @@ pub(super) async fn require(
         Ok(p) => p,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let name = TokenName(principal.name.clone());
+    let caller = Caller(principal.clone());
     let mut response = match access {
         Access::Scope(required) if !principal.scopes.allows(required) => {
             ApiError::insufficient_scope(required).into_response()
@@ -44,7 +45,7 @@ pub(super) async fn require(
             next.run(req).await
         }
     };
-    response.extensions_mut().insert(name);
+    response.extensions_mut().insert(caller);
     response
 }
 

@@ -7,7 +7,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::access::TokenName;
+use super::access::Caller;
 use super::error::ErrorCause;
 
 pub(super) async fn log_request(req: Request, next: Next) -> Response {
@@ -18,8 +18,8 @@ pub(super) async fn log_request(req: Request, next: Next) -> Response {
     let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let token = response
         .extensions()
-        .get::<TokenName>()
-        .map_or("-", |t| t.0.as_str());
+        .get::<Caller>()
+        .map_or("-", |c| c.0.name.as_str());
     let status = response.status().as_u16();
     match response.extensions().get::<ErrorCause>() {
         Some(cause) => tracing::error!(
