@@ -31,6 +31,12 @@ pub(super) async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> 
     }
     let app = App::build(&config, Clock::System).await?;
     let addr = app.local_addr();
+    if !app.admin_token_file().exists() {
+        tracing::warn!(
+            file = %app.admin_token_file().display(),
+            "the owner token file is missing; the CLI needs --token (create a new admin token with any admin token)"
+        );
+    }
     if app.admin_token_created() {
         tracing::info!(file = %app.admin_token_file().display(), "created the owner token (scope admin); the CLI reads it from this file");
     }
