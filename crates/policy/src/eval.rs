@@ -1,0 +1,539 @@
+//! Deciding: a [`Subject`] (a normalised request) against a [`RuleSet`].
+//!
+//! Precedence is order-independent: for each target part the strongest matching effect wins
+//! (deny > ask > allow), no match means ask, and the request's effect is the strongest over its
+//! parts. A remembered allow therefore never outranks a configured ask or deny. Ties between rules
+//! of the same effect are broken by rule id, so the reported rule does not depend on rule order.
+
+use globset::{GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::rule::{Effect, FileOp, Kind, Rule, RuleError, RuleSpec, glob};
+
+/// A request, normalised by the caller (paths absolute and resolved, commands split).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// What kind of action.
+    pub kind: Kind,
+    /// The normalised targets: one per path, command part, tool name or URL.
+    pub targets: Vec<String>,
+    /// The file operation, for file requests.
+    pub operation: Option<FileOp>,
+    /// The asking agent's name.
+    pub agent: Option<String>,
+    /// The agent's workspace (absolute path).
+    pub workspace: Option<String>,
+    /// The agent's session id.
+    pub session: Option<String>,
+    /// The shell command could not be parsed: never allow without asking.
+    pub unparsed: bool,
+}
+
+/// One rule that matched one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleMatch {
+    /// The rule.
+    pub rule: String,
+    /// What it says.
+    pub action: Effect,
+    /// Its pattern.
+    pub pattern: String,
+}
+
+/// The decision for one target part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartDecision {
+    /// The normalised target.
+    pub target: String,
+    /// Its effect.
+    pub effect: Effect,
+    /// The rule that decided it; `None` when nothing matched (ask).
+    pub rule: Option<String>,
+    /// Every rule that matched, sorted by id.
+    pub matched: Vec<RuleMatch>,
+}
+
+/// What the policy says about a request, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// allow, ask or deny.
+    pub effect: Effect,
+    /// The rule that decided; `None` when the default (ask) did.
+    pub rule: Option<String>,
+    /// Per target part.
+    pub parts: Vec<PartDecision>,
+    /// For ask: the shortest timeout among matching ask rules (seconds; 0 = indefinitely).
+    pub timeout: Option<u64>,
+    /// For ask: distinct approvals needed (the most any matching ask rule requires).
+    pub approvals: u32,
+    /// A sentence saying why.
+    pub reason: String,
+}
+
+struct KindIndex {
+    set: GlobSet,
+    rules: Vec<usize>,
+}
+
+/// A compiled set of rules, indexed by kind for matching in one pass per target.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    index: Vec<(Kind, KindIndex)>,
+}
+
+impl RuleSet {
+    /// Indexes `rules`. Ids must be unique.
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, RuleError> {
+        let mut seen = std::collections::HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.id.as_str()) {
+                return Err(RuleError {
+                    field: "id",
+                    reason: format!("duplicate rule id `{}`", r.id),
+                });
+            }
+        }
+        let mut index = Vec::new();
+        for kind in Kind::ALL {
+            let mut builder = GlobSetBuilder::new();
+            let mut ids = Vec::new();
+            for (i, rule) in rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.spec.kind == kind)
+            {
+                let g = glob(kind, &rule.spec.pattern).map_err(|reason| RuleError {
+                    field: "pattern",
+                    reason,
+                })?;
+                builder.add(g);
+                ids.push(i);
+            }
+            let set = builder.build().map_err(|e| RuleError {
+                field: "pattern",
+                reason: e.to_string(),
+            })?;
+            index.push((kind, KindIndex { set, rules: ids }));
+        }
+        Ok(RuleSet { rules, index })
+    }
+
+    /// The rules, in the order given.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Decides `subject` at time `now` (Unix ms; expired rules are ignored).
+    pub fn decide(&self, subject: &Subject, now: i64) -> Decision {
+        let index = self
+            .index
+            .iter()
+            .find(|(k, _)| *k == subject.kind)
+            .map(|(_, i)| i);
+        let mut parts = Vec::with_capacity(subject.targets.len());
+        let mut timeout: Option<u64> = None;
+        let mut approvals = 1;
+        for target in &subject.targets {
+            let mut matched: Vec<(&Rule, Effect)> = Vec::new();
+            if let Some(index) = index {
+                for hit in index.set.matches(target) {
+                    let Some(rule) = index.rules.get(hit).and_then(|&i| self.rules.get(i)) else {
+                        continue;
+                    };
+                    if applies(rule, subject, now) {
+                        matched.push((rule, rule.spec.action));
+                    }
+                }
+            }
+            matched.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+            let winner = matched.iter().max_by(|a, b| {
+                a.1.rank()
+                    .cmp(&b.1.rank())
+                    .then_with(|| b.0.id.cmp(&a.0.id))
+            });
+            let (effect, rule) = match winner {
+                Some((r, e)) => (*e, Some(r.id.clone())),
+                None => (Effect::Ask, None),
+            };
+            for (r, e) in &matched {
+                if *e == Effect::Ask {
+                    if let Some(t) = r.spec.timeout {
+                        timeout = Some(shorter(timeout, t));
+                    }
+                    approvals = approvals.max(r.spec.approvals.unwrap_or(1));
+                }
+            }
+            parts.push(PartDecision {
+                target: target.clone(),
+                effect,
+                rule,
+                matched: matched
+                    .iter()
+                    .map(|(r, e)| RuleMatch {
+                        rule: r.id.clone(),
+                        action: *e,
+                        pattern: r.spec.pattern.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        let mut effect = parts.iter().fold(Effect::Allow, |acc, p| acc.max(p.effect));
+        if parts.is_empty() {
+            effect = Effect::Ask;
+        }
+        let deciding = parts.iter().find(|p| p.effect == effect);
+        let rule = deciding.and_then(|p| p.rule.clone());
+        let mut reason = match deciding {
+            None => "nothing to match: ask".to_owned(),
+            Some(p) => match (&p.rule, p.effect) {
+                (None, _) => format!("no rule matches `{}`, so a person decides", p.target),
+                (Some(id), Effect::Allow) if parts.len() > 1 => {
+                    format!("every part is allowed (first by rule `{id}`)")
+                }
+                (Some(id), e) => {
+                    let pattern = p
+                        .matched
+                        .iter()
+                        .find(|m| &m.rule == id)
+                        .map_or("", |m| m.pattern.as_str());
+                    format!("`{}` matches `{pattern}` of rule `{id}`: {e}", p.target)
+                }
+            },
+        };
+        if subject.unparsed && effect == Effect::Allow {
+            effect = Effect::Ask;
+            reason = "the command could not be parsed, so a person decides".to_owned();
+        }
+        if effect != Effect::Ask {
+            timeout = None;
+            approvals = 1;
+        }
+        Decision {
+            effect,
+            rule: if subject.unparsed && effect == Effect::Ask {
+                None
+            } else {
+                rule
+            },
+            parts,
+            timeout,
+            approvals,
+            reason,
+        }
+    }
+}
+
+/// 0 means "wait indefinitely", the longest wait of all.
+fn shorter(current: Option<u64>, candidate: u64) -> u64 {
+    match current {
+        None => candidate,
+        Some(0) => candidate,
+        Some(c) if candidate == 0 => c,
+        Some(c) => c.min(candidate),
+    }
+}
+
+fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
+    let agent_ok = rule
+        .agent
+        .as_ref()
+        .is_none_or(|g| subject.agent.as_deref().is_some_and(|a| g.is_match(a)));
+    let workspace_ok = rule
+        .workspace
+        .as_ref()
+        .is_none_or(|g| subject.workspace.as_deref().is_some_and(|w| g.is_match(w)));
+    let session_ok = rule
+        .spec
+        .session
+        .as_ref()
+        .is_none_or(|s| subject.session.as_deref() == Some(s.as_str()));
+    let operation_ok = rule
+        .spec
+        .operations
+        .as_ref()
+        .is_none_or(|ops| subject.operation.is_some_and(|op| ops.contains(&op)));
+    !rule.expired(now) && agent_ok && workspace_ok && session_ok && operation_ok
+}
+
+/// The narrow rules that "always allow this" (or "for this session") would save: the command
+/// prefix of each shell part, the exact paths, tool name or `host/path`, limited to this agent and
+/// workspace (and session). Shown to the approver before saving.
+pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
+    let mut patterns: Vec<String> = match subject.kind {
+        Kind::Shell => subject.targets.iter().map(|t| command_prefix(t)).collect(),
+        Kind::Directory => subject
+            .targets
+            .iter()
+            .map(|t| format!("{}/**", escape(t.trim_end_matches('/'))))
+            .collect(),
+        _ => subject.targets.iter().map(|t| escape(t)).collect(),
+    };
+    patterns.dedup();
+    patterns
+        .into_iter()
+        .map(|pattern| RuleSpec {
+            id: None,
+            action: Effect::Allow,
+            kind: subject.kind,
+            pattern,
+            agent: subject.agent.as_ref().map(|a| escape(a)),
+            workspace: subject.workspace.as_ref().map(|w| escape(w)),
+            session: if session_only {
+                subject.session.clone()
+            } else {
+                None
+            },
+            operations: subject.operation.map(|op| vec![op]),
+            timeout: None,
+            approvals: None,
+            expires_at: None,
+        })
+        .collect()
+}
+
+/// `git commit -m x` → `{git commit,git commit *}`: the command and its first sub-command word,
+/// with any arguments after.
+fn command_prefix(part: &str) -> String {
+    let words: Vec<&str> = part.split(' ').collect();
+    let mut prefix = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let plain = !w.starts_with('-') && !w.contains(['/', '=', '$', '`', '*', '?', '[', '{']);
+        if i == 0 || (i == 1 && plain) {
+            prefix.push(escape(w));
+        } else {
+            break;
+        }
+    }
+    let p = prefix.join(" ");
+    if prefix.len() == words.len() {
+        p
+    } else {
+        format!("{{{p},{p} *}}")
+    }
+}
+
+/// Escapes glob metacharacters so the text matches only itself.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "*?[]{},\\!".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::Origin;
+    use crate::shell;
+    use proptest::prelude::*;
+
+    fn rule(id: &str, action: Effect, kind: Kind, pattern: &str) -> Rule {
+        let spec = RuleSpec {
+            id: Some(id.into()),
+            action,
+            kind,
+            pattern: pattern.into(),
+            agent: None,
+            workspace: None,
+            session: None,
+            operations: None,
+            timeout: None,
+            approvals: None,
+            expires_at: None,
+        };
+        Rule::new(spec, id.into(), Origin::Config { index: 0 }).unwrap()
+    }
+
+    fn shell_subject(cmd: &str) -> Subject {
+        let (targets, unparsed) = match shell::parts(cmd) {
+            Ok(p) => (p, false),
+            Err(_) => (vec![cmd.to_owned()], true),
+        };
+        Subject {
+            kind: Kind::Shell,
+            targets,
+            operation: None,
+            agent: Some("opencode".into()),
+            workspace: Some("/home/u/proj".into()),
+            session: Some("s1".into()),
+            unparsed,
+        }
+    }
+
+    #[test]
+    fn allow_git_does_not_allow_git_and_rm() {
+        let set = RuleSet::new(vec![rule("git", Effect::Allow, Kind::Shell, "git *")]).unwrap();
+        let d = set.decide(&shell_subject("git status"), 0);
+        assert_eq!((d.effect, d.rule.as_deref()), (Effect::Allow, Some("git")));
+        let d = set.decide(&shell_subject("git status && rm -rf ~"), 0);
+        assert_eq!(d.effect, Effect::Ask, "{d:?}");
+        assert_eq!(d.rule, None);
+        assert!(d.reason.contains("rm -rf ~"), "{}", d.reason);
+        let d = set.decide(&shell_subject("git log $(rm -rf ~)"), 0);
+        assert_eq!(d.effect, Effect::Ask);
+    }
+
+    #[test]
+    fn any_denied_part_denies_the_whole_and_deny_beats_a_remembered_allow() {
+        let set = RuleSet::new(vec![
+            rule("git", Effect::Allow, Kind::Shell, "git *"),
+            rule("no-rm", Effect::Deny, Kind::Shell, "rm *"),
+            rule("remembered", Effect::Allow, Kind::Shell, "rm -rf ~"),
+        ])
+        .unwrap();
+        let d = set.decide(&shell_subject("git status; sudo rm -rf ~"), 0);
+        assert_eq!((d.effect, d.rule.as_deref()), (Effect::Deny, Some("no-rm")));
+        let d = set.decide(&shell_subject("rm -rf ~"), 0);
+        assert_eq!(d.effect, Effect::Deny);
+        assert_eq!(d.parts[0].matched.len(), 2);
+    }
+
+    #[test]
+    fn ask_rules_set_timeout_and_approvals_and_filters_apply() {
+        let mut ask = rule("ask-deploy", Effect::Ask, Kind::Shell, "deploy *");
+        ask.spec.timeout = Some(30);
+        ask.spec.approvals = Some(2);
+        let mut other_agent = rule("codex-only", Effect::Allow, Kind::Shell, "deploy *");
+        other_agent = Rule::new(
+            RuleSpec {
+                agent: Some("codex".into()),
+                ..other_agent.spec.clone()
+            },
+            "codex-only".into(),
+            Origin::Config { index: 0 },
+        )
+        .unwrap();
+        let set = RuleSet::new(vec![ask, other_agent]).unwrap();
+        let d = set.decide(&shell_subject("deploy prod"), 0);
+        assert_eq!(
+            (d.effect, d.timeout, d.approvals),
+            (Effect::Ask, Some(30), 2)
+        );
+        assert_eq!(
+            d.parts[0].matched.len(),
+            1,
+            "the codex-only rule does not apply to opencode"
+        );
+    }
+
+    #[test]
+    fn expired_rules_and_unparseable_commands() {
+        let mut r = rule("old", Effect::Allow, Kind::Shell, "*");
+        r.spec.expires_at = Some(100);
+        let set = RuleSet::new(vec![r]).unwrap();
+        assert_eq!(set.decide(&shell_subject("ls"), 99).effect, Effect::Allow);
+        assert_eq!(set.decide(&shell_subject("ls"), 100).effect, Effect::Ask);
+        let d = set.decide(&shell_subject("echo 'unterminated"), 0);
+        assert_eq!(d.effect, Effect::Ask);
+        assert!(d.reason.contains("could not be parsed"));
+    }
+
+    #[test]
+    fn path_globs_keep_star_within_a_segment() {
+        let set = RuleSet::new(vec![
+            rule("src", Effect::Allow, Kind::File, "/home/u/proj/src/*"),
+            rule("env", Effect::Deny, Kind::File, "**/.env"),
+        ])
+        .unwrap();
+        let file = |p: &str| Subject {
+            kind: Kind::File,
+            targets: vec![p.into()],
+            operation: Some(FileOp::Modify),
+            agent: None,
+            workspace: None,
+            session: None,
+            unparsed: false,
+        };
+        assert_eq!(
+            set.decide(&file("/home/u/proj/src/main.rs"), 0).effect,
+            Effect::Allow
+        );
+        assert_eq!(
+            set.decide(&file("/home/u/proj/src/a/b.rs"), 0).effect,
+            Effect::Ask
+        );
+        assert_eq!(
+            set.decide(&file("/home/u/proj/src/.env"), 0).effect,
+            Effect::Deny
+        );
+    }
+
+    #[test]
+    fn narrow_rules_cover_the_request_and_little_else() {
+        let s = shell_subject("git commit -m 'x y'");
+        let specs = narrow_rules(&s, false);
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].pattern, "{git commit,git commit *}");
+        assert_eq!(specs[0].agent.as_deref(), Some("opencode"));
+        let rules: Vec<Rule> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Rule::new(s, format!("n{i}"), Origin::Config { index: 0 }).unwrap())
+            .collect();
+        let set = RuleSet::new(rules).unwrap();
+        assert_eq!(set.decide(&s, 0).effect, Effect::Allow);
+        assert_eq!(
+            set.decide(&shell_subject("git commit"), 0).effect,
+            Effect::Allow
+        );
+        assert_eq!(
+            set.decide(&shell_subject("git push"), 0).effect,
+            Effect::Ask
+        );
+        assert_eq!(
+            set.decide(&shell_subject("git commit && rm x"), 0).effect,
+            Effect::Ask
+        );
+        let mut other = shell_subject("git commit -m z");
+        other.agent = Some("codex".into());
+        assert_eq!(
+            set.decide(&other, 0).effect,
+            Effect::Ask,
+            "another agent is not covered"
+        );
+        assert_eq!(escape("a*b{c}"), "a\\*b\\{c\\}");
+    }
+
+    fn effect() -> impl Strategy<Value = Effect> {
+        prop_oneof![Just(Effect::Allow), Just(Effect::Ask), Just(Effect::Deny)]
+    }
+
+    proptest! {
+        #[test]
+        fn the_decision_does_not_depend_on_rule_order(
+            specs in proptest::collection::vec((effect(), 0usize..6), 0..12),
+            seed in any::<u64>(),
+            cmd in 0usize..5,
+        ) {
+            let patterns = ["git *", "rm *", "*", "ls", "git status", "{ls,ls *}"];
+            let commands = ["git status", "rm -rf ~", "ls -la && git push", "ls", "echo hi | rm x"];
+            let rules: Vec<Rule> = specs.iter().enumerate()
+                .map(|(i, (e, p))| rule(&format!("r{i}"), *e, Kind::Shell, patterns[*p]))
+                .collect();
+            let mut shuffled = rules.clone();
+            // A deterministic shuffle from the seed.
+            let mut s = seed;
+            for i in (1..shuffled.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            let subject = shell_subject(commands[cmd]);
+            let a = RuleSet::new(rules.clone()).unwrap().decide(&subject, 0);
+            let b = RuleSet::new(shuffled).unwrap().decide(&subject, 0);
+            prop_assert_eq!(&a, &b);
+            // Deny wins whenever any matching rule denies any part.
+            let any_deny = a.parts.iter().any(|p| p.matched.iter().any(|m| m.action == Effect::Deny));
+            prop_assert_eq!(a.effect == Effect::Deny, any_deny);
+            // A rule that matches nothing changes nothing.
+            let mut extra = rules;
+            extra.push(rule("zz-unmatched", Effect::Deny, Kind::Shell, "no-such-command-xyz *"));
+            let c = RuleSet::new(extra).unwrap().decide(&subject, 0);
+            prop_assert_eq!(a.effect, c.effect);
+            prop_assert_eq!(a.rule, c.rule);
+        }
+    }
+}
