@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::clock::Timestamp;
 
+mod permissions;
+pub use permissions::*;
+
 /// The one error shape of the whole API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -24,6 +27,9 @@ pub struct ErrorBody {
     /// For a bad request body: the JSON path of the offending field, such as `scopes[1]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `already_decided`: the request as it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<serde_json::Value>,
 }
 
 /// `GET /healthz`.

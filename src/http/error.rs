@@ -25,6 +25,7 @@ struct Repr {
     www_authenticate: Option<String>,
     retry_after: Option<u64>,
     cause: Option<String>,
+    decision: Option<serde_json::Value>,
 }
 
 /// The internal cause of a 5xx, for the request log only.
@@ -43,6 +44,7 @@ impl ApiError {
             www_authenticate: None,
             retry_after: None,
             cause: None,
+            decision: None,
         }))
     }
 
@@ -129,6 +131,7 @@ impl IntoResponse for ApiError {
             message: this.message,
             required: this.required,
             field: this.field,
+            decision: this.decision,
         };
         let mut response = (this.status, Json(body)).into_response();
         let headers = response.headers_mut();

@@ -5,6 +5,7 @@
 //! PostgreSQL later) so handlers stay non-generic and no `dyn` is needed.
 
 mod sqlite;
+mod sqlite_broker;
 
 use std::path::Path;
 
@@ -61,6 +62,105 @@ pub struct TokenRow {
     pub revoked_at: Option<Timestamp>,
     /// The token that created this one; `None` for the bootstrap owner token.
     pub created_by: Option<String>,
+}
+
+/// A stored permission request. JSON columns stay text here; `broker` owns their shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionRow {
+    /// `req_…`.
+    pub id: String,
+    /// The request kind's wire name.
+    pub kind: String,
+    /// One line for people.
+    pub summary: String,
+    /// The normalised request (JSON).
+    pub body: String,
+    /// The targets the policy matched (JSON array of strings).
+    pub targets: String,
+    /// The asking agent.
+    pub agent: Option<String>,
+    /// Its session.
+    pub session: Option<String>,
+    /// Its workspace.
+    pub workspace: Option<String>,
+    /// The token that asked.
+    pub requester_id: String,
+    /// Its name.
+    pub requester_name: String,
+    /// pending, allowed, denied or timeout.
+    pub status: String,
+    /// When it was asked.
+    pub created_at: Timestamp,
+    /// When a pending request times out; `None`: never.
+    pub deadline: Option<Timestamp>,
+    /// Distinct approvals needed to allow.
+    pub approvals_required: i64,
+    /// When it was decided.
+    pub decided_at: Option<Timestamp>,
+    /// Provenance of the decision (JSON).
+    pub decided_by: Option<String>,
+    /// A person's message (feedback to the agent on deny).
+    pub message: Option<String>,
+}
+
+/// A decision to record on a pending request.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The request.
+    pub id: String,
+    /// allowed, denied or timeout.
+    pub status: String,
+    /// When.
+    pub at: Timestamp,
+    /// Provenance (JSON).
+    pub by: String,
+    /// A message for the agent.
+    pub message: Option<String>,
+}
+
+/// A stored rule (remembered or added through the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    /// Rule id.
+    pub id: String,
+    /// The rule (JSON `RuleSpec`).
+    pub spec: String,
+    /// Where it came from (JSON `Origin`).
+    pub origin: String,
+    /// When it was stored.
+    pub created_at: Timestamp,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    /// When.
+    pub at: Timestamp,
+    /// Event name, such as `permission.created`.
+    pub event: &'static str,
+    /// The request or rule it is about.
+    pub subject: Option<String>,
+    /// Details (JSON text, hashed as stored).
+    pub data: String,
+}
+
+/// An appended audit entry; `seq` doubles as the SSE event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: Timestamp,
+    /// Event name.
+    pub event: String,
+    /// Request or rule id.
+    pub subject: Option<String>,
+    /// Details (JSON text).
+    pub data: String,
+    /// The previous entry's hash.
+    pub prev_hash: Vec<u8>,
+    /// This entry's hash.
+    pub hash: Vec<u8>,
 }
 
 /// Keys of the settings table.
@@ -139,6 +239,142 @@ impl Store {
     pub async fn put_setting(&self, key: &str, value: &str, now: Timestamp) -> Result<(), Error> {
         match self {
             Store::Sqlite(s) => s.put_setting(key, value, now).await,
+        }
+    }
+}
+
+/// Permission requests, rules and the audit log. Every write appends its audit entries in the same
+/// transaction: if the audit cannot be written, nothing is.
+impl Store {
+    /// Stores a new request.
+    pub async fn insert_permission(
+        &self,
+        row: &PermissionRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<Vec<AuditRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_permission(row, audit).await,
+        }
+    }
+
+    /// One request.
+    pub async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.permission(id).await,
+        }
+    }
+
+    /// Requests in creation order, optionally of one status, after a cursor.
+    pub async fn list_permissions(
+        &self,
+        status: Option<&str>,
+        after: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> Result<Vec<PermissionRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.list_permissions(status, after, limit).await,
+        }
+    }
+
+    /// Ids of pending requests whose deadline has passed.
+    pub async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+        match self {
+            Store::Sqlite(s) => s.due_permissions(now).await,
+        }
+    }
+
+    /// The earliest deadline among pending requests.
+    pub async fn next_deadline(&self) -> Result<Option<Timestamp>, Error> {
+        match self {
+            Store::Sqlite(s) => s.next_deadline().await,
+        }
+    }
+
+    /// Records a decision if, and only if, the request is still pending (first writer wins),
+    /// with any rules it remembers. `None`: it was no longer pending.
+    pub async fn decide_permission(
+        &self,
+        decided: &Decided,
+        new_rules: &[RuleRow],
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<Vec<AuditRow>>, Error> {
+        match self {
+            Store::Sqlite(s) => s.decide_permission(decided, new_rules, audit).await,
+        }
+    }
+
+    /// Records one approver's approval of a pending request; returns every approver so far.
+    /// `None`: no longer pending; [`Error::Conflict`]: this token already approved.
+    pub async fn add_approval(
+        &self,
+        permission_id: &str,
+        token_id: &str,
+        token_name: &str,
+        at: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<(Vec<String>, Vec<AuditRow>)>, Error> {
+        match self {
+            Store::Sqlite(s) => {
+                s.add_approval(permission_id, token_id, token_name, at, audit)
+                    .await
+            }
+        }
+    }
+
+    /// The names of a request's approvers.
+    pub async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
+        match self {
+            Store::Sqlite(s) => s.approvals(permission_id).await,
+        }
+    }
+
+    /// Stored rules, oldest first.
+    pub async fn rules(&self) -> Result<Vec<RuleRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.rules().await,
+        }
+    }
+
+    /// Stores rules.
+    pub async fn add_rules(
+        &self,
+        rules: &[RuleRow],
+        audit: Vec<NewAudit>,
+    ) -> Result<Vec<AuditRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.add_rules(rules, audit).await,
+        }
+    }
+
+    /// Deletes a stored rule; `None` if there was none with that id.
+    pub async fn delete_rule(
+        &self,
+        id: &str,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<Vec<AuditRow>>, Error> {
+        match self {
+            Store::Sqlite(s) => s.delete_rule(id, audit).await,
+        }
+    }
+
+    /// Appends audit entries on their own.
+    pub async fn append_audit(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.append(audit).await,
+        }
+    }
+
+    /// Audit entries after `after`, in order.
+    pub async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.audit_after(after, limit).await,
+        }
+    }
+
+    /// The recorded head of the audit chain (last seq and hash).
+    pub async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
+        match self {
+            Store::Sqlite(s) => s.audit_head().await,
         }
     }
 }

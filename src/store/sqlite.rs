@@ -23,7 +23,10 @@ const TOKEN_COLUMNS: &str =
 /// A pool of connections to one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
+    /// Serialises write transactions that read before they write (the audit chain's head), so
+    /// they never fail to upgrade their lock; SQLite has one writer anyway.
+    pub(super) write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -49,7 +52,10 @@ impl SqliteStore {
             let _ = std::fs::set_permissions(path, perms);
         }
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            write_lock: Default::default(),
+        })
     }
 
     pub(super) async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {

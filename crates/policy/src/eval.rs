@@ -6,7 +6,7 @@
 //! of the same effect are broken by rule id, so the reported rule does not depend on rule order.
 
 use globset::{GlobSet, GlobSetBuilder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rule::{Effect, FileOp, Kind, Rule, RuleError, RuleSpec, glob};
 
@@ -30,7 +30,7 @@ pub struct Subject {
 }
 
 /// One rule that matched one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleMatch {
     /// The rule.
     pub rule: String,
@@ -41,7 +41,7 @@ pub struct RuleMatch {
 }
 
 /// The decision for one target part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartDecision {
     /// The normalised target.
     pub target: String,
@@ -54,7 +54,7 @@ pub struct PartDecision {
 }
 
 /// What the policy says about a request, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// allow, ask or deny.
     pub effect: Effect,

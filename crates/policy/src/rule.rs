@@ -176,6 +176,13 @@ pub enum Origin {
         /// Position in the file.
         index: usize,
     },
+    /// Added through the API or CLI by an admin.
+    Api {
+        /// The token's name.
+        by: String,
+        /// When (Unix ms).
+        at: i64,
+    },
     /// Saved from a person's reply.
     Remembered {
         /// The request that was answered.

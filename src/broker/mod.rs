@@ -1,0 +1,918 @@
+//! The permission broker: agents ask, the policy answers at once or holds the request as pending,
+//! a person replies, and every outcome is durable and audited.
+//!
+//! Owns request creation, waiting (long-polls), replies (first writer wins, N-of-M, no
+//! self-approval), remembered rules, explicit timeouts and the event stream. Every state change is
+//! one store transaction with its audit entries; the decision is on disk before anyone is told.
+//! Waiters and event subscribers are woken only after the commit.
+
+pub mod normalize;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use agentgate_policy::{Effect, Kind, Origin, Rule, RuleError, RuleSet, RuleSpec, narrow_rules};
+use serde_json::json;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::api::{
+    AuditEntry, DecidedBy, Expiry, Explanation, NewPermission, NewRule, PermissionPage,
+    PermissionView, Remember, ReplyOutcome, ReplyRequest, RuleView, Source, Status, Verdict,
+};
+use crate::audit::{self, Verification, Verifier};
+use crate::auth::{Principal, secret};
+use crate::clock::{Clock, Timestamp};
+use crate::store::{self, AuditRow, Decided, NewAudit, PermissionRow, RuleRow, Store};
+use agentgate_policy::Scope;
+pub use normalize::Invalid;
+
+/// The longest a single long-poll waits.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Largest page of listed requests.
+pub const MAX_PAGE: i64 = 500;
+
+/// Broker settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Timeout of a pending request when neither it nor a rule says otherwise.
+    pub default_timeout: Duration,
+    /// Expands `~` and `$HOME` in request paths.
+    pub home: Option<PathBuf>,
+}
+
+/// Errors of the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request or reply is invalid.
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    /// No request with that id.
+    #[error("no permission request has id `{0}`")]
+    NotFound(String),
+    /// The request was already decided (or timed out); carries the decision that stands.
+    #[error("already decided")]
+    AlreadyDecided(Box<PermissionView>),
+    /// A credential answering its own request.
+    #[error("a credential cannot answer a request it made")]
+    SelfApproval,
+    /// The same approver twice on an N-of-M request.
+    #[error("this credential already approved the request; it needs other approvers")]
+    AlreadyApproved,
+    /// Neither the requester nor a `read` holder.
+    #[error("only the credential that asked, or one with the `read` scope, may see this request")]
+    NotYours,
+    /// No stored rule with that id.
+    #[error("no rule has id `{0}`")]
+    RuleNotFound(String),
+    /// A configured rule cannot be removed through the API.
+    #[error("rule `{0}` comes from the config file; edit config.toml to change it")]
+    RuleReadOnly(String),
+    /// The OS random generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+    /// Stored data does not parse (a bug or a hand-edited database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The store failed: nothing was decided.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid(Invalid {
+        field,
+        message: format!("{field}: {}", message.into()),
+    })
+}
+
+/// The broker. Shared behind an `Arc`.
+pub struct Broker {
+    store: Store,
+    clock: Clock,
+    settings: Settings,
+    configured: Vec<Rule>,
+    policy: RwLock<Arc<RuleSet>>,
+    waiters: Mutex<HashMap<String, watch::Sender<()>>>,
+    events: broadcast::Sender<Arc<AuditEntry>>,
+    wake_expirer: Notify,
+    stopping: watch::Sender<bool>,
+}
+
+impl Broker {
+    /// Loads stored rules next to the configured ones.
+    pub async fn new(
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        configured: Vec<Rule>,
+    ) -> Result<Arc<Broker>, Error> {
+        let (events, _) = broadcast::channel(4096);
+        let broker = Broker {
+            store,
+            clock,
+            settings,
+            configured,
+            policy: RwLock::new(Arc::new(
+                RuleSet::new(Vec::new()).map_err(|e| Error::Corrupt(e.to_string()))?,
+            )),
+            waiters: Mutex::new(HashMap::new()),
+            events,
+            wake_expirer: Notify::new(),
+            stopping: watch::channel(false).0,
+        };
+        broker.reload_policy().await?;
+        Ok(Arc::new(broker))
+    }
+
+    /// Starts the task that times out pending requests at their deadline. It also expires, at
+    /// once, what passed its deadline while the daemon was down.
+    pub fn spawn_expirer(self: &Arc<Self>) {
+        let broker = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(b) = broker.upgrade() else { return };
+                if let Err(err) = b.expire_due().await {
+                    tracing::error!(error = %err, "expiring pending requests failed");
+                }
+                let wait = match b.store.next_deadline().await {
+                    Ok(Some(at)) => at.since(b.clock.now()).min(Duration::from_secs(60)),
+                    _ => Duration::from_secs(60),
+                };
+                let mut stopping = b.stopping.subscribe();
+                let woken = async {
+                    tokio::select! {
+                        _ = b.wake_expirer.notified() => {}
+                        _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                        _ = stopping.wait_for(|s| *s) => {}
+                    }
+                };
+                woken.await;
+                if *b.stopping.borrow() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Ends long-polls and event streams so the daemon can stop.
+    pub fn begin_shutdown(&self) {
+        let _ = self.stopping.send(true);
+    }
+
+    /// A receiver that turns true when the daemon is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    fn policy(&self) -> Arc<RuleSet> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn reload_policy(&self) -> Result<(), Error> {
+        let mut rules = self.configured.clone();
+        for row in self.store.rules().await? {
+            rules.push(rule_from_row(&row)?);
+        }
+        let set = RuleSet::new(rules).map_err(|e| Error::Corrupt(e.to_string()))?;
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+        Ok(())
+    }
+
+    /// Explains what the policy would decide, without storing anything.
+    pub fn explain(&self, request: NewPermission) -> Result<Explanation, Error> {
+        let n =
+            normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
+        let decision = self
+            .policy()
+            .decide(&n.subject, self.clock.now().as_millis());
+        Ok(Explanation {
+            targets: n.subject.targets,
+            decision,
+        })
+    }
+
+    /// An agent asks. Decided at once by the policy, or stored as pending.
+    pub async fn create(
+        &self,
+        who: &Principal,
+        request: NewPermission,
+    ) -> Result<PermissionView, Error> {
+        let n =
+            normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
+        let now = self.clock.now();
+        let decision = self.policy().decide(&n.subject, now.as_millis());
+        let id = secret::new_id("req_").map_err(|_| Error::Random)?;
+        let by = DecidedBy {
+            source: Source::Rule,
+            rule: decision.rule.clone(),
+            approver: None,
+            approvers: Vec::new(),
+            auto_resolved: false,
+            reason: Some(decision.reason.clone()),
+        };
+        let (status, deadline) = match decision.effect {
+            Effect::Allow => (Status::Allowed, None),
+            Effect::Deny => (Status::Denied, None),
+            Effect::Ask => {
+                let secs = n
+                    .request
+                    .timeout
+                    .or(decision.timeout)
+                    .unwrap_or(self.settings.default_timeout.as_secs());
+                (
+                    Status::Pending,
+                    (secs > 0).then(|| now.plus(Duration::from_secs(secs))),
+                )
+            }
+        };
+        let decided = status != Status::Pending;
+        let row = PermissionRow {
+            id: id.clone(),
+            kind: n.subject.kind.as_str().to_owned(),
+            summary: n.summary.clone(),
+            body: to_json(&n.request),
+            targets: to_json(&n.subject.targets),
+            agent: n.request.agent.clone(),
+            session: n.request.session.clone(),
+            workspace: n.request.workspace.clone(),
+            requester_id: who.token_id.clone(),
+            requester_name: who.name.clone(),
+            status: status.as_str().to_owned(),
+            created_at: now,
+            deadline,
+            approvals_required: i64::from(decision.approvals),
+            decided_at: decided.then_some(now),
+            decided_by: decided.then(|| to_json(&by)),
+            message: None,
+        };
+        let mut entries = vec![NewAudit {
+            at: now,
+            event: "permission.created",
+            subject: Some(id.clone()),
+            data: to_json(&json!({
+                "kind": row.kind, "summary": row.summary, "targets": n.subject.targets,
+                "requester": who.name, "agent": row.agent, "session": row.session,
+                "workspace": row.workspace, "policy": decision.effect, "rule": decision.rule,
+                "reason": decision.reason, "deadline": deadline, "approvals_required": decision.approvals,
+            })),
+        }];
+        if decided {
+            entries.push(decided_entry(&id, now, status, &by, None));
+        }
+        let rows = self.store.insert_permission(&row, entries).await?;
+        self.publish(rows);
+        if !decided {
+            self.wake_expirer.notify_one();
+        }
+        self.view(row).await
+    }
+
+    /// One request, for its requester or a `read` holder. A request past its deadline is timed
+    /// out first, so nobody ever sees a stale pending.
+    pub async fn get(&self, who: &Principal, id: &str) -> Result<PermissionView, Error> {
+        let row = self.load(id).await?;
+        if row.requester_id != who.token_id && !who.scopes.allows(Scope::Read) {
+            return Err(Error::NotYours);
+        }
+        self.view(row).await
+    }
+
+    async fn load(&self, id: &str) -> Result<PermissionRow, Error> {
+        let row = self
+            .store
+            .permission(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        if row.status == "pending" && row.deadline.is_some_and(|d| d <= self.clock.now()) {
+            self.expire(&row.id).await?;
+            return self
+                .store
+                .permission(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(id.to_owned()));
+        }
+        Ok(row)
+    }
+
+    /// Waits up to `max` (capped at [`MAX_WAIT`]) for `id` to be decided; returns it either way.
+    pub async fn wait(
+        &self,
+        who: &Principal,
+        id: &str,
+        max: Duration,
+    ) -> Result<PermissionView, Error> {
+        let max = max.min(MAX_WAIT);
+        let mut changed = self.watch(id);
+        let mut stopping = self.stopping.subscribe();
+        let until = tokio::time::Instant::now() + max;
+        loop {
+            let view = self.get(who, id).await?;
+            if view.status != Status::Pending || tokio::time::Instant::now() >= until {
+                return Ok(view);
+            }
+            // Wake at the request's own deadline too, to report its timeout.
+            let mut wake = until;
+            if let Some(deadline) = view.deadline {
+                let left = deadline.since(self.clock.now()) + Duration::from_millis(5);
+                wake = wake.min(tokio::time::Instant::now() + left);
+            }
+            tokio::select! {
+                _ = changed.changed() => { changed = self.watch(id); }
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = stopping.wait_for(|s| *s) => return self.get(who, id).await,
+            }
+        }
+    }
+
+    fn watch(&self, id: &str) -> watch::Receiver<()> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        waiters
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe()
+    }
+
+    fn wake(&self, id: &str) {
+        let sender = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(s) = sender {
+            let _ = s.send(());
+        }
+    }
+
+    /// Lists requests in creation order, optionally of one status, a page at a time.
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<PermissionPage, Error> {
+        self.expire_due().await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(
+                parse_cursor(c)
+                    .ok_or_else(|| invalid("cursor", "not a cursor from a previous page"))?,
+            ),
+        };
+        let rows = self
+            .store
+            .list_permissions(status.map(Status::as_str), after, limit + 1)
+            .await?;
+        let more = rows.len() as i64 > limit;
+        let mut permissions = Vec::new();
+        for row in rows.into_iter().take(limit as usize) {
+            permissions.push(self.view(row).await?);
+        }
+        let next_cursor = if more {
+            permissions
+                .last()
+                .map(|p| format!("{}.{}", p.created_at.as_millis(), p.id))
+        } else {
+            None
+        };
+        Ok(PermissionPage {
+            permissions,
+            next_cursor,
+        })
+    }
+
+    /// A person answers. First writer wins; a credential never answers its own request; `deny`
+    /// wins over any approvals; `allow` needs the request's number of distinct approvers.
+    pub async fn reply(
+        &self,
+        who: &Principal,
+        id: &str,
+        reply: ReplyRequest,
+    ) -> Result<ReplyOutcome, Error> {
+        if reply.message.as_ref().is_some_and(|m| m.len() > 4096) {
+            return Err(invalid("message", "at most 4096 bytes"));
+        }
+        if reply.remember == Remember::Once
+            && (reply.pattern.is_some() || reply.expires_in.is_some())
+        {
+            return Err(invalid(
+                "remember",
+                "`pattern` and `expires_in` need remember `session` or `always`",
+            ));
+        }
+        let row = self.load(id).await?;
+        if row.requester_id == who.token_id {
+            return Err(Error::SelfApproval);
+        }
+        if row.status != "pending" {
+            return Err(Error::AlreadyDecided(Box::new(self.view(row).await?)));
+        }
+        let now = self.clock.now();
+        let rules = self.remembered_rules(who, &row, &reply, now)?;
+        let rule_rows: Vec<RuleRow> = rules
+            .iter()
+            .map(|r| RuleRow {
+                id: r.id.clone(),
+                spec: to_json(&r.spec),
+                origin: to_json(&r.origin),
+                created_at: now,
+            })
+            .collect();
+        let mut approvers = vec![who.name.clone()];
+        if reply.decision == Verdict::Allow && row.approvals_required > 1 {
+            let entry = NewAudit {
+                at: now,
+                event: "permission.approved",
+                subject: Some(row.id.clone()),
+                data: to_json(&json!({"approver": who.name, "required": row.approvals_required})),
+            };
+            let added = self
+                .store
+                .add_approval(&row.id, &who.token_id, &who.name, now, vec![entry])
+                .await;
+            let (names, audit_rows) = match added {
+                Ok(Some(x)) => x,
+                Ok(None) => return Err(self.already_decided(id).await),
+                Err(store::Error::Conflict(_)) => return Err(Error::AlreadyApproved),
+                Err(e) => return Err(e.into()),
+            };
+            self.publish(audit_rows);
+            if (names.len() as i64) < row.approvals_required {
+                let permission = self.view(self.load(id).await?).await?;
+                return Ok(ReplyOutcome {
+                    permission,
+                    remembered: Vec::new(),
+                    resolved: Vec::new(),
+                });
+            }
+            approvers = names;
+        }
+        let status = match reply.decision {
+            Verdict::Allow => Status::Allowed,
+            Verdict::Deny => Status::Denied,
+        };
+        let by = DecidedBy {
+            source: Source::Person,
+            rule: None,
+            approver: Some(who.name.clone()),
+            approvers: if approvers.len() > 1 {
+                approvers
+            } else {
+                Vec::new()
+            },
+            auto_resolved: false,
+            reason: None,
+        };
+        let mut entries = vec![decided_entry(
+            &row.id,
+            now,
+            status,
+            &by,
+            reply.message.as_deref(),
+        )];
+        for rule in &rules {
+            entries.push(rule_entry("rule.created", rule, now));
+        }
+        let decided = Decided {
+            id: row.id.clone(),
+            status: status.as_str().to_owned(),
+            at: now,
+            by: to_json(&by),
+            message: reply.message.clone(),
+        };
+        let Some(audit_rows) = self
+            .store
+            .decide_permission(&decided, &rule_rows, entries)
+            .await?
+        else {
+            return Err(self.already_decided(id).await);
+        };
+        self.publish(audit_rows);
+        self.wake(&row.id);
+        let mut resolved = Vec::new();
+        if !rules.is_empty() {
+            self.reload_policy().await?;
+            resolved = self.resolve_covered().await?;
+        }
+        let permission = self.view(self.load(id).await?).await?;
+        Ok(ReplyOutcome {
+            permission,
+            remembered: rules.into_iter().map(|r| self.rule_view(r)).collect(),
+            resolved,
+        })
+    }
+
+    async fn already_decided(&self, id: &str) -> Error {
+        match self.store.permission(id).await {
+            Ok(Some(row)) => match self.view(row).await {
+                Ok(view) => Error::AlreadyDecided(Box::new(view)),
+                Err(e) => e,
+            },
+            Ok(None) => Error::NotFound(id.to_owned()),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The narrow rules a `session` or `always` reply saves.
+    fn remembered_rules(
+        &self,
+        who: &Principal,
+        row: &PermissionRow,
+        reply: &ReplyRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Rule>, Error> {
+        let session_only = match reply.remember {
+            Remember::Once => return Ok(Vec::new()),
+            Remember::Session => true,
+            Remember::Always => false,
+        };
+        if session_only && row.session.is_none() {
+            return Err(invalid(
+                "remember",
+                "`session` needs a request that names its session",
+            ));
+        }
+        let request: NewPermission = from_json(&row.body)?;
+        let n =
+            normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
+        let mut specs = narrow_rules(&n.subject, session_only);
+        if let Some(pattern) = &reply.pattern {
+            if specs.len() != 1 {
+                return Err(invalid(
+                    "pattern",
+                    "only a request with one target can take an edited pattern",
+                ));
+            }
+            if let Some(spec) = specs.first_mut() {
+                spec.pattern = pattern.clone();
+            }
+        }
+        let expires_at = match reply.expires_in {
+            None | Some(Expiry::Never) => None,
+            Some(Expiry::After(d)) => Some(now.plus(d).as_millis()),
+        };
+        let action = match reply.decision {
+            Verdict::Allow => Effect::Allow,
+            Verdict::Deny => Effect::Deny,
+        };
+        specs
+            .into_iter()
+            .map(|mut spec| {
+                spec.action = action;
+                spec.expires_at = expires_at;
+                let id = secret::new_id("rem_").map_err(|_| Error::Random)?;
+                let origin = Origin::Remembered {
+                    request_id: row.id.clone(),
+                    approver: who.name.clone(),
+                    at: now.as_millis(),
+                };
+                Rule::new(spec, id, origin).map_err(rule_error)
+            })
+            .collect()
+    }
+
+    /// Decides every pending request that the current rules now allow or deny.
+    async fn resolve_covered(&self) -> Result<Vec<String>, Error> {
+        let now = self.clock.now();
+        let policy = self.policy();
+        let mut resolved = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_permissions(Some("pending"), cursor.take(), MAX_PAGE)
+                .await?;
+            let last = page.last().map(|r| (r.created_at, r.id.clone()));
+            for row in &page {
+                let request: NewPermission = from_json(&row.body)?;
+                let Ok(n) = normalize::normalize(request, self.settings.home.as_deref()) else {
+                    continue;
+                };
+                let decision = policy.decide(&n.subject, now.as_millis());
+                let status = match decision.effect {
+                    Effect::Ask => continue,
+                    Effect::Allow => Status::Allowed,
+                    Effect::Deny => Status::Denied,
+                };
+                let by = DecidedBy {
+                    source: Source::Rule,
+                    rule: decision.rule.clone(),
+                    approver: None,
+                    approvers: Vec::new(),
+                    auto_resolved: true,
+                    reason: Some(decision.reason.clone()),
+                };
+                let decided = Decided {
+                    id: row.id.clone(),
+                    status: status.as_str().to_owned(),
+                    at: now,
+                    by: to_json(&by),
+                    message: None,
+                };
+                let entry = decided_entry(&row.id, now, status, &by, None);
+                if let Some(rows) = self
+                    .store
+                    .decide_permission(&decided, &[], vec![entry])
+                    .await?
+                {
+                    self.publish(rows);
+                    self.wake(&row.id);
+                    resolved.push(row.id.clone());
+                }
+            }
+            if (page.len() as i64) < MAX_PAGE {
+                return Ok(resolved);
+            }
+            cursor = last;
+        }
+    }
+
+    /// Times out every pending request whose deadline has passed. Returns how many.
+    pub async fn expire_due(&self) -> Result<usize, Error> {
+        let due = self.store.due_permissions(self.clock.now()).await?;
+        let mut n = 0;
+        for id in due {
+            if self.expire(&id).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn expire(&self, id: &str) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let by = DecidedBy {
+            source: Source::Timeout,
+            rule: None,
+            approver: None,
+            approvers: Vec::new(),
+            auto_resolved: false,
+            reason: Some("nobody answered before the deadline; the outcome is deny".into()),
+        };
+        let decided = Decided {
+            id: id.to_owned(),
+            status: Status::Timeout.as_str().to_owned(),
+            at: now,
+            by: to_json(&by),
+            message: None,
+        };
+        let entry = decided_entry(id, now, Status::Timeout, &by, None);
+        match self
+            .store
+            .decide_permission(&decided, &[], vec![entry])
+            .await?
+        {
+            Some(rows) => {
+                self.publish(rows);
+                self.wake(id);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Configured rules (read-only) then stored ones.
+    pub fn rules(&self) -> Vec<RuleView> {
+        self.policy()
+            .rules()
+            .iter()
+            .cloned()
+            .map(|r| self.rule_view(r))
+            .collect()
+    }
+
+    fn rule_view(&self, rule: Rule) -> RuleView {
+        let read_only = matches!(rule.origin, Origin::Config { .. });
+        RuleView {
+            expires: rule.spec.expires_at.map(Timestamp::from_millis),
+            spec: rule.spec,
+            origin: rule.origin,
+            read_only,
+        }
+    }
+
+    /// Adds a rule (admin). Pending requests it now decides are resolved at once.
+    pub async fn add_rule(
+        &self,
+        who: &Principal,
+        new: NewRule,
+    ) -> Result<(RuleView, Vec<String>), Error> {
+        let now = self.clock.now();
+        let spec = RuleSpec {
+            id: None,
+            action: new.action,
+            kind: new.kind,
+            pattern: new.pattern,
+            agent: new.agent,
+            workspace: new.workspace,
+            session: None,
+            operations: new.operations,
+            timeout: new.timeout,
+            approvals: new.approvals,
+            expires_at: match new.expires_in {
+                None | Some(Expiry::Never) => None,
+                Some(Expiry::After(d)) => Some(now.plus(d).as_millis()),
+            },
+        };
+        let id = secret::new_id("rule_").map_err(|_| Error::Random)?;
+        let origin = Origin::Api {
+            by: who.name.clone(),
+            at: now.as_millis(),
+        };
+        let rule = Rule::new(spec, id, origin).map_err(rule_error)?;
+        let row = RuleRow {
+            id: rule.id.clone(),
+            spec: to_json(&rule.spec),
+            origin: to_json(&rule.origin),
+            created_at: now,
+        };
+        let rows = self
+            .store
+            .add_rules(&[row], vec![rule_entry("rule.created", &rule, now)])
+            .await?;
+        self.publish(rows);
+        self.reload_policy().await?;
+        let resolved = self.resolve_covered().await?;
+        Ok((self.rule_view(rule), resolved))
+    }
+
+    /// Deletes a stored rule; configured rules are read-only.
+    pub async fn delete_rule(&self, id: &str) -> Result<RuleView, Error> {
+        let policy = self.policy();
+        let rule = policy
+            .rules()
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| Error::RuleNotFound(id.to_owned()))?;
+        if matches!(rule.origin, Origin::Config { .. }) {
+            return Err(Error::RuleReadOnly(id.to_owned()));
+        }
+        let now = self.clock.now();
+        let rows = self
+            .store
+            .delete_rule(id, vec![rule_entry("rule.deleted", &rule, now)])
+            .await?
+            .ok_or_else(|| Error::RuleNotFound(id.to_owned()))?;
+        self.publish(rows);
+        self.reload_policy().await?;
+        Ok(self.rule_view(rule))
+    }
+
+    /// Subscribes to new audit entries (the event stream).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEntry>> {
+        self.events.subscribe()
+    }
+
+    /// Audit entries after `after`.
+    pub async fn audit(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, Error> {
+        let rows = self.store.audit_after(after, limit.clamp(1, 1000)).await?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    /// Verifies the whole hash chain and names the first bad entry.
+    pub async fn verify_audit(&self) -> Result<Verification, Error> {
+        let mut verifier = Verifier::default();
+        let mut after = 0;
+        'pages: loop {
+            let rows = self.store.audit_after(after, 1000).await?;
+            for r in &rows {
+                let entry = audit::Entry {
+                    seq: r.seq,
+                    at: r.at.as_millis(),
+                    event: &r.event,
+                    subject: r.subject.as_deref(),
+                    data: &r.data,
+                    prev_hash: &r.prev_hash,
+                    hash: &r.hash,
+                };
+                if !verifier.push(&entry) {
+                    break 'pages;
+                }
+                after = r.seq;
+            }
+            if rows.len() < 1000 {
+                break;
+            }
+        }
+        let head = self.store.audit_head().await?;
+        Ok(verifier.finish(head))
+    }
+
+    fn publish(&self, rows: Vec<AuditRow>) {
+        for row in rows {
+            let _ = self.events.send(Arc::new(audit_entry(row)));
+        }
+    }
+
+    async fn view(&self, row: PermissionRow) -> Result<PermissionView, Error> {
+        let approvals = if row.approvals_required > 1 {
+            self.store.approvals(&row.id).await?
+        } else {
+            Vec::new()
+        };
+        let status = Status::parse(&row.status)
+            .ok_or_else(|| Error::Corrupt(format!("status `{}`", row.status)))?;
+        let kind = match row.kind.as_str() {
+            "file" => Kind::File,
+            "shell" => Kind::Shell,
+            "tool" => Kind::Tool,
+            "network" => Kind::Network,
+            "directory" => Kind::Directory,
+            other => return Err(Error::Corrupt(format!("kind `{other}`"))),
+        };
+        Ok(PermissionView {
+            id: row.id,
+            status,
+            kind,
+            summary: row.summary,
+            targets: from_json(&row.targets)?,
+            request: from_json(&row.body)?,
+            requester: row.requester_name,
+            created_at: row.created_at,
+            deadline: row.deadline,
+            decided_at: row.decided_at,
+            decided_by: row.decided_by.as_deref().map(from_json).transpose()?,
+            message: row.message,
+            approvals_required: u32::try_from(row.approvals_required).unwrap_or(1),
+            approvals,
+            allowed: status == Status::Allowed,
+        })
+    }
+}
+
+fn decided_entry(
+    id: &str,
+    at: Timestamp,
+    status: Status,
+    by: &DecidedBy,
+    message: Option<&str>,
+) -> NewAudit {
+    NewAudit {
+        at,
+        event: "permission.decided",
+        subject: Some(id.to_owned()),
+        data: to_json(&json!({"status": status, "decided_by": by, "message": message})),
+    }
+}
+
+fn rule_entry(event: &'static str, rule: &Rule, at: Timestamp) -> NewAudit {
+    NewAudit {
+        at,
+        event,
+        subject: Some(rule.id.clone()),
+        data: to_json(&json!({"rule": rule.spec, "origin": rule.origin})),
+    }
+}
+
+fn audit_entry(row: AuditRow) -> AuditEntry {
+    AuditEntry {
+        seq: row.seq,
+        at: row.at,
+        event: row.event,
+        subject: row.subject,
+        data: serde_json::from_str(&row.data).unwrap_or(serde_json::Value::String(row.data)),
+        hash: row.hash.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn rule_from_row(row: &RuleRow) -> Result<Rule, Error> {
+    let spec: RuleSpec = from_json(&row.spec)?;
+    let origin: Origin = from_json(&row.origin)?;
+    Rule::new(spec, row.id.clone(), origin)
+        .map_err(|e| Error::Corrupt(format!("rule {}: {e}", row.id)))
+}
+
+fn rule_error(e: RuleError) -> Error {
+    let field = match e.field {
+        "pattern" => "pattern",
+        "agent" => "agent",
+        "workspace" => "workspace",
+        "operations" => "operations",
+        "timeout" => "timeout",
+        "approvals" => "approvals",
+        _ => "rule",
+    };
+    invalid(field, e.reason)
+}
+
+fn parse_cursor(c: &str) -> Option<(Timestamp, String)> {
+    let (at, id) = c.split_once('.')?;
+    Some((Timestamp::from_millis(at.parse().ok()?), id.to_owned()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
+}

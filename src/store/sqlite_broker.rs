@@ -1,0 +1,428 @@
+//! SQLite: permission requests, approvals, stored rules and the hash-chained audit log.
+//!
+//! Every state change is one transaction that also appends its audit entries, so a decision that
+//! cannot be audited is not made (it fails closed).
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::sqlite::SqliteStore;
+use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
+use crate::audit;
+use crate::clock::Timestamp;
+
+const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
+     requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message";
+const AUDIT_HEAD: &str = "audit_head";
+
+impl SqliteStore {
+    async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            Transaction<'static, Sqlite>,
+        ),
+        Error,
+    > {
+        let guard = self.write_lock.lock().await;
+        let tx = self.pool.begin().await.map_err(Error::Backend)?;
+        Ok((guard, tx))
+    }
+
+    pub(super) async fn insert_permission(
+        &self,
+        row: &PermissionRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<Vec<AuditRow>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        sqlx::query(&format!(
+            "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&row.id)
+        .bind(&row.kind)
+        .bind(&row.summary)
+        .bind(&row.body)
+        .bind(&row.targets)
+        .bind(&row.agent)
+        .bind(&row.session)
+        .bind(&row.workspace)
+        .bind(&row.requester_id)
+        .bind(&row.requester_name)
+        .bind(&row.status)
+        .bind(row.created_at.as_millis())
+        .bind(row.deadline.map(Timestamp::as_millis))
+        .bind(row.approvals_required)
+        .bind(row.decided_at.map(Timestamp::as_millis))
+        .bind(&row.decided_by)
+        .bind(&row.message)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::Backend)?;
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(rows)
+    }
+
+    pub(super) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {PERMISSION_COLUMNS} FROM permissions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        row.as_ref().map(permission_from_row).transpose()
+    }
+
+    pub(super) async fn list_permissions(
+        &self,
+        status: Option<&str>,
+        after: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> Result<Vec<PermissionRow>, Error> {
+        let (after_at, after_id) =
+            after.map_or((i64::MIN, String::new()), |(t, id)| (t.as_millis(), id));
+        let rows = sqlx::query(&format!(
+            "SELECT {PERMISSION_COLUMNS} FROM permissions \
+             WHERE (?1 IS NULL OR status = ?1) AND (created_at, id) > (?2, ?3) \
+             ORDER BY created_at, id LIMIT ?4"
+        ))
+        .bind(status)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        rows.iter().map(permission_from_row).collect()
+    }
+
+    pub(super) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar(
+            "SELECT id FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL \
+             AND deadline <= ? ORDER BY deadline",
+        )
+        .bind(now.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::Backend)
+    }
+
+    pub(super) async fn next_deadline(&self) -> Result<Option<Timestamp>, Error> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(deadline) FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        Ok(at.map(Timestamp::from_millis))
+    }
+
+    pub(super) async fn decide_permission(
+        &self,
+        decided: &Decided,
+        new_rules: &[RuleRow],
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<Vec<AuditRow>>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE permissions SET status = ?, decided_at = ?, decided_by = ?, message = ? \
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(&decided.status)
+        .bind(decided.at.as_millis())
+        .bind(&decided.by)
+        .bind(&decided.message)
+        .bind(&decided.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::Backend)?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        insert_rules(&mut tx, new_rules).await?;
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(Some(rows))
+    }
+
+    pub(super) async fn add_approval(
+        &self,
+        permission_id: &str,
+        token_id: &str,
+        token_name: &str,
+        at: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<(Vec<String>, Vec<AuditRow>)>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        let pending: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM permissions WHERE id = ? AND status = 'pending'")
+                .bind(permission_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::Backend)?;
+        if pending.is_none() {
+            return Ok(None);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO approvals (permission_id, token_id, token_name, at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(permission_id)
+        .bind(token_id)
+        .bind(token_name)
+        .bind(at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::Backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(Error::Conflict("approval"));
+        }
+        let names = approvers(&mut tx, permission_id).await?;
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(Some((names, rows)))
+    }
+
+    pub(super) async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(Error::Backend)?;
+        approvers(&mut conn, permission_id).await
+    }
+
+    pub(super) async fn rules(&self) -> Result<Vec<RuleRow>, Error> {
+        let rows =
+            sqlx::query("SELECT id, spec, origin, created_at FROM rules ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::Backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RuleRow {
+                    id: r.try_get("id").map_err(corrupt)?,
+                    spec: r.try_get("spec").map_err(corrupt)?,
+                    origin: r.try_get("origin").map_err(corrupt)?,
+                    created_at: Timestamp::from_millis(r.try_get("created_at").map_err(corrupt)?),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn add_rules(
+        &self,
+        rules: &[RuleRow],
+        audit: Vec<NewAudit>,
+    ) -> Result<Vec<AuditRow>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        insert_rules(&mut tx, rules).await?;
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(rows)
+    }
+
+    pub(super) async fn delete_rule(
+        &self,
+        id: &str,
+        audit: Vec<NewAudit>,
+    ) -> Result<Option<Vec<AuditRow>>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM rules WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::Backend)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(Some(rows))
+    }
+
+    pub(super) async fn append(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
+        let (_guard, mut tx) = self.begin_write().await?;
+        let rows = append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(rows)
+    }
+
+    pub(super) async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, at, event, subject, data, prev_hash, hash FROM audit \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    pub(super) async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
+        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(AUDIT_HEAD)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        Ok(head.and_then(|h| parse_head(&h)))
+    }
+}
+
+async fn approvers(
+    conn: &mut sqlx::SqliteConnection,
+    permission_id: &str,
+) -> Result<Vec<String>, Error> {
+    sqlx::query_scalar(
+        "SELECT token_name FROM approvals WHERE permission_id = ? ORDER BY at, token_name",
+    )
+    .bind(permission_id)
+    .fetch_all(conn)
+    .await
+    .map_err(Error::Backend)
+}
+
+async fn insert_rules(
+    tx: &mut Transaction<'static, Sqlite>,
+    rules: &[RuleRow],
+) -> Result<(), Error> {
+    for rule in rules {
+        sqlx::query("INSERT INTO rules (id, spec, origin, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&rule.id)
+            .bind(&rule.spec)
+            .bind(&rule.origin)
+            .bind(rule.created_at.as_millis())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("rule id"),
+                _ => Error::Backend(e),
+            })?;
+    }
+    Ok(())
+}
+
+/// Appends entries to the chain inside the caller's transaction and moves the recorded head.
+async fn append_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    entries: Vec<NewAudit>,
+) -> Result<Vec<AuditRow>, Error> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(Error::Backend)?;
+    let (mut seq, mut prev) = last.unwrap_or((0, audit::GENESIS.to_vec()));
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let hash = audit::chain_hash(
+            &prev,
+            seq,
+            e.at.as_millis(),
+            e.event,
+            e.subject.as_deref(),
+            &e.data,
+        );
+        sqlx::query(
+            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(e.at.as_millis())
+        .bind(e.event)
+        .bind(&e.subject)
+        .bind(&e.data)
+        .bind(&prev)
+        .bind(&hash[..])
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::Backend)?;
+        out.push(AuditRow {
+            seq,
+            at: e.at,
+            event: e.event.to_owned(),
+            subject: e.subject,
+            data: e.data,
+            prev_hash: prev.clone(),
+            hash: hash.to_vec(),
+        });
+        prev = hash.to_vec();
+    }
+    let head = format!("{seq}:{}", hex(&prev));
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(AUDIT_HEAD)
+    .bind(head)
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::Backend)?;
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_head(text: &str) -> Option<(i64, Vec<u8>)> {
+    let (seq, hash) = text.split_once(':')?;
+    let bytes = (0..hash.len())
+        .step_by(2)
+        .map(|i| {
+            hash.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    Some((seq.parse().ok()?, bytes))
+}
+
+fn corrupt(e: sqlx::Error) -> Error {
+    Error::Corrupt(e.to_string())
+}
+
+fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
+    let ts = |col: &str| -> Result<Option<Timestamp>, Error> {
+        Ok(r.try_get::<Option<i64>, _>(col)
+            .map_err(corrupt)?
+            .map(Timestamp::from_millis))
+    };
+    Ok(PermissionRow {
+        id: r.try_get("id").map_err(corrupt)?,
+        kind: r.try_get("kind").map_err(corrupt)?,
+        summary: r.try_get("summary").map_err(corrupt)?,
+        body: r.try_get("body").map_err(corrupt)?,
+        targets: r.try_get("targets").map_err(corrupt)?,
+        agent: r.try_get("agent").map_err(corrupt)?,
+        session: r.try_get("session").map_err(corrupt)?,
+        workspace: r.try_get("workspace").map_err(corrupt)?,
+        requester_id: r.try_get("requester_id").map_err(corrupt)?,
+        requester_name: r.try_get("requester_name").map_err(corrupt)?,
+        status: r.try_get("status").map_err(corrupt)?,
+        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(corrupt)?),
+        deadline: ts("deadline")?,
+        approvals_required: r.try_get("approvals_required").map_err(corrupt)?,
+        decided_at: ts("decided_at")?,
+        decided_by: r.try_get("decided_by").map_err(corrupt)?,
+        message: r.try_get("message").map_err(corrupt)?,
+    })
+}
+
+fn audit_from_row(r: &SqliteRow) -> Result<AuditRow, Error> {
+    Ok(AuditRow {
+        seq: r.try_get("seq").map_err(corrupt)?,
+        at: Timestamp::from_millis(r.try_get("at").map_err(corrupt)?),
+        event: r.try_get("event").map_err(corrupt)?,
+        subject: r.try_get("subject").map_err(corrupt)?,
+        data: r.try_get("data").map_err(corrupt)?,
+        prev_hash: r.try_get("prev_hash").map_err(corrupt)?,
+        hash: r.try_get("hash").map_err(corrupt)?,
+    })
+}
