@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::auth::passphrase::Passphrases;
+use crate::broker::{self, Broker};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState, HostPolicy, Shared};
@@ -24,6 +25,7 @@ pub struct App {
     admin_token_file: PathBuf,
     admin_token_created: bool,
     store: Store,
+    broker: std::sync::Arc<Broker>,
 }
 
 impl App {
@@ -43,8 +45,21 @@ impl App {
             .bootstrap_owner(&config.data_dir)
             .await
             .context("creating the owner token")?;
+        let broker = Broker::new(
+            store.clone(),
+            clock.clone(),
+            broker::Settings {
+                default_timeout: config.default_timeout,
+                home: std::env::var_os("HOME").map(PathBuf::from),
+            },
+            config.rules.clone(),
+        )
+        .await
+        .context("loading the permission broker")?;
+        broker.spawn_expirer();
         let state = AppState::new(Shared {
             auth,
+            broker: broker.clone(),
             passphrases: Passphrases::new(store.clone(), clock.clone()),
             clock,
             hosts: HostPolicy::new(local_addr.port(), &config.allowed_hosts),
@@ -52,6 +67,7 @@ impl App {
         Ok(App {
             listener,
             router: http::router(state),
+            broker,
             local_addr,
             admin_token_file,
             admin_token_created,
@@ -79,6 +95,11 @@ impl App {
         &self.store
     }
 
+    /// The broker, for tests that drive expiry with a manual clock.
+    pub fn broker(&self) -> std::sync::Arc<Broker> {
+        self.broker.clone()
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
     pub async fn run_until_stopped(
         self,
@@ -87,6 +108,12 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // Long-polls and event streams end when shutdown begins, so in-flight requests finish.
+        let broker = self.broker.clone();
+        let shutdown = async move {
+            shutdown.await;
+            broker.begin_shutdown();
+        };
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await

@@ -8,7 +8,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use agentgate_policy::{Origin, Rule, RuleSpec};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
@@ -27,6 +29,11 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Extra `Host` values to accept, such as `agentgate.example.com` behind a TLS proxy.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Seconds a pending permission request waits for a person when neither it nor a rule says
+    /// otherwise (default 300; 0 waits indefinitely).
+    pub default_timeout: Option<u64>,
+    /// `[[rules]]`: the configured policy.
+    pub rules: Option<Vec<Spanned<RuleSpec>>>,
 }
 
 /// A config file that could not be used: which file, where, and why.
@@ -53,9 +60,9 @@ pub enum Error {
 }
 
 impl FileConfig {
-    /// Parses config text; errors name the file, line and reason.
+    /// Parses config text and compiles its rules; errors name the file, line and reason.
     pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
-        toml::from_str(text).map_err(|e| {
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
                 .map(|span| line_col(text, span.start))
@@ -66,12 +73,41 @@ impl FileConfig {
                 column,
                 reason: e.message().trim().to_owned(),
             }
-        })
+        })?;
+        file.compile_rules(path, text)?;
+        Ok(file)
+    }
+
+    /// The configured rules, compiled, with ids `config-N` unless they name their own.
+    pub fn compile_rules(&self, path: &Path, text: &str) -> Result<Vec<Rule>, Error> {
+        let mut rules = Vec::new();
+        for (i, spanned) in self.rules.iter().flatten().enumerate() {
+            let (line, column) = line_col(text, spanned.span().start);
+            let rule = Rule::new(
+                spanned.get_ref().clone(),
+                format!("config-{}", i + 1),
+                Origin::Config { index: i + 1 },
+            )
+            .map_err(|e| Error::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                reason: format!("rule {}: {e}", i + 1),
+            })?;
+            rules.push(rule);
+        }
+        agentgate_policy::RuleSet::new(rules.clone()).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            reason: e.to_string(),
+        })?;
+        Ok(rules)
     }
 
     /// Reads the config file: `explicit` if given (it must exist), else the XDG default if it
     /// exists, else an empty config.
-    pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Error> {
+    pub fn load(explicit: Option<&Path>) -> Result<(FileConfig, Option<(PathBuf, String)>), Error> {
         let path = match explicit {
             Some(p) => p.to_owned(),
             None => match default_config_path() {
@@ -80,7 +116,7 @@ impl FileConfig {
             },
         };
         let text = std::fs::read_to_string(&path).map_err(|e| Error::Read(path.clone(), e))?;
-        Ok((FileConfig::parse(&path, &text)?, Some(path)))
+        Ok((FileConfig::parse(&path, &text)?, Some((path, text))))
     }
 }
 
@@ -151,11 +187,25 @@ pub struct Config {
     pub database_url: String,
     /// Extra accepted `Host` values (lowercase).
     pub allowed_hosts: Vec<String>,
+    /// Timeout of a pending request when neither it nor a rule sets one.
+    pub default_timeout: std::time::Duration,
+    /// The configured rules.
+    pub rules: Vec<Rule>,
 }
 
 impl Config {
-    /// Combines the file and the overrides, and checks the result.
-    pub fn resolve(file: FileConfig, over: Overrides) -> Result<Config, Error> {
+    /// Combines the file and the overrides, and checks the result. `source` is the file's path
+    /// and text, for locating errors in its rules.
+    pub fn resolve(
+        file: FileConfig,
+        source: Option<(PathBuf, String)>,
+        over: Overrides,
+    ) -> Result<Config, Error> {
+        let rules = match &source {
+            Some((path, text)) => file.compile_rules(path, text)?,
+            None => Vec::new(),
+        };
+        let default_timeout = std::time::Duration::from_secs(file.default_timeout.unwrap_or(300));
         let listen = match over.listen.or(file.listen) {
             Some(text) => parse_listen(&text)?,
             None => DEFAULT_LISTEN,
@@ -194,6 +244,8 @@ impl Config {
             data_dir,
             database_url,
             allowed_hosts,
+            default_timeout,
+            rules,
         })
     }
 
@@ -205,6 +257,8 @@ impl Config {
             data_dir: dir.to_owned(),
             database_url: format!("sqlite://{}", dir.join("agentgate.db").display()),
             allowed_hosts: Vec::new(),
+            default_timeout: std::time::Duration::from_secs(300),
+            rules: Vec::new(),
         }
     }
 }
@@ -270,7 +324,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let cfg = Config::resolve(file, Overrides::default()).unwrap();
+        let cfg = Config::resolve(file, None, Overrides::default()).unwrap();
         assert_eq!(cfg.listen.port(), 7801);
         assert_eq!(cfg.data_dir, dir.path());
         assert!(cfg.database_url.ends_with("agentgate.db"));
@@ -284,7 +338,36 @@ mod tests {
             "listen = \"127.0.0.1:7801\"\ndata_dir = \"/tmp\"\n",
         )
         .unwrap();
-        assert_eq!(Config::resolve(file, over).unwrap().listen.port(), 7900);
+        assert_eq!(
+            Config::resolve(file, None, over).unwrap().listen.port(),
+            7900
+        );
+    }
+
+    #[test]
+    fn rules_in_the_file_are_compiled_and_bad_ones_named_by_line() {
+        let text = "[[rules]]\naction = \"allow\"\nkind = \"shell\"\npattern = \"git *\"\n\n[[rules]]\naction = \"deny\"\nkind = \"shell\"\npattern = \"rm [\"\n";
+        let err = FileConfig::parse(Path::new("c.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config file c.toml, line 6"), "{err}");
+        assert!(
+            err.contains("rule 2: pattern: invalid glob `rm [`"),
+            "{err}"
+        );
+        let ok = text.replace("rm [", "rm *");
+        let file = FileConfig::parse(Path::new("c.toml"), &ok).unwrap();
+        let rules = file.compile_rules(Path::new("c.toml"), &ok).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].id, "config-2");
+        let bad_kind = "[[rules]]\naction = \"allow\"\nkind = \"telepathy\"\npattern = \"*\"\n";
+        let err = FileConfig::parse(Path::new("c.toml"), bad_kind)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("unknown variant `telepathy`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -295,9 +378,9 @@ mod tests {
             data_dir: Some("/tmp/x".into()),
             ..Overrides::default()
         };
-        let err = Config::resolve(FileConfig::default(), over(false)).unwrap_err();
+        let err = Config::resolve(FileConfig::default(), None, over(false)).unwrap_err();
         assert!(err.to_string().contains("--allow-remote"), "{err}");
-        assert!(Config::resolve(FileConfig::default(), over(true)).is_ok());
+        assert!(Config::resolve(FileConfig::default(), None, over(true)).is_ok());
     }
 
     #[test]

@@ -140,15 +140,12 @@ impl Broker {
                     Ok(Some(at)) => at.since(b.clock.now()).min(Duration::from_secs(60)),
                     _ => Duration::from_secs(60),
                 };
-                let mut stopping = b.stopping.subscribe();
-                let woken = async {
-                    tokio::select! {
-                        _ = b.wake_expirer.notified() => {}
-                        _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
-                        _ = stopping.wait_for(|s| *s) => {}
-                    }
-                };
-                woken.await;
+                let stopped = b.until_stopped();
+                tokio::select! {
+                    _ = b.wake_expirer.notified() => {}
+                    _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                    _ = stopped => {}
+                }
                 if *b.stopping.borrow() {
                     return;
                 }
@@ -164,6 +161,14 @@ impl Broker {
     /// A receiver that turns true when the daemon is stopping.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
+    }
+
+    /// Resolves once the daemon begins to stop.
+    pub fn until_stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     }
 
     fn policy(&self) -> Arc<RuleSet> {
@@ -311,7 +316,8 @@ impl Broker {
     ) -> Result<PermissionView, Error> {
         let max = max.min(MAX_WAIT);
         let mut changed = self.watch(id);
-        let mut stopping = self.stopping.subscribe();
+        let stopped = self.until_stopped();
+        tokio::pin!(stopped);
         let until = tokio::time::Instant::now() + max;
         loop {
             let view = self.get(who, id).await?;
@@ -327,7 +333,7 @@ impl Broker {
             tokio::select! {
                 _ = changed.changed() => { changed = self.watch(id); }
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = stopping.wait_for(|s| *s) => return self.get(who, id).await,
+                _ = &mut stopped => return self.get(who, id).await,
             }
         }
     }

@@ -11,9 +11,10 @@ use crate::clock::Clock;
 use crate::config::{Config, FileConfig, Overrides};
 
 pub(super) async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    let (file, _) = FileConfig::load(global.config.as_deref())?;
+    let (file, source) = FileConfig::load(global.config.as_deref())?;
     let config = Config::resolve(
         file,
+        source,
         Overrides {
             listen: args.listen,
             allow_remote: args.allow_remote,

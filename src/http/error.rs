@@ -8,7 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ErrorBody;
+use crate::api::Source;
 use crate::auth::{self, Rejection, passphrase};
+use crate::broker;
 
 /// An error answer of the API: `{"error": code, "message": …}` with the right status. Boxed so
 /// that `Result<_, ApiError>` stays one pointer wide on the success path.
@@ -188,6 +190,56 @@ impl From<passphrase::Error> for ApiError {
             }
             E::BadLength => ApiError::invalid_field(Some("passphrase".into()), err.to_string()),
             E::Hash(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+        }
+    }
+}
+
+impl From<broker::Error> for ApiError {
+    fn from(err: broker::Error) -> ApiError {
+        use broker::Error as E;
+        match err {
+            E::Invalid(invalid) => {
+                ApiError::invalid_field(Some(invalid.field.to_owned()), invalid.message)
+            }
+            E::NotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "permission_not_found",
+                err.to_string(),
+            ),
+            E::AlreadyDecided(view) => {
+                let who = match &view.decided_by {
+                    Some(by) => match (&by.approver, &by.rule, by.source) {
+                        (Some(name), _, _) => format!(" by {name}"),
+                        (None, Some(rule), _) => format!(" by rule {rule}"),
+                        (None, None, Source::Timeout) => " by timeout".to_owned(),
+                        _ => String::new(),
+                    },
+                    None => String::new(),
+                };
+                let message = format!(
+                    "this request was already decided{who}: {}",
+                    view.status.as_str()
+                );
+                let decision = serde_json::to_value(&*view).ok();
+                ApiError::new(StatusCode::CONFLICT, "already_decided", message)
+                    .with(|r| r.decision = decision)
+            }
+            E::SelfApproval => {
+                ApiError::new(StatusCode::FORBIDDEN, "self_approval", err.to_string())
+            }
+            E::AlreadyApproved => {
+                ApiError::new(StatusCode::CONFLICT, "already_approved", err.to_string())
+            }
+            E::NotYours => ApiError::insufficient_scope(Scope::Read),
+            E::RuleNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "rule_not_found", err.to_string())
+            }
+            E::RuleReadOnly(_) => {
+                ApiError::new(StatusCode::CONFLICT, "rule_read_only", err.to_string())
+            }
+            E::Random | E::Corrupt(_) | E::Store(_) => {
+                ApiError::internal(format!("{:#}", AnyChain(&err)))
+            }
         }
     }
 }

@@ -7,11 +7,14 @@
 
 mod access;
 pub mod error;
+mod events;
 pub mod extract;
 mod guard;
 mod log;
 mod passphrase;
+mod permissions;
 pub mod routes;
+mod rules;
 mod system;
 mod tokens;
 
@@ -25,6 +28,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 
 use crate::auth::Authenticator;
 use crate::auth::passphrase::Passphrases;
+use crate::broker::Broker;
 use crate::clock::Clock;
 use error::ApiError;
 
@@ -38,6 +42,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// Token verification and management.
     pub auth: Authenticator,
+    /// The permission broker.
+    pub broker: Arc<Broker>,
     /// The owner passphrase.
     pub passphrases: Passphrases,
     /// Time.

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::{AppState, passphrase, system, tokens};
+use super::{AppState, events, passphrase, permissions, rules, system, tokens};
 
 /// What a route requires of the request's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,9 @@ pub fn table() -> Vec<Route> {
     use Access::{AnyCredential, Public};
     use Verb::{Delete, Get, Post, Put};
     let admin = Access::Scope(Scope::Admin);
+    let read = Access::Scope(Scope::Read);
+    let request = Access::Scope(Scope::Request);
+    let approve = Access::Scope(Scope::Approve);
     vec![
         Route::new(Get, "/healthz", Public, system::healthz),
         Route::new(Get, "/api/v1/whoami", AnyCredential, system::whoami),
@@ -92,5 +95,50 @@ pub fn table() -> Vec<Route> {
         Route::new(Get, "/api/v1/tokens", admin, tokens::list_tokens),
         Route::new(Delete, "/api/v1/tokens/{id}", admin, tokens::revoke_token),
         Route::new(Put, "/api/v1/passphrase", admin, passphrase::set_passphrase),
+        // Permission broker.
+        Route::new(
+            Post,
+            "/api/v1/permissions",
+            request,
+            permissions::create_permission,
+        ),
+        Route::new(
+            Get,
+            "/api/v1/permissions",
+            read,
+            permissions::list_permissions,
+        ),
+        // The requester may follow its own request; anyone else needs `read` (checked by the broker).
+        Route::new(
+            Get,
+            "/api/v1/permissions/{id}",
+            AnyCredential,
+            permissions::get_permission,
+        ),
+        Route::new(
+            Post,
+            "/api/v1/permissions/{id}/reply",
+            approve,
+            permissions::reply_permission,
+        ),
+        Route::new(
+            Post,
+            "/api/v1/policy/explain",
+            read,
+            permissions::explain_policy,
+        ),
+        Route::new(Get, "/api/v1/rules", read, rules::list_rules),
+        Route::new(Post, "/api/v1/rules", admin, rules::add_rule),
+        Route::new(Delete, "/api/v1/rules/{id}", admin, rules::delete_rule),
+        Route::new(Get, "/api/v1/events", read, events::events),
+        Route::new(Get, "/api/v1/audit", read, events::list_audit),
+        Route::new(Get, "/api/v1/audit/verify", read, events::verify_audit),
+        // Drop-in for the OpenWork Permission API.
+        Route::new(
+            Post,
+            "/permission",
+            request,
+            permissions::openwork_permission,
+        ),
     ]
 }
