@@ -144,23 +144,19 @@ impl Verifier {
 
     /// Finishes, comparing the last entry with the recorded head (`None`: no head recorded).
     pub fn finish(mut self, head: Option<(i64, Vec<u8>)>) -> Verification {
-        if self.bad.is_none() {
-            if let Some((seq, hash)) = head {
-                let last = self.expected_seq - 1;
-                if seq != last || hash != self.prev {
-                    self.bad = Some(BadEntry {
-                        seq: last + 1,
-                        problem: if seq > last {
-                            "truncated".into()
-                        } else {
-                            "inserted".into()
-                        },
-                        detail: format!(
-                            "the log ends at entry {last} but its recorded head is entry {seq}"
-                        ),
-                    });
-                }
-            }
+        let last = self.expected_seq - 1;
+        if self.bad.is_none()
+            && let Some((seq, hash)) = head
+            && (seq != last || hash != self.prev)
+        {
+            let problem = if seq > last { "truncated" } else { "inserted" };
+            self.bad = Some(BadEntry {
+                seq: last + 1,
+                problem: problem.into(),
+                detail: format!(
+                    "the log ends at entry {last} but its recorded head is entry {seq}"
+                ),
+            });
         }
         Verification {
             ok: self.bad.is_none(),

@@ -388,6 +388,7 @@ mod tests {
         let with = |o: Overrides| {
             Config::resolve(
                 FileConfig::default(),
+                None,
                 Overrides {
                     data_dir: Some("/tmp/x".into()),
                     ..o

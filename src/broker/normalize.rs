@@ -59,13 +59,11 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
     check_len("agent", req.agent.as_deref(), 256)?;
     check_len("session", req.session.as_deref(), 256)?;
     check_len("reason", req.reason.as_deref(), 4096)?;
-    if let Some(t) = req.timeout {
-        if t > MAX_TIMEOUT_SECS {
-            return Err(invalid(
-                "timeout",
-                format!("at most {MAX_TIMEOUT_SECS} seconds (0 waits indefinitely)"),
-            ));
-        }
+    if req.timeout.is_some_and(|t| t > MAX_TIMEOUT_SECS) {
+        return Err(invalid(
+            "timeout",
+            format!("at most {MAX_TIMEOUT_SECS} seconds (0 waits indefinitely)"),
+        ));
     }
     if let Some(ws) = req.workspace.take() {
         req.workspace = Some(absolute("workspace", &ws, home)?);

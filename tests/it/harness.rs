@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agentgate::app::App;
+use agentgate::broker::Broker;
 use agentgate::clock::{Clock, Timestamp};
-use agentgate::config::Config;
+use agentgate::config::{Config, FileConfig};
 use agentgate::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -21,20 +22,34 @@ pub struct TestApp {
     pub admin: String,
     pub clock: Clock,
     pub store: Store,
+    pub broker: std::sync::Arc<Broker>,
     pub dir: tempfile::TempDir,
+    config_toml: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
-    start(dir, clock).await
+    spawn_app_with("").await
 }
 
-async fn start(dir: tempfile::TempDir, clock: Clock) -> TestApp {
-    let config = Config::for_test(dir.path());
+/// Starts the daemon with `config_toml` as its config file (rules, default_timeout).
+pub async fn spawn_app_with(config_toml: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
+    start(dir, clock, config_toml.to_owned()).await
+}
+
+async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> TestApp {
+    let path = std::path::Path::new("test-config.toml");
+    let file = FileConfig::parse(path, &config_toml).unwrap();
+    let mut config = Config::for_test(dir.path());
+    config.rules = file.compile_rules(path, &config_toml).unwrap();
+    if let Some(t) = file.default_timeout {
+        config.default_timeout = Duration::from_secs(t);
+    }
     let app = App::build(&config, clock.clone()).await.unwrap();
+    let broker = app.broker();
     let addr = app.local_addr();
     let admin = std::fs::read_to_string(app.admin_token_file())
         .unwrap()
@@ -56,7 +71,9 @@ async fn start(dir: tempfile::TempDir, clock: Clock) -> TestApp {
         admin,
         clock,
         store,
+        broker,
         dir,
+        config_toml,
         stop: Some(stop),
         task: Some(task),
     }
@@ -100,7 +117,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        start(dir, self.clock.clone()).await
+        start(dir, self.clock.clone(), self.config_toml.clone()).await
     }
 
     pub async fn shutdown(&mut self) {

