@@ -71,6 +71,42 @@ impl Client {
         Ok(Client { base, token, http })
     }
 
+    /// Opens an event stream (SSE) at `path`.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(DaemonError { status, body }.into()),
+            Err(_) => Err(anyhow::anyhow!("{url} answered HTTP {status}")),
+        }
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow::anyhow!(
+                "the agentgate daemon is not running at {} (connection refused); start it with `agentgate serve`",
+                self.base
+            )
+        } else {
+            anyhow::Error::new(e).context(format!(
+                "cannot reach the agentgate daemon at {}",
+                self.base
+            ))
+        }
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send::<(), T>(Method::GET, path, None).await
     }
@@ -86,16 +122,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
-            if e.is_connect() {
-                anyhow::anyhow!(
-                    "the agentgate daemon is not running at {} (connection refused); start it with `agentgate serve`",
-                    self.base
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("cannot reach the agentgate daemon at {}", self.base))
-            }
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let bytes = response
             .bytes()

@@ -14,7 +14,12 @@ use crate::api::{
     TokenList, WhoAmI,
 };
 
-pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
+pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8> {
+    if let Some(broker_command) = super::broker::BrokerCommand::from(&command) {
+        let broker_command = broker_command?;
+        let client = Client::from_global(global)?;
+        return super::broker::run(&client, global.json, broker_command).await;
+    }
     // Validate what can be validated before touching the network.
     let command = Validated::from(command)?;
     let client = Client::from_global(global)?;
@@ -89,7 +94,7 @@ pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
             }
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 enum Validated {
@@ -125,7 +130,7 @@ impl Validated {
             Command::Passphrase(PassphraseCommand::Set { stdin }) => {
                 Validated::SetPassphrase { stdin }
             }
-            Command::Serve(_) => anyhow::bail!("`serve` is not a client command"),
+            _ => anyhow::bail!("not a client command"),
         })
     }
 }
@@ -176,7 +181,7 @@ fn scopes(list: &[Scope]) -> String {
         .join(",")
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(super) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! daemon, using the wire types of [`crate::api`]. Errors are printed once, with their causes,
 //! and turned into a non-zero exit code.
 
+mod broker;
 mod client;
 mod commands;
 mod serve;
@@ -59,6 +60,166 @@ enum Command {
     /// Manage the owner passphrase (web inbox sign-in, OAuth consent)
     #[command(subcommand)]
     Passphrase(PassphraseCommand),
+    /// Ask for permission, for scripts and hooks. Exit status: 0 allowed, 1 denied, 2 timed out,
+    /// 3 error, 4 still pending (without --wait)
+    Request(RequestArgs),
+    /// List pending permission requests
+    Pending {
+        /// Keep watching: print requests as they arrive and are decided
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Allow a pending request
+    Approve {
+        /// Request id (req_…)
+        id: String,
+        /// Also allow matching requests for the rest of this session
+        #[arg(long, conflicts_with = "always")]
+        session: bool,
+        /// Also save a narrow rule that allows matching requests from now on
+        #[arg(long)]
+        always: bool,
+        /// How long a remembered rule lasts (1h, 7d, never)
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// The pattern to remember instead of the suggested one
+        #[arg(long)]
+        pattern: Option<String>,
+        /// A note
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Deny a pending request
+    Deny {
+        /// Request id (req_…)
+        id: String,
+        /// Feedback handed back to the agent
+        #[arg(long)]
+        message: Option<String>,
+        /// Also save a narrow rule that denies matching requests from now on
+        #[arg(long)]
+        always: bool,
+    },
+    /// List, add and remove policy rules
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Show the audit log (hash-chained); `audit verify` checks it
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        /// Keep following new entries
+        #[arg(long)]
+        follow: bool,
+        /// Start after this entry
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Ask the policy what it would decide, and why
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// What an agent asks about (shared by `request` and `policy explain`).
+#[derive(Debug, Args, Clone)]
+struct RequestArgs {
+    /// file, shell, tool, network or directory
+    #[arg(long)]
+    kind: String,
+    /// shell: the command line
+    #[arg(long)]
+    command: Option<String>,
+    /// shell: the working directory
+    #[arg(long)]
+    cwd: Option<String>,
+    /// file: read, create, modify, overwrite, delete, rename or move
+    #[arg(long)]
+    operation: Option<String>,
+    /// file, directory: a path (repeat for several)
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// file: destination of a rename or move
+    #[arg(long)]
+    target_path: Option<String>,
+    /// tool: its name
+    #[arg(long)]
+    name: Option<String>,
+    /// tool: its input, as JSON
+    #[arg(long)]
+    input: Option<String>,
+    /// network: the URL asked for (`--url` is the daemon's)
+    #[arg(long = "network-url", value_name = "URL")]
+    network_url: Option<String>,
+    /// network: the HTTP method
+    #[arg(long)]
+    method: Option<String>,
+    /// The asking agent's name
+    #[arg(long)]
+    agent: Option<String>,
+    /// The agent's session id
+    #[arg(long)]
+    session: Option<String>,
+    /// The agent's workspace
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Why the agent wants it
+    #[arg(long)]
+    reason: Option<String>,
+    /// Seconds to wait for a person (0 waits indefinitely)
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Wait for the decision
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// List configured and stored rules
+    List,
+    /// Add a rule
+    Add {
+        /// allow, ask or deny
+        #[arg(long)]
+        action: String,
+        /// file, shell, tool, network or directory
+        #[arg(long)]
+        kind: String,
+        /// Glob over the normalised target
+        #[arg(long)]
+        pattern: String,
+        /// Only for this agent (glob)
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only for this workspace (path glob)
+        #[arg(long)]
+        workspace: Option<String>,
+        /// For ask: seconds to wait
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// For ask: distinct approvals needed
+        #[arg(long)]
+        approvals: Option<u32>,
+        /// Lifetime (1h, 30d, never)
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Remove a stored rule
+    Rm {
+        /// Rule id
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain; names the first altered, inserted or deleted entry
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print the decision, every rule that matched, and why the winner won
+    Explain(RequestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,14 +303,20 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
+    // `request` reserves 1 and 2 for denied and timed out; its errors exit 3.
+    let error_code = if matches!(cli.command, Command::Request(_)) {
+        3
+    } else {
+        1
+    };
     let outcome = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(&cli.global, args).await,
+            Command::Serve(args) => serve::run(&cli.global, args).await.map(|()| 0),
             command => commands::run(&cli.global, command).await,
         }
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             if json {
                 let body = match err.downcast_ref::<client::DaemonError>() {
@@ -162,7 +329,7 @@ pub fn main() -> ExitCode {
             } else {
                 eprintln!("error: {err:#}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }

@@ -500,3 +500,176 @@ fn allow_remote_starts_with_a_tls_warning_and_a_config_file_is_honoured() {
     let out = ok(out);
     assert!(stdout(&out).contains("\"owner\""));
 }
+
+#[test]
+fn request_exit_codes_and_answering_from_the_cli() {
+    let daemon = Daemon::start(&[]);
+    let agent =
+        stdout(&ok(daemon.cli(&[
+            "token", "create", "--name", "agent", "--scope", "request",
+        ])))
+        .trim()
+        .to_owned();
+    ok(daemon.cli(&[
+        "rules",
+        "add",
+        "--action",
+        "allow",
+        "--kind",
+        "shell",
+        "--pattern",
+        "git *",
+    ]));
+    ok(daemon.cli(&[
+        "rules",
+        "add",
+        "--action",
+        "deny",
+        "--kind",
+        "shell",
+        "--pattern",
+        "rm *",
+    ]));
+    let code = |args: &[&str]| {
+        let mut full = vec!["request", "--token", agent.as_str()];
+        full.extend_from_slice(args);
+        let out = daemon.cli(&full);
+        (out.status.code(), stdout(&out), stderr(&out))
+    };
+    assert_eq!(
+        code(&["--kind", "shell", "--command", "git status"]).0,
+        Some(0)
+    );
+    let (c, out, _) = code(&["--kind", "shell", "--command", "git status && rm -rf /"]);
+    assert_eq!(c, Some(1), "{out}");
+    assert!(out.contains("denied"));
+    assert_eq!(
+        code(&[
+            "--kind",
+            "shell",
+            "--command",
+            "make",
+            "--timeout",
+            "1",
+            "--wait"
+        ])
+        .0,
+        Some(2)
+    );
+    let (c, _, err) = code(&["--kind", "telepathy", "--command", "x"]);
+    assert_eq!(c, Some(3));
+    assert!(err.contains("expected one of `file`, `shell`"), "{err}");
+    let (c, out, _) = code(&[
+        "--kind",
+        "shell",
+        "--command",
+        "make install",
+        "--reason",
+        "needs it",
+    ]);
+    assert_eq!(c, Some(4), "pending without --wait");
+    let id = out.split_whitespace().next().unwrap().to_owned();
+
+    let pending = stdout(&ok(daemon.cli(&["pending"])));
+    assert!(
+        pending.contains(&id) && pending.contains("make install") && pending.contains("needs it"),
+        "{pending}"
+    );
+    // A waiting agent is released by a CLI approval.
+    let waiter = Command::new(BIN)
+        .args([
+            "request",
+            "--kind",
+            "shell",
+            "--command",
+            "make deploy",
+            "--wait",
+            "--json",
+            "--url",
+            &daemon.url,
+        ])
+        .env("AGENTGATE_TOKEN", &agent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting_id = loop {
+        let list: Value =
+            serde_json::from_slice(&ok(daemon.cli(&["pending", "--json"])).stdout).unwrap();
+        let found = list["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["summary"] == "make deploy")
+            .map(|p| p["id"].as_str().unwrap().to_owned());
+        if let Some(found) = found {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let approved = stdout(&ok(daemon.cli(&["approve", &waiting_id, "--always"])));
+    assert!(
+        approved.contains("allowed by owner") && approved.contains("remembered"),
+        "{approved}"
+    );
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "allowed");
+    let denied = stdout(&ok(daemon.cli(&["deny", &id, "--message", "not today"])));
+    assert!(denied.contains("denied by owner: not today"), "{denied}");
+    let again = daemon.cli(&["deny", &id]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already decided by owner"),
+        "{}",
+        stderr(&again)
+    );
+
+    let explain = stdout(&ok(daemon.cli(&[
+        "policy",
+        "explain",
+        "--kind",
+        "shell",
+        "--command",
+        "git push; rm -rf /",
+    ])));
+    assert!(
+        explain.contains("decision: deny") && explain.contains("<- decides"),
+        "{explain}"
+    );
+    let rules = stdout(&ok(daemon.cli(&["rules", "list"])));
+    assert!(
+        rules.contains("`git *`") && !rules.contains("`{make deploy}`"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("allow shell `make deploy`"),
+        "the narrow rule: {rules}"
+    );
+
+    // The audit chain verifies, and an edited row is named.
+    let verify = stdout(&ok(daemon.cli(&["audit", "verify"])));
+    assert!(verify.contains("audit log intact"), "{verify}");
+    let log = stdout(&ok(daemon.cli(&["audit"])));
+    assert!(
+        log.contains("permission.decided") && log.contains("rule.created"),
+        "{log}"
+    );
+    let db = daemon.data_dir().join("agentgate.db");
+    let edited = Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE audit SET data = replace(data, 'not today', 'fine') WHERE data LIKE '%not today%';")
+        .status();
+    // CI installs sqlite3; without it the integration test `the_audit_chain_verifies…` covers
+    // the same edit through SQL.
+    if edited.is_ok_and(|s| s.success()) {
+        let out = daemon.cli(&["audit", "verify"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stdout(&out).contains("BROKEN at entry") && stdout(&out).contains("altered"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
