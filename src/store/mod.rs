@@ -6,6 +6,7 @@
 
 mod sqlite;
 mod sqlite_broker;
+mod sqlite_writer;
 
 use std::path::Path;
 
@@ -36,6 +37,12 @@ pub enum Error {
     /// Migrating the schema failed.
     #[error("schema migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The group transaction holding this write failed to commit: nothing was written.
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
+    /// The writer task is gone (the daemon is stopping): nothing was written.
+    #[error("the store's writer has stopped")]
+    WriterStopped,
     /// A stored row could not be decoded (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -24,9 +24,8 @@ const TOKEN_COLUMNS: &str =
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
-    /// Serialises write transactions that read before they write (the audit chain's head), so
-    /// they never fail to upgrade their lock; SQLite has one writer anyway.
-    pub(super) write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Runs broker writes with group commit (see `sqlite_writer`).
+    pub(super) writer: super::sqlite_writer::Writer,
 }
 
 impl SqliteStore {
@@ -41,7 +40,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .connect_with(options)
             .await
             .map_err(Error::Backend)?;
@@ -52,10 +51,8 @@ impl SqliteStore {
             let _ = std::fs::set_permissions(path, perms);
         }
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
-        Ok(SqliteStore {
-            pool,
-            write_lock: Default::default(),
-        })
+        let writer = super::sqlite_writer::Writer::start(&pool).await?;
+        Ok(SqliteStore { pool, writer })
     }
 
     pub(super) async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {

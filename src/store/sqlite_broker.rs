@@ -4,7 +4,7 @@
 //! cannot be audited is not made (it fails closed).
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
 
 use super::sqlite::SqliteStore;
 use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
@@ -16,53 +16,43 @@ const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, sessi
 const AUDIT_HEAD: &str = "audit_head";
 
 impl SqliteStore {
-    async fn begin_write(
-        &self,
-    ) -> Result<
-        (
-            tokio::sync::MutexGuard<'_, ()>,
-            Transaction<'static, Sqlite>,
-        ),
-        Error,
-    > {
-        let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin().await.map_err(Error::Backend)?;
-        Ok((guard, tx))
-    }
-
     pub(super) async fn insert_permission(
         &self,
         row: &PermissionRow,
         audit: Vec<NewAudit>,
     ) -> Result<Vec<AuditRow>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        sqlx::query(&format!(
-            "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&row.id)
-        .bind(&row.kind)
-        .bind(&row.summary)
-        .bind(&row.body)
-        .bind(&row.targets)
-        .bind(&row.agent)
-        .bind(&row.session)
-        .bind(&row.workspace)
-        .bind(&row.requester_id)
-        .bind(&row.requester_name)
-        .bind(&row.status)
-        .bind(row.created_at.as_millis())
-        .bind(row.deadline.map(Timestamp::as_millis))
-        .bind(row.approvals_required)
-        .bind(row.decided_at.map(Timestamp::as_millis))
-        .bind(&row.decided_by)
-        .bind(&row.message)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::Backend)?;
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(rows)
+        let row = row.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&format!(
+                        "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    ))
+                    .bind(&row.id)
+                    .bind(&row.kind)
+                    .bind(&row.summary)
+                    .bind(&row.body)
+                    .bind(&row.targets)
+                    .bind(&row.agent)
+                    .bind(&row.session)
+                    .bind(&row.workspace)
+                    .bind(&row.requester_id)
+                    .bind(&row.requester_name)
+                    .bind(&row.status)
+                    .bind(row.created_at.as_millis())
+                    .bind(row.deadline.map(Timestamp::as_millis))
+                    .bind(row.approvals_required)
+                    .bind(row.decided_at.map(Timestamp::as_millis))
+                    .bind(&row.decided_by)
+                    .bind(&row.message)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    append_audit(conn, audit).await
+                })
+            })
+            .await
     }
 
     pub(super) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
@@ -126,27 +116,32 @@ impl SqliteStore {
         new_rules: &[RuleRow],
         audit: Vec<NewAudit>,
     ) -> Result<Option<Vec<AuditRow>>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE permissions SET status = ?, decided_at = ?, decided_by = ?, message = ? \
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(&decided.status)
-        .bind(decided.at.as_millis())
-        .bind(&decided.by)
-        .bind(&decided.message)
-        .bind(&decided.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::Backend)?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(None);
-        }
-        insert_rules(&mut tx, new_rules).await?;
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(Some(rows))
+        let decided = decided.clone();
+        let new_rules = new_rules.to_vec();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let changed = sqlx::query(
+                        "UPDATE permissions SET status = ?, decided_at = ?, decided_by = ?, message = ? \
+                         WHERE id = ? AND status = 'pending'",
+                    )
+                    .bind(&decided.status)
+                    .bind(decided.at.as_millis())
+                    .bind(&decided.by)
+                    .bind(&decided.message)
+                    .bind(&decided.id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Ok(None);
+                    }
+                    insert_rules(conn, &new_rules).await?;
+                    append_audit(conn, audit).await.map(Some)
+                })
+            })
+            .await
     }
 
     pub(super) async fn add_approval(
@@ -157,35 +152,45 @@ impl SqliteStore {
         at: Timestamp,
         audit: Vec<NewAudit>,
     ) -> Result<Option<(Vec<String>, Vec<AuditRow>)>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        let pending: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM permissions WHERE id = ? AND status = 'pending'")
-                .bind(permission_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(Error::Backend)?;
-        if pending.is_none() {
-            return Ok(None);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO approvals (permission_id, token_id, token_name, at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(permission_id)
-        .bind(token_id)
-        .bind(token_name)
-        .bind(at.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::Backend)?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(Error::Conflict("approval"));
-        }
-        let names = approvers(&mut tx, permission_id).await?;
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(Some((names, rows)))
+        let (permission_id, token_id, token_name) = (
+            permission_id.to_owned(),
+            token_id.to_owned(),
+            token_name.to_owned(),
+        );
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let pending: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM permissions WHERE id = ? AND status = 'pending'",
+                    )
+                    .bind(&permission_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    if pending.is_none() {
+                        return Ok(None);
+                    }
+                    let inserted = sqlx::query(
+                        "INSERT INTO approvals (permission_id, token_id, token_name, at) \
+                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&permission_id)
+                    .bind(&token_id)
+                    .bind(&token_name)
+                    .bind(at.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?
+                    .rows_affected();
+                    if inserted == 0 {
+                        return Err(Error::Conflict("approval"));
+                    }
+                    let names = approvers(conn, &permission_id).await?;
+                    let rows = append_audit(conn, audit).await?;
+                    Ok(Some((names, rows)))
+                })
+            })
+            .await
     }
 
     pub(super) async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
@@ -216,11 +221,15 @@ impl SqliteStore {
         rules: &[RuleRow],
         audit: Vec<NewAudit>,
     ) -> Result<Vec<AuditRow>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        insert_rules(&mut tx, rules).await?;
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(rows)
+        let rules = rules.to_vec();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    insert_rules(conn, &rules).await?;
+                    append_audit(conn, audit).await
+                })
+            })
+            .await
     }
 
     pub(super) async fn delete_rule(
@@ -228,26 +237,29 @@ impl SqliteStore {
         id: &str,
         audit: Vec<NewAudit>,
     ) -> Result<Option<Vec<AuditRow>>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM rules WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let deleted = sqlx::query("DELETE FROM rules WHERE id = ?")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(Error::Backend)?
+                        .rows_affected();
+                    if deleted == 0 {
+                        return Ok(None);
+                    }
+                    append_audit(conn, audit).await.map(Some)
+                })
+            })
             .await
-            .map_err(Error::Backend)?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(None);
-        }
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(Some(rows))
     }
 
     pub(super) async fn append(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
-        let (_guard, mut tx) = self.begin_write().await?;
-        let rows = append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(rows)
+        self.writer
+            .write(move |conn| Box::pin(async move { append_audit(conn, audit).await }))
+            .await
     }
 
     pub(super) async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
@@ -273,10 +285,7 @@ impl SqliteStore {
     }
 }
 
-async fn approvers(
-    conn: &mut sqlx::SqliteConnection,
-    permission_id: &str,
-) -> Result<Vec<String>, Error> {
+async fn approvers(conn: &mut SqliteConnection, permission_id: &str) -> Result<Vec<String>, Error> {
     sqlx::query_scalar(
         "SELECT token_name FROM approvals WHERE permission_id = ? ORDER BY at, token_name",
     )
@@ -286,17 +295,14 @@ async fn approvers(
     .map_err(Error::Backend)
 }
 
-async fn insert_rules(
-    tx: &mut Transaction<'static, Sqlite>,
-    rules: &[RuleRow],
-) -> Result<(), Error> {
+async fn insert_rules(conn: &mut SqliteConnection, rules: &[RuleRow]) -> Result<(), Error> {
     for rule in rules {
         sqlx::query("INSERT INTO rules (id, spec, origin, created_at) VALUES (?, ?, ?, ?)")
             .bind(&rule.id)
             .bind(&rule.spec)
             .bind(&rule.origin)
             .bind(rule.created_at.as_millis())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(|e| match &e {
                 sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("rule id"),
@@ -308,7 +314,7 @@ async fn insert_rules(
 
 /// Appends entries to the chain inside the caller's transaction and moves the recorded head.
 async fn append_audit(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     entries: Vec<NewAudit>,
 ) -> Result<Vec<AuditRow>, Error> {
     if entries.is_empty() {
@@ -316,7 +322,7 @@ async fn append_audit(
     }
     let last: Option<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(Error::Backend)?;
     let (mut seq, mut prev) = last.unwrap_or((0, audit::GENESIS.to_vec()));
@@ -341,7 +347,7 @@ async fn append_audit(
         .bind(&e.data)
         .bind(&prev)
         .bind(&hash[..])
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(Error::Backend)?;
         out.push(AuditRow {
@@ -362,7 +368,7 @@ async fn append_audit(
     )
     .bind(AUDIT_HEAD)
     .bind(head)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(Error::Backend)?;
     Ok(out)

@@ -1,0 +1,320 @@
+//! Broker benchmarks against the real daemon (the release binary, its own process, a temp SQLite
+//! file, `synchronous=FULL`), each with a baseline from the same run:
+//! - durable request creation rate (goal ≥ 2,000/s on 2 cores) vs `/healthz` rate;
+//! - approval round trip: request → SSE event seen by the approver → reply → the agent's
+//!   long-poll returns (goal p99 ≤ 5 ms) vs a plain `/healthz` round trip;
+//! - 10,000 concurrent pending long-polls held, with the daemon's RSS (goal ≤ 100 MB) vs its RSS
+//!   when idle.
+//!
+//! Run: `cargo bench --bench broker` (raise `ulimit -n` above 20,000 first).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+const LONG_POLLS: usize = 10_000;
+
+struct Daemon {
+    child: Child,
+    base: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AGENTGATE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let addr = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    Daemon {
+        child,
+        base: format!("http://{addr}"),
+        admin,
+        _dir: dir,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+async fn token(http: &reqwest::Client, d: &Daemon, name: &str, scope: &str) -> String {
+    let v: Value = http
+        .post(format!("{}/api/v1/tokens", d.base))
+        .bearer_auth(&d.admin)
+        .json(&json!({"name": name, "scopes": [scope]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Requests per second of `make()` over `secs` with `workers` concurrent clients.
+async fn rate<F, Fut>(workers: usize, secs: u64, make: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let make = Arc::new(make);
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let make = make.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w as u64 * 1_000_000;
+            while Instant::now() < until {
+                make(i).await;
+                i += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn pct(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let d = start();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let agent = token(&http, &d, "agent", "request").await;
+    let approver = token(&http, &d, "approver", "approve").await;
+    let idle_rss = rss_kib(d.child.id());
+
+    // 1. Durable creation rate vs /healthz.
+    let (h, b) = (http.clone(), d.base.clone());
+    let healthz = rate(32, 3, move |_| {
+        let (h, b) = (h.clone(), b.clone());
+        async move {
+            assert!(
+                h.get(format!("{b}/healthz"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .is_success()
+            );
+        }
+    })
+    .await;
+    let (h, b, t) = (http.clone(), d.base.clone(), agent.clone());
+    let created = rate(32, 3, move |i| {
+        let (h, b, t) = (h.clone(), b.clone(), t.clone());
+        async move {
+            let r = h
+                .post(format!("{b}/api/v1/permissions"))
+                .bearer_auth(&t)
+                .json(&json!({"kind": "shell", "command": format!("make target{i}"), "agent": "bench", "timeout": 3600}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+    })
+    .await;
+    println!("healthz (baseline):                  {healthz:8.0} req/s");
+    println!(
+        "durable permission creation:         {created:8.0} req/s  (ratio {:.2} of healthz)",
+        created / healthz
+    );
+    println!(
+        "goal >= 2000 creations/s: {}",
+        if created >= 2000.0 { "met" } else { "MISSED" }
+    );
+
+    // 2. Approval round trip, seen through the event stream as a person's UI would.
+    let mut events = http
+        .get(format!("{}/api/v1/events?last_event_id=999999999", d.base))
+        .bearer_auth(&d.admin)
+        .send()
+        .await
+        .unwrap();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = events.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                if block.contains("event: permission.created") {
+                    if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        let v: Value = serde_json::from_str(data).unwrap();
+                        let _ = seen_tx.send(v["subject"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+    });
+    let mut trips = Vec::new();
+    let mut plain = Vec::new();
+    for i in 0..300 {
+        let start = Instant::now();
+        http.get(format!("{}/healthz", d.base))
+            .send()
+            .await
+            .unwrap();
+        plain.push(start.elapsed());
+
+        let (h, b, t) = (http.clone(), d.base.clone(), agent.clone());
+        let start = Instant::now();
+        let waiter = tokio::spawn(async move {
+            let r: Value = h
+                .post(format!("{b}/api/v1/permissions?wait=30"))
+                .bearer_auth(&t)
+                .json(&json!({"kind": "shell", "command": format!("deploy {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["status"], "allowed");
+            Instant::now()
+        });
+        let id = seen_rx.recv().await.unwrap();
+        let r = http
+            .post(format!("{}/api/v1/permissions/{id}/reply", d.base))
+            .bearer_auth(&approver)
+            .json(&json!({"decision": "allow"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let unblocked = waiter.await.unwrap();
+        if i >= 20 {
+            trips.push(unblocked - start);
+        }
+    }
+    let (t50, t99) = (pct(&mut trips, 0.5), pct(&mut trips, 0.99));
+    let (p50, p99) = (pct(&mut plain, 0.5), pct(&mut plain, 0.99));
+    println!("healthz round trip (baseline):       p50 {p50:6.2} ms  p99 {p99:6.2} ms");
+    println!("approval round trip (4 HTTP legs):   p50 {t50:6.2} ms  p99 {t99:6.2} ms");
+    println!(
+        "goal approval p99 <= 5 ms: {}",
+        if t99 <= 5.0 { "met" } else { "MISSED" }
+    );
+
+    // 3. 10,000 concurrent long-polls on pending requests.
+    let list: Value = http
+        .get(format!(
+            "{}/api/v1/permissions?status=pending&limit=500",
+            d.base
+        ))
+        .bearer_auth(&d.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["permissions"][0]["id"].as_str().unwrap().to_owned();
+    let polling = Arc::new(AtomicU64::new(0));
+    let mut polls = Vec::with_capacity(LONG_POLLS);
+    for _ in 0..LONG_POLLS {
+        // One connection each, as 10,000 separate agents would have.
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("{}/api/v1/permissions/{id}?wait=120", d.base);
+        let t = agent.clone();
+        let polling = polling.clone();
+        polls.push(tokio::spawn(async move {
+            polling.fetch_add(1, Ordering::Relaxed);
+            let r = client.get(url).bearer_auth(&t).send().await;
+            r.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    // Let every poll reach the daemon and park.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let held_rss = rss_kib(d.child.id());
+    println!(
+        "daemon RSS idle (baseline):          {:8.1} MB",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "daemon RSS with {LONG_POLLS} long-polls held: {:8.1} MB  (+{:.1} KB per poll)",
+        held_rss as f64 / 1024.0,
+        (held_rss.saturating_sub(idle_rss)) as f64 / LONG_POLLS as f64
+    );
+    println!(
+        "goal RSS <= 100 MB: {}",
+        if held_rss <= 100 * 1024 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    // Release them all with one decision.
+    let r = http
+        .post(format!("{}/api/v1/permissions/{id}/reply", d.base))
+        .bearer_auth(&approver)
+        .json(&json!({"decision": "deny"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut ok = 0;
+    for p in polls {
+        if p.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    println!("long-polls released by one decision: {ok}/{LONG_POLLS} answered 200");
+}
