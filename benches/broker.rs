@@ -183,23 +183,24 @@ async fn main() {
 
     // 2. Approval round trip, seen through the event stream as a person's UI would.
     let mut events = http
-        .get(format!("{}/api/v1/events?last_event_id=999999999", d.base))
+        .get(format!("{}/api/v1/events", d.base))
         .bearer_auth(&d.admin)
         .send()
         .await
         .unwrap();
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     tokio::spawn(async move {
         let mut buf = String::new();
         while let Ok(Some(chunk)) = events.chunk().await {
             buf.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buf.find("\n\n") {
                 let block: String = buf.drain(..end + 2).collect();
-                if block.contains("event: permission.created") {
-                    if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
-                        let v: Value = serde_json::from_str(data).unwrap();
-                        let _ = seen_tx.send(v["subject"].as_str().unwrap().to_owned());
-                    }
+                if block.contains("event: permission.created")
+                    && let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: "))
+                {
+                    let v: Value = serde_json::from_str(data).unwrap();
+                    let summary = v["data"]["summary"].as_str().unwrap_or("").to_owned();
+                    let _ = seen_tx.send((summary, v["subject"].as_str().unwrap().to_owned()));
                 }
             }
         }
@@ -230,7 +231,13 @@ async fn main() {
             assert_eq!(r["status"], "allowed");
             Instant::now()
         });
-        let id = seen_rx.recv().await.unwrap();
+        let want = format!("deploy {i}");
+        let id = loop {
+            let (summary, id) = seen_rx.recv().await.unwrap();
+            if summary == want {
+                break id;
+            }
+        };
         let r = http
             .post(format!("{}/api/v1/permissions/{id}/reply", d.base))
             .bearer_auth(&approver)

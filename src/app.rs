@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -114,7 +115,11 @@ impl App {
             shutdown.await;
             broker.begin_shutdown();
         };
-        axum::serve(self.listener, service)
+        // Small answers (a decision, an SSE event) go out at once rather than waiting on Nagle.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")

@@ -324,9 +324,12 @@ impl Broker {
             if view.status != Status::Pending || tokio::time::Instant::now() >= until {
                 return Ok(view);
             }
+            // Hold nothing but the deadline while parked: 10,000 waiters must stay small.
+            let deadline = view.deadline;
+            drop(view);
             // Wake at the request's own deadline too, to report its timeout.
             let mut wake = until;
-            if let Some(deadline) = view.deadline {
+            if let Some(deadline) = deadline {
                 let left = deadline.since(self.clock.now()) + Duration::from_millis(5);
                 wake = wake.min(tokio::time::Instant::now() + left);
             }
