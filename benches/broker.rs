@@ -207,6 +207,7 @@ async fn main() {
     });
     let mut trips = Vec::new();
     let mut plain = Vec::new();
+    let (mut leg_event, mut leg_reply, mut leg_release) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..300 {
         let start = Instant::now();
         http.get(format!("{}/healthz", d.base))
@@ -238,6 +239,7 @@ async fn main() {
                 break id;
             }
         };
+        let seen = Instant::now();
         let r = http
             .post(format!("{}/api/v1/permissions/{id}/reply", d.base))
             .bearer_auth(&approver)
@@ -246,9 +248,13 @@ async fn main() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        let replied = Instant::now();
         let unblocked = waiter.await.unwrap();
         if i >= 20 {
             trips.push(unblocked - start);
+            leg_event.push(seen - start);
+            leg_reply.push(replied - seen);
+            leg_release.push(unblocked.saturating_duration_since(replied));
         }
     }
     let (t50, t99) = (pct(&mut trips, 0.5), pct(&mut trips, 0.99));

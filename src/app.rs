@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState, HostPolicy, Shared};
 use crate::store::Store;
+use agentgate_policy::Scope;
 
 /// A built daemon, bound and ready to serve.
 pub struct App {
@@ -27,6 +28,7 @@ pub struct App {
     admin_token_created: bool,
     store: Store,
     broker: std::sync::Arc<Broker>,
+    openwork: Option<(TcpListener, axum::Router)>,
 }
 
 impl App {
@@ -58,6 +60,20 @@ impl App {
         .await
         .context("loading the permission broker")?;
         broker.spawn_expirer();
+        let openwork = match config.openwork_listen {
+            None => None,
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for [compat.openwork]"))?;
+                let bound = listener.local_addr().context("reading the bound address")?;
+                let principal = auth
+                    .service_principal("openwork-compat", [Scope::Request].into_iter().collect())
+                    .await
+                    .context("creating the openwork-compat service token")?;
+                Some((listener, bound, principal))
+            }
+        };
         let state = AppState::new(Shared {
             auth,
             broker: broker.clone(),
@@ -67,7 +83,11 @@ impl App {
         });
         Ok(App {
             listener,
-            router: http::router(state),
+            router: http::router(state.clone()),
+            openwork: openwork.map(|(listener, bound, principal)| {
+                let hosts = HostPolicy::new(bound.port(), &config.allowed_hosts);
+                (listener, http::openwork_router(state, principal, hosts))
+            }),
             broker,
             local_addr,
             admin_token_file,
@@ -96,6 +116,13 @@ impl App {
         &self.store
     }
 
+    /// The address of the `[compat.openwork]` listener, if configured.
+    pub fn openwork_addr(&self) -> Option<SocketAddr> {
+        self.openwork
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// The broker, for tests that drive expiry with a manual clock.
     pub fn broker(&self) -> std::sync::Arc<Broker> {
         self.broker.clone()
@@ -115,6 +142,18 @@ impl App {
             shutdown.await;
             broker.begin_shutdown();
         };
+        if let Some((listener, router)) = self.openwork {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let stopped = self.broker.until_stopped();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, service)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the [compat.openwork] listener failed");
+                }
+            });
+        }
         // Small answers (a decision, an SSE event) go out at once rather than waiting on Nagle.
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

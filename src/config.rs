@@ -34,6 +34,25 @@ pub struct FileConfig {
     pub default_timeout: Option<u64>,
     /// `[[rules]]`: the configured policy.
     pub rules: Option<Vec<Spanned<RuleSpec>>>,
+    /// `[compat.*]`: listeners for other tools' protocols.
+    pub compat: Option<CompatConfig>,
+}
+
+/// `[compat]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatConfig {
+    /// `[compat.openwork] listen = "127.0.0.1:9226"`: an unauthenticated loopback listener for
+    /// unmodified OpenWork clients.
+    pub openwork: Option<OpenWorkCompat>,
+}
+
+/// `[compat.openwork]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWorkCompat {
+    /// Loopback address to listen on.
+    pub listen: String,
 }
 
 /// A config file that could not be used: which file, where, and why.
@@ -191,6 +210,8 @@ pub struct Config {
     pub default_timeout: std::time::Duration,
     /// The configured rules.
     pub rules: Vec<Rule>,
+    /// The opt-in OpenWork Permission API listener (unauthenticated, loopback only).
+    pub openwork_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -228,6 +249,20 @@ impl Config {
                 redact_url(&database_url)
             )));
         }
+        let openwork_listen = match file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
+            None => None,
+            Some(ow) => {
+                let addr = parse_listen(&ow.listen)?;
+                if !addr.ip().is_loopback() {
+                    return Err(Error::Invalid(format!(
+                        "[compat.openwork] listen = `{}`: this listener takes no credential, so it \
+                         only ever listens on loopback",
+                        ow.listen
+                    )));
+                }
+                Some(addr)
+            }
+        };
         let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
         allowed_hosts.extend(over.allowed_hosts);
         for host in &mut allowed_hosts {
@@ -246,6 +281,7 @@ impl Config {
             allowed_hosts,
             default_timeout,
             rules,
+            openwork_listen,
         })
     }
 
@@ -259,6 +295,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             default_timeout: std::time::Duration::from_secs(300),
             rules: Vec::new(),
+            openwork_listen: None,
         }
     }
 }
@@ -367,6 +404,36 @@ mod tests {
         assert!(
             err.contains("line 3") && err.contains("unknown variant `telepathy`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_openwork_listener_is_loopback_only() {
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "[compat.openwork]\nlisten = \"0.0.0.0:9226\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(file, None, over.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("only ever listens on loopback"),
+            "{err}"
+        );
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "[compat.openwork]\nlisten = \"127.0.0.1:9226\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::resolve(file, None, over)
+                .unwrap()
+                .openwork_listen
+                .map(|a| a.port()),
+            Some(9226)
         );
     }
 

@@ -241,6 +241,42 @@ impl Authenticator {
         Ok(row)
     }
 
+    /// The live service token called `name` holding exactly `scopes`, created (with a secret
+    /// nobody ever sees) if there is none. Requests made through credential-less compatibility
+    /// listeners are attributed to it.
+    pub async fn service_principal(
+        &self,
+        name: &str,
+        scopes: ScopeSet,
+    ) -> Result<Arc<Principal>, Error> {
+        if let Some(row) = self
+            .store
+            .live_tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.name == name && t.scopes == scopes)
+        {
+            return Ok(Arc::new(principal_of(&row)));
+        }
+        let secret = Secret::mint().map_err(Error::Random)?;
+        let row = TokenRow {
+            id: secret::new_id("tok_").map_err(Error::Random)?,
+            name: name.to_owned(),
+            secret_hash: secret.hash().0,
+            scopes,
+            created_at: self.clock.now(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            created_by: None,
+        };
+        match self.store.insert_token(&row).await {
+            Ok(()) => Ok(Arc::new(principal_of(&row))),
+            Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(name.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// On first start (no token ever created), creates the owner token with scope `admin` and no
     /// expiry and writes it to `<data_dir>/admin.token` (mode 0600). Returns the file's path and
     /// whether it was created now.

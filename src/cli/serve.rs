@@ -47,6 +47,12 @@ pub(super) async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> 
         data_dir = %config.data_dir.display(),
         "agentgate is serving"
     );
+    if let Some(addr) = app.openwork_addr() {
+        tracing::warn!(
+            url = %format!("http://{addr}/permission"),
+            "[compat.openwork] listener: any local process can ask for permission there without a token (it can never answer)"
+        );
+    }
     if let Some(path) = &args.ready_file {
         crate::auth::write_private(path, &addr.to_string())
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use std::sync::Arc;
+
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
 
@@ -49,8 +50,12 @@ impl HostPolicy {
     }
 }
 
-pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut response = match check(&state, &req) {
+pub(super) async fn guard(
+    State(hosts): State<Arc<HostPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut response = match check(&hosts, &req) {
         Ok(()) => next.run(req).await,
         Err(err) => err.into_response(),
     };
@@ -63,7 +68,7 @@ pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Nex
     response
 }
 
-fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
+fn check(hosts: &HostPolicy, req: &Request) -> Result<(), ApiError> {
     let headers = req.headers();
     let host = host_of(req).ok_or_else(|| {
         ApiError::new(
@@ -72,7 +77,7 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
             "the request has no Host header",
         )
     })?;
-    if !state.hosts.allows(host) {
+    if !hosts.allows(host) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "misdirected_request",

@@ -26,8 +26,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 
-use crate::auth::Authenticator;
 use crate::auth::passphrase::Passphrases;
+use crate::auth::{Authenticator, Principal};
 use crate::broker::Broker;
 use crate::clock::Clock;
 use error::ApiError;
@@ -77,7 +77,37 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(from_fn_with_state(state.clone(), guard::guard))
+        .layer(from_fn_with_state(
+            Arc::new(state.hosts.clone()),
+            guard::guard,
+        ))
+        .layer(from_fn(log::log_request))
+        .with_state(state)
+}
+
+/// The opt-in OpenWork listener: only `POST /permission`, with no credential, every request made
+/// as `principal` (a `request`-only service token). Loopback only, with the same Host and Origin
+/// checks as the main listener. Weaker by design: any local process can ask (never answer).
+pub fn openwork_router(state: AppState, principal: Arc<Principal>, hosts: HostPolicy) -> Router {
+    let as_service = move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+        let principal = principal.clone();
+        async move {
+            req.extensions_mut().insert(principal.clone());
+            let mut response = next.run(req).await;
+            response.extensions_mut().insert(access::Caller(principal));
+            response
+        }
+    };
+    Router::new()
+        .route(
+            "/permission",
+            axum::routing::post(permissions::openwork_permission),
+        )
+        .route_layer(from_fn(as_service))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(from_fn_with_state(Arc::new(hosts), guard::guard))
         .layer(from_fn(log::log_request))
         .with_state(state)
 }

@@ -1021,3 +1021,56 @@ pattern = "/tmp/ok/**"
     .await
     .expect_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn the_opt_in_openwork_listener_takes_no_token_but_only_asks() {
+    let app = spawn_app_with(
+        r#"
+[compat.openwork]
+listen = "127.0.0.1:0"
+
+[[rules]]
+action = "allow"
+kind = "file"
+pattern = "/tmp/ok/**"
+"#,
+    )
+    .await;
+    let ow = app.openwork.expect("listener configured");
+    let base = format!("http://{ow}");
+    let r = app
+        .http
+        .post(format!("{base}/permission"))
+        .json(&json!({"operation": "modify", "filePath": "/tmp/ok/x.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"allowed": true}));
+    let reader = app.create_token("viewer", &["read"], json!("1d")).await.0;
+    let list = app.get("/api/v1/permissions", Some(&reader)).await.json();
+    assert_eq!(list["permissions"][0]["requester"], "openwork-compat");
+    // Nothing else is served there: not the API, not replies.
+    for path in ["/api/v1/permissions", "/api/v1/whoami", "/healthz"] {
+        let r = app.http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = app
+        .http
+        .post(format!("{base}/api/v1/permissions/req_x/reply"))
+        .json(&json!({"decision": "allow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // The same browser-facing checks: a foreign Origin cannot make it ask.
+    let r = app
+        .http
+        .post(format!("{base}/permission"))
+        .header("origin", "http://evil.example.com")
+        .json(&json!({"operation": "modify", "filePath": "/tmp/ok/x.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub clock: Clock,
     pub store: Store,
     pub broker: std::sync::Arc<Broker>,
+    /// The `[compat.openwork]` listener, when configured.
+    pub openwork: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     config_toml: String,
     stop: Option<oneshot::Sender<()>>,
@@ -48,8 +50,12 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     if let Some(t) = file.default_timeout {
         config.default_timeout = Duration::from_secs(t);
     }
+    if let Some(ow) = file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
+        config.openwork_listen = Some(agentgate::config::parse_listen(&ow.listen).unwrap());
+    }
     let app = App::build(&config, clock.clone()).await.unwrap();
     let broker = app.broker();
+    let openwork = app.openwork_addr();
     let addr = app.local_addr();
     let admin = std::fs::read_to_string(app.admin_token_file())
         .unwrap()
@@ -72,6 +78,7 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
         clock,
         store,
         broker,
+        openwork,
         dir,
         config_toml,
         stop: Some(stop),
