@@ -265,6 +265,12 @@ async fn main() {
         "goal approval p99 <= 5 ms: {}",
         if t99 <= 5.0 { "met" } else { "MISSED" }
     );
+    println!(
+        "  legs p50: create→event seen {:.2} ms, reply {:.2} ms, reply→agent released {:.2} ms",
+        pct(&mut leg_event, 0.5),
+        pct(&mut leg_reply, 0.5),
+        pct(&mut leg_release, 0.5)
+    );
 
     // 3. 10,000 concurrent long-polls on pending requests.
     let list: Value = http

@@ -320,7 +320,8 @@ impl Broker {
         tokio::pin!(stopped);
         let until = tokio::time::Instant::now() + max;
         loop {
-            let view = self.get(who, id).await?;
+            // Boxed so the parked future is small: only the select below lives across the wait.
+            let view = Box::pin(self.get(who, id)).await?;
             if view.status != Status::Pending || tokio::time::Instant::now() >= until {
                 return Ok(view);
             }
@@ -336,7 +337,7 @@ impl Broker {
             tokio::select! {
                 _ = changed.changed() => { changed = self.watch(id); }
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = &mut stopped => return self.get(who, id).await,
+                _ = &mut stopped => return Box::pin(self.get(who, id)).await,
             }
         }
     }

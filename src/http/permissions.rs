@@ -85,7 +85,8 @@ pub async fn create_permission(
     JsonBody(request): JsonBody<NewPermission>,
 ) -> Result<(StatusCode, Json<PermissionView>), ApiError> {
     let wait = query(wait)?.wait.unwrap_or(0);
-    let mut view = state.broker.create(&who, request).await?;
+    // Boxed: a long-poll parks in `wait`, and should not carry the creation's state with it.
+    let mut view = Box::pin(state.broker.create(&who, request)).await?;
     if view.status == Status::Pending && wait > 0 {
         view = state
             .broker
