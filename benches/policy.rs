@@ -25,17 +25,8 @@ fn rules(n: usize) -> RuleSet {
             ),
         };
         let spec = RuleSpec {
-            id: None,
-            action,
-            kind,
-            pattern,
             agent: (i % 7 == 0).then(|| "opencode".to_owned()),
-            workspace: None,
-            session: None,
-            operations: None,
-            timeout: None,
-            approvals: None,
-            expires_at: None,
+            ..RuleSpec::new(action, kind, pattern)
         };
         out.push(Rule::new(spec, format!("r{i}"), Origin::Config { index: i }).unwrap());
     }
@@ -44,19 +35,7 @@ fn rules(n: usize) -> RuleSet {
         ("git", Effect::Allow, "git *"),
         ("rm", Effect::Deny, "rm *"),
     ] {
-        let spec = RuleSpec {
-            id: None,
-            action,
-            kind: Kind::Shell,
-            pattern: pattern.into(),
-            agent: None,
-            workspace: None,
-            session: None,
-            operations: None,
-            timeout: None,
-            approvals: None,
-            expires_at: None,
-        };
+        let spec = RuleSpec::new(action, Kind::Shell, pattern);
         out.push(Rule::new(spec, id.into(), Origin::Config { index: 0 }).unwrap());
     }
     RuleSet::new(out).unwrap()

@@ -717,13 +717,8 @@ impl Broker {
     ) -> Result<(RuleView, Vec<String>), Error> {
         let now = self.clock.now();
         let spec = RuleSpec {
-            id: None,
-            action: new.action,
-            kind: new.kind,
-            pattern: new.pattern,
             agent: new.agent,
             workspace: new.workspace,
-            session: None,
             operations: new.operations,
             timeout: new.timeout,
             approvals: new.approvals,
@@ -731,6 +726,7 @@ impl Broker {
                 None | Some(Expiry::Never) => None,
                 Some(Expiry::After(d)) => Some(now.plus(d).as_millis()),
             },
+            ..RuleSpec::new(new.action, new.kind, new.pattern)
         };
         let id = secret::new_id("rule_").map_err(|_| Error::Random)?;
         let origin = Origin::Api {

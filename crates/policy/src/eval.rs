@@ -272,10 +272,6 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
     patterns
         .into_iter()
         .map(|pattern| RuleSpec {
-            id: None,
-            action: Effect::Allow,
-            kind: subject.kind,
-            pattern,
             agent: subject.agent.as_ref().map(|a| escape(a)),
             workspace: subject.workspace.as_ref().map(|w| escape(w)),
             session: if session_only {
@@ -284,9 +280,7 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
                 None
             },
             operations: subject.operation.map(|op| vec![op]),
-            timeout: None,
-            approvals: None,
-            expires_at: None,
+            ..RuleSpec::new(Effect::Allow, subject.kind, pattern)
         })
         .collect()
 }
@@ -332,16 +326,7 @@ mod tests {
     fn rule(id: &str, action: Effect, kind: Kind, pattern: &str) -> Rule {
         let spec = RuleSpec {
             id: Some(id.into()),
-            action,
-            kind,
-            pattern: pattern.into(),
-            agent: None,
-            workspace: None,
-            session: None,
-            operations: None,
-            timeout: None,
-            approvals: None,
-            expires_at: None,
+            ..RuleSpec::new(action, kind, pattern)
         };
         Rule::new(spec, id.into(), Origin::Config { index: 0 }).unwrap()
     }

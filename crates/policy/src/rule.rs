@@ -230,6 +230,25 @@ pub struct RuleSpec {
     pub expires_at: Option<i64>,
 }
 
+impl RuleSpec {
+    /// A rule with no filters, no timeout, no expiry: the rest is set with struct update syntax.
+    pub fn new(action: Effect, kind: Kind, pattern: impl Into<String>) -> RuleSpec {
+        RuleSpec {
+            id: None,
+            action,
+            kind,
+            pattern: pattern.into(),
+            agent: None,
+            workspace: None,
+            session: None,
+            operations: None,
+            timeout: None,
+            approvals: None,
+            expires_at: None,
+        }
+    }
+}
+
 /// Why a rule could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -354,19 +373,7 @@ mod tests {
     use super::*;
 
     fn spec(action: Effect, kind: Kind, pattern: &str) -> RuleSpec {
-        RuleSpec {
-            id: None,
-            action,
-            kind,
-            pattern: pattern.into(),
-            agent: None,
-            workspace: None,
-            session: None,
-            operations: None,
-            timeout: None,
-            approvals: None,
-            expires_at: None,
-        }
+        RuleSpec::new(action, kind, pattern)
     }
 
     #[test]
