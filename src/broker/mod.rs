@@ -315,6 +315,13 @@ impl Broker {
         max: Duration,
     ) -> Result<PermissionView, Error> {
         let max = max.min(MAX_WAIT);
+        // Check existence and access before registering interest, so unknown ids leave nothing
+        // behind in the waiter map.
+        let first = Box::pin(self.get(who, id)).await?;
+        if first.status != Status::Pending || max.is_zero() {
+            return Ok(first);
+        }
+        drop(first);
         let mut changed = self.watch(id);
         let stopped = self.until_stopped();
         tokio::pin!(stopped);
