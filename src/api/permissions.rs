@@ -171,6 +171,10 @@ pub struct PermissionView {
     pub approvals: Vec<String>,
     /// Whether the request is allowed now (`status == allowed`).
     pub allowed: bool,
+    /// For a pending request: the narrow rules "always" would save (shown before saving; a reply
+    /// may replace a single rule's pattern).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggested_rules: Vec<RuleSpec>,
 }
 
 /// Allow or deny.

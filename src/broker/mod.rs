@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use agentgate_policy::{Effect, Kind, Origin, Rule, RuleError, RuleSet, RuleSpec, narrow_rules};
+use agentgate_policy::{
+    Effect, Kind, Origin, Rule, RuleError, RuleSet, RuleSpec, Subject, narrow_rules,
+};
 use serde_json::json;
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -557,10 +559,7 @@ impl Broker {
                 "`session` needs a request that names its session",
             ));
         }
-        let request: NewPermission = from_json(&row.body)?;
-        let n =
-            normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
-        let mut specs = narrow_rules(&n.subject, session_only);
+        let mut specs = narrow_rules(&subject_of(row)?, session_only);
         if let Some(pattern) = &reply.pattern {
             if specs.len() != 1 {
                 return Err(invalid(
@@ -609,11 +608,7 @@ impl Broker {
                 .await?;
             let last = page.last().map(|r| (r.created_at, r.id.clone()));
             for row in &page {
-                let request: NewPermission = from_json(&row.body)?;
-                let Ok(n) = normalize::normalize(request, self.settings.home.as_deref()) else {
-                    continue;
-                };
-                let decision = policy.decide(&n.subject, now.as_millis());
+                let decision = policy.decide(&subject_of(row)?, now.as_millis());
                 let status = match decision.effect {
                     Effect::Ask => continue,
                     Effect::Allow => Status::Allowed,
@@ -842,7 +837,13 @@ impl Broker {
             "directory" => Kind::Directory,
             other => return Err(Error::Corrupt(format!("kind `{other}`"))),
         };
+        let suggested_rules = if status == Status::Pending {
+            narrow_rules(&subject_of(&row)?, false)
+        } else {
+            Vec::new()
+        };
         Ok(PermissionView {
+            suggested_rules,
             id: row.id,
             status,
             kind,
@@ -860,6 +861,28 @@ impl Broker {
             allowed: status == Status::Allowed,
         })
     }
+}
+
+/// What the policy matches for a stored request: its targets as normalised when it was asked.
+fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
+    let request: NewPermission = from_json(&row.body)?;
+    let kind = request
+        .kind
+        .ok_or_else(|| Error::Corrupt(format!("request {} has no kind", row.id)))?;
+    let unparsed = kind == Kind::Shell
+        && request
+            .command
+            .as_deref()
+            .is_none_or(|c| agentgate_policy::shell::parts(c).is_err());
+    Ok(Subject {
+        kind,
+        targets: from_json(&row.targets)?,
+        operation: request.operation,
+        agent: request.agent,
+        workspace: request.workspace,
+        session: request.session,
+        unparsed,
+    })
 }
 
 fn decided_entry(

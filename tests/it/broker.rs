@@ -485,6 +485,9 @@ async fn remember_for_the_session_and_always_with_narrow_rules() {
 
     // Two identical pending requests; "always" on one resolves the other at once.
     let p1 = ask(&app, &a.agent, shell("npm test")).await;
+    // What "always" would save is shown before saving.
+    assert_eq!(p1["suggested_rules"][0]["pattern"], "npm test");
+    assert_eq!(p1["suggested_rules"][0]["agent"], "opencode");
     let p2 = ask(&app, &a.agent, shell("npm test")).await;
     let r = reply(
         &app,
