@@ -786,6 +786,11 @@ impl Broker {
         Ok(rows.into_iter().map(audit_entry).collect())
     }
 
+    /// The sequence number of the last audit entry (0 when the log is empty).
+    pub async fn audit_head_seq(&self) -> Result<i64, Error> {
+        Ok(self.store.audit_head().await?.map_or(0, |(seq, _)| seq))
+    }
+
     /// Verifies the whole hash chain and names the first bad entry.
     pub async fn verify_audit(&self) -> Result<Verification, Error> {
         let mut verifier = Verifier::default();

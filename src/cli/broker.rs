@@ -239,6 +239,9 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             Ok(0)
         }
         BrokerCommand::Pending(watch) => {
+            // Follow from here: what is pending now is listed, what happens next is streamed.
+            let head: Value = client.get("/api/v1/audit/head").await?;
+            let head = head["seq"].as_i64().unwrap_or(0);
             let page: PermissionPage = client
                 .get("/api/v1/permissions?status=pending&limit=500")
                 .await?;
@@ -253,7 +256,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 }
             }
             if watch {
-                follow(client, json, 0, true).await?;
+                follow(client, json, head, true).await?;
             }
             Ok(0)
         }

@@ -44,6 +44,15 @@ pub async fn list_audit(
     Ok(Json(AuditPage { entries }))
 }
 
+/// `GET /api/v1/audit/head`: the last entry's sequence number (0 when empty), so a client can
+/// follow events from "now" without replaying history.
+pub async fn audit_head(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let seq = state.broker.audit_head_seq().await?;
+    Ok(Json(serde_json::json!({ "seq": seq })))
+}
+
 /// `GET /api/v1/audit/verify`.
 pub async fn verify_audit(State(state): State<AppState>) -> Result<Json<Verification>, ApiError> {
     Ok(Json(state.broker.verify_audit().await?))

@@ -132,6 +132,7 @@ pub fn table() -> Vec<Route> {
         Route::new(Delete, "/api/v1/rules/{id}", admin, rules::delete_rule),
         Route::new(Get, "/api/v1/events", read, events::events),
         Route::new(Get, "/api/v1/audit", read, events::list_audit),
+        Route::new(Get, "/api/v1/audit/head", read, events::audit_head),
         Route::new(Get, "/api/v1/audit/verify", read, events::verify_audit),
         // Drop-in for the OpenWork Permission API.
         Route::new(

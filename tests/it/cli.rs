@@ -673,3 +673,94 @@ fn request_exit_codes_and_answering_from_the_cli() {
         );
     }
 }
+
+#[test]
+fn pending_watch_and_audit_follow_print_new_events_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    let daemon = Daemon::start(&[]);
+    let agent =
+        stdout(&ok(daemon.cli(&[
+            "token", "create", "--name", "agent", "--scope", "request",
+        ])))
+        .trim()
+        .to_owned();
+    let follow = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--url")
+            .arg(&daemon.url)
+            .arg("--data-dir")
+            .arg(daemon.data_dir())
+            .env_remove("AGENTGATE_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Something already pending before anyone watches.
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "request",
+        "--kind",
+        "shell",
+        "--command",
+        "make watched",
+        "--url",
+        &daemon.url,
+    ])
+    .env("AGENTGATE_TOKEN", &agent)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let out = run(cmd, None);
+    assert_eq!(out.status.code(), Some(4));
+    let id = stdout(&out).split_whitespace().next().unwrap().to_owned();
+
+    let mut audit = follow(&["audit", "--follow", "--json"]);
+    let mut watch = follow(&["pending", "--watch"]);
+    let mut audit_lines = BufReader::new(audit.stdout.take().unwrap()).lines();
+    let mut watch_lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let entry: Value = serde_json::from_str(&audit_lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(entry["event"], "permission.created");
+    assert_eq!(entry["subject"], id.as_str());
+    let line = watch_lines.next().unwrap().unwrap();
+    assert!(
+        line.starts_with(&id) && line.contains("make watched"),
+        "listed first: {line}"
+    );
+    // Then what happens next arrives live on both.
+    ok(daemon.cli(&["deny", &id]));
+    let entry: Value = serde_json::from_str(&audit_lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(entry["event"], "permission.decided");
+    assert_eq!(entry["subject"], id.as_str());
+    let line = watch_lines.next().unwrap().unwrap();
+    assert_eq!(line, format!("- {id} denied"));
+    let out = run_request(&daemon, &agent, "make second");
+    let line = watch_lines.next().unwrap().unwrap();
+    assert!(line.starts_with(&format!("+ {out} make second")), "{line}");
+    let _ = audit.kill();
+    let _ = watch.kill();
+    let _ = audit.wait();
+    let _ = watch.wait();
+}
+
+fn run_request(daemon: &Daemon, token: &str, command: &str) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "request",
+        "--kind",
+        "shell",
+        "--command",
+        command,
+        "--url",
+        &daemon.url,
+    ])
+    .env("AGENTGATE_TOKEN", token)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let out = run(cmd, None);
+    stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
