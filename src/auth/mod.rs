@@ -132,7 +132,7 @@ impl Authenticator {
         if entry.principal.expires_at.is_some_and(|at| at <= now) {
             return Err(Error::Unauthenticated(Rejection::Expired));
         }
-        self.touch(&entry, now).await;
+        self.touch(&entry, now);
         Ok(entry.principal.clone())
     }
 
@@ -159,7 +159,7 @@ impl Authenticator {
         Ok(entry)
     }
 
-    async fn touch(&self, entry: &Cached, now: Timestamp) {
+    fn touch(&self, entry: &Cached, now: Timestamp) {
         let last = entry.last_touch.load(Ordering::Relaxed);
         if now.since(Timestamp::from_millis(last)) < TOUCH_INTERVAL {
             return;
@@ -171,9 +171,17 @@ impl Authenticator {
         if !won {
             return;
         }
-        if let Err(err) = self.store.touch_token(&entry.principal.token_id, now).await {
-            tracing::warn!(error = %err, token = %entry.principal.name, "could not record token use");
-        }
+        // Off the request path: recording use must never add latency to (or fail) a request.
+        let store = self.store.clone();
+        let (id, name) = (
+            entry.principal.token_id.clone(),
+            entry.principal.name.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_token(&id, now).await {
+                tracing::warn!(error = %err, token = %name, "could not record token use");
+            }
+        });
     }
 
     fn forget(&self, token_id: &str) {
