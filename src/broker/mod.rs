@@ -834,14 +834,10 @@ impl Broker {
         };
         let status = Status::parse(&row.status)
             .ok_or_else(|| Error::Corrupt(format!("status `{}`", row.status)))?;
-        let kind = match row.kind.as_str() {
-            "file" => Kind::File,
-            "shell" => Kind::Shell,
-            "tool" => Kind::Tool,
-            "network" => Kind::Network,
-            "directory" => Kind::Directory,
-            other => return Err(Error::Corrupt(format!("kind `{other}`"))),
-        };
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == row.kind)
+            .ok_or_else(|| Error::Corrupt(format!("kind `{}`", row.kind)))?;
         let suggested_rules = if status == Status::Pending {
             narrow_rules(&subject_of(&row)?, false)
         } else {
@@ -933,16 +929,7 @@ fn rule_from_row(row: &RuleRow) -> Result<Rule, Error> {
 }
 
 fn rule_error(e: RuleError) -> Error {
-    let field = match e.field {
-        "pattern" => "pattern",
-        "agent" => "agent",
-        "workspace" => "workspace",
-        "operations" => "operations",
-        "timeout" => "timeout",
-        "approvals" => "approvals",
-        _ => "rule",
-    };
-    invalid(field, e.reason)
+    invalid(e.field, e.reason)
 }
 
 fn parse_cursor(c: &str) -> Option<(Timestamp, String)> {
