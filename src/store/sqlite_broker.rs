@@ -7,6 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::sqlite::SqliteStore;
+use super::sqlite_writer;
 use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
 use crate::audit;
 use crate::clock::Timestamp;
@@ -320,12 +321,18 @@ async fn append_audit(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(Error::Backend)?;
-    let (mut seq, mut prev) = last.unwrap_or((0, audit::GENESIS.to_vec()));
+    // The writer task caches the chain's head between writes; read it only when unknown.
+    let (mut seq, mut prev) = match sqlite_writer::cached_head() {
+        Some(head) => head,
+        None => {
+            let last: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+            last.unwrap_or((0, audit::GENESIS.to_vec()))
+        }
+    };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
@@ -361,17 +368,28 @@ async fn append_audit(
         });
         prev = hash.to_vec();
     }
-    let head = format!("{seq}:{}", hex(&prev));
+    // The recorded head is written once per batch, just before its commit.
+    sqlite_writer::set_head(seq, prev);
+    Ok(out)
+}
+
+/// Records the chain's head in `settings` (in the writer's transaction), so verification notices
+/// a truncated tail.
+pub(super) async fn record_head(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    hash: &[u8],
+) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0) \
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )
     .bind(AUDIT_HEAD)
-    .bind(head)
-    .execute(&mut *conn)
+    .bind(format!("{seq}:{}", hex(hash)))
+    .execute(conn)
     .await
     .map_err(Error::Backend)?;
-    Ok(out)
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -5,6 +5,8 @@
 //! costs, so this turns N fsyncs into one without weakening durability: nobody hears "done"
 //! before their write is on disk.
 
+use std::cell::RefCell;
+
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 use sqlx::pool::PoolConnection;
@@ -19,6 +21,41 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bo
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 256;
 
+/// The audit chain's head (last seq and hash) as of the writer's open transaction, so appending
+/// does not re-read it for every write. `dirty` marks a head not yet recorded in `settings`.
+#[derive(Clone, Default)]
+struct Head {
+    known: Option<(i64, Vec<u8>)>,
+    dirty: bool,
+}
+
+tokio::task_local! {
+    static HEAD: RefCell<Head>;
+}
+
+/// The chain's head, if the writer knows it. Only meaningful inside a write.
+pub(super) fn cached_head() -> Option<(i64, Vec<u8>)> {
+    HEAD.try_with(|h| h.borrow().known.clone()).ok().flatten()
+}
+
+/// Moves the chain's head after an append inside a write.
+pub(super) fn set_head(seq: i64, hash: Vec<u8>) {
+    let _ = HEAD.try_with(|h| {
+        *h.borrow_mut() = Head {
+            known: Some((seq, hash)),
+            dirty: true,
+        }
+    });
+}
+
+fn snapshot() -> Head {
+    HEAD.try_with(|h| h.borrow().clone()).unwrap_or_default()
+}
+
+fn restore(head: Head) {
+    let _ = HEAD.try_with(|h| *h.borrow_mut() = head);
+}
+
 /// A handle to the writer task.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
@@ -30,7 +67,7 @@ impl Writer {
     pub(super) async fn start(pool: &SqlitePool) -> Result<Writer, Error> {
         let conn = pool.acquire().await.map_err(Error::Backend)?;
         let (jobs, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(conn, rx));
+        tokio::spawn(HEAD.scope(RefCell::new(Head::default()), run(conn, rx)));
         Ok(Writer { jobs })
     }
 
@@ -83,18 +120,30 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>) {
         }
         let mut dones = Vec::with_capacity(batch.len());
         let mut broken = None;
+        // A lone write needs no savepoint: if it fails, the whole transaction is rolled back and
+        // its caller gets its own error.
+        let single = batch.len() == 1;
+        let mut lone_failed = false;
         for job in batch {
-            if let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
+            let before = snapshot();
+            if !single && let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
                 broken = Some(e.to_string());
                 break;
             }
             let (ok, done) = job(&mut conn).await;
-            let end = if ok {
-                exec(&mut conn, "RELEASE w").await
-            } else {
-                match exec(&mut conn, "ROLLBACK TO w").await {
-                    Ok(()) => exec(&mut conn, "RELEASE w").await,
-                    Err(e) => Err(e),
+            let end = match (ok, single) {
+                (true, true) => Ok(()),
+                (true, false) => exec(&mut conn, "RELEASE w").await,
+                (false, true) => {
+                    lone_failed = true;
+                    Ok(())
+                }
+                (false, false) => {
+                    restore(before);
+                    match exec(&mut conn, "ROLLBACK TO w").await {
+                        Ok(()) => exec(&mut conn, "RELEASE w").await,
+                        Err(e) => Err(e),
+                    }
                 }
             };
             dones.push(done);
@@ -103,12 +152,38 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>) {
                 break;
             }
         }
+        if lone_failed {
+            if let Err(e) = exec(&mut conn, "ROLLBACK").await {
+                tracing::error!(error = %e, "rolling back a failed write failed");
+            }
+            restore(Head::default());
+            for done in dones {
+                done(None);
+            }
+            continue;
+        }
+        let head = snapshot();
+        if broken.is_none()
+            && head.dirty
+            && let Some((seq, hash)) = &head.known
+            && let Err(e) = super::sqlite_broker::record_head(&mut conn, *seq, hash).await
+        {
+            broken = Some(e.to_string());
+        }
         let outcome = match broken {
             Some(e) => Err(e),
             None => exec(&mut conn, "COMMIT").await.map_err(|e| e.to_string()),
         };
-        if outcome.is_err() {
-            let _ = exec(&mut conn, "ROLLBACK").await;
+        match &outcome {
+            Ok(()) => restore(Head {
+                known: head.known,
+                dirty: false,
+            }),
+            Err(_) => {
+                // Nothing of this batch is on disk: forget the head and re-read it next time.
+                let _ = exec(&mut conn, "ROLLBACK").await;
+                restore(Head::default());
+            }
         }
         let error = outcome.err();
         for done in dones {

@@ -214,6 +214,13 @@ async fn two_racing_replies_one_wins_the_other_gets_409_with_the_winner() {
             winner.json()["permission"]["status"]
         );
     }
+    // Concurrent writes share group commits; the chain stays whole.
+    let v = app
+        .get("/api/v1/audit/verify", Some(&a.reader))
+        .await
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["entries"], 10);
 }
 
 #[tokio::test]
