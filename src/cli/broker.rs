@@ -101,6 +101,7 @@ impl BrokerCommand {
                 pattern,
                 agent,
                 workspace,
+                operations,
                 timeout,
                 approvals,
                 expires,
@@ -111,7 +112,16 @@ impl BrokerCommand {
                     pattern: pattern.clone(),
                     agent: agent.clone(),
                     workspace: workspace.clone(),
-                    operations: None,
+                    operations: if operations.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            operations
+                                .iter()
+                                .map(|o| enum_arg::<FileOp>("operation", o))
+                                .collect::<anyhow::Result<_>>()?,
+                        )
+                    },
                     timeout: *timeout,
                     approvals: *approvals,
                     expires_in: expiry(expires.as_deref())?,

@@ -193,6 +193,9 @@ enum RulesCommand {
         /// Only for this workspace (path glob)
         #[arg(long)]
         workspace: Option<String>,
+        /// file rules: only these operations (repeatable: read, create, modify, …)
+        #[arg(long = "operation", value_name = "OPERATION")]
+        operations: Vec<String>,
         /// For ask: seconds to wait
         #[arg(long)]
         timeout: Option<u64>,

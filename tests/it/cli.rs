@@ -536,6 +536,55 @@ fn request_exit_codes_and_answering_from_the_cli() {
         let out = daemon.cli(&full);
         (out.status.code(), stdout(&out), stderr(&out))
     };
+    // File rules can be limited to operations.
+    let reads = stdout(&ok(daemon.cli(&[
+        "rules",
+        "add",
+        "--action",
+        "allow",
+        "--kind",
+        "file",
+        "--pattern",
+        "/srv/**",
+        "--operation",
+        "read",
+    ])));
+    assert!(reads.contains("allow file `/srv/**`"), "{reads}");
+    assert_eq!(
+        code(&["--kind", "file", "--operation", "read", "--path", "/srv/a"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        code(&[
+            "--kind",
+            "file",
+            "--operation",
+            "delete",
+            "--path",
+            "/srv/a"
+        ])
+        .0,
+        Some(4),
+        "a read rule does not cover delete"
+    );
+    let bad = daemon.cli(&[
+        "rules",
+        "add",
+        "--action",
+        "allow",
+        "--kind",
+        "file",
+        "--pattern",
+        "/x",
+        "--operation",
+        "chmod",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown variant `chmod`"),
+        "{}",
+        stderr(&bad)
+    );
     assert_eq!(
         code(&["--kind", "shell", "--command", "git status"]).0,
         Some(0)
