@@ -436,15 +436,6 @@ impl Broker {
         }
         let now = self.clock.now();
         let rules = self.remembered_rules(who, &row, &reply, now)?;
-        let rule_rows: Vec<RuleRow> = rules
-            .iter()
-            .map(|r| RuleRow {
-                id: r.id.clone(),
-                spec: to_json(&r.spec),
-                origin: to_json(&r.origin),
-                created_at: now,
-            })
-            .collect();
         let mut approvers = vec![who.name.clone()];
         if reply.decision == Verdict::Allow && row.approvals_required > 1 {
             let entry = NewAudit {
@@ -490,32 +481,12 @@ impl Broker {
             auto_resolved: false,
             reason: None,
         };
-        let mut entries = vec![decided_entry(
-            &row.id,
-            now,
-            status,
-            &by,
-            reply.message.as_deref(),
-        )];
-        for rule in &rules {
-            entries.push(rule_entry("rule.created", rule, now));
-        }
-        let decided = Decided {
-            id: row.id.clone(),
-            status: status.as_str().to_owned(),
-            at: now,
-            by: to_json(&by),
-            message: reply.message.clone(),
-        };
-        let Some(audit_rows) = self
-            .store
-            .decide_permission(&decided, &rule_rows, entries)
+        if !self
+            .settle(&row.id, status, &by, reply.message.clone(), &rules, now)
             .await?
-        else {
+        {
             return Err(self.already_decided(id).await);
-        };
-        self.publish(audit_rows);
-        self.wake(&row.id);
+        }
         let mut resolved = Vec::new();
         if !rules.is_empty() {
             self.reload_policy().await?;
@@ -622,21 +593,7 @@ impl Broker {
                     auto_resolved: true,
                     reason: Some(decision.reason.clone()),
                 };
-                let decided = Decided {
-                    id: row.id.clone(),
-                    status: status.as_str().to_owned(),
-                    at: now,
-                    by: to_json(&by),
-                    message: None,
-                };
-                let entry = decided_entry(&row.id, now, status, &by, None);
-                if let Some(rows) = self
-                    .store
-                    .decide_permission(&decided, &[], vec![entry])
-                    .await?
-                {
-                    self.publish(rows);
-                    self.wake(&row.id);
+                if self.settle(&row.id, status, &by, None, &[], now).await? {
                     resolved.push(row.id.clone());
                 }
             }
@@ -669,26 +626,49 @@ impl Broker {
             auto_resolved: false,
             reason: Some("nobody answered before the deadline; the outcome is deny".into()),
         };
+        self.settle(id, Status::Timeout, &by, None, &[], now).await
+    }
+
+    /// Records a decision on a pending request, with any rules it remembers and their audit
+    /// entries, in one transaction; then tells waiters and subscribers. `false`: it was no longer
+    /// pending (someone else decided first), and nothing was written.
+    async fn settle(
+        &self,
+        id: &str,
+        status: Status,
+        by: &DecidedBy,
+        message: Option<String>,
+        rules: &[Rule],
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let mut entries = vec![decided_entry(id, now, status, by, message.as_deref())];
+        entries.extend(rules.iter().map(|r| rule_entry("rule.created", r, now)));
+        let rule_rows: Vec<RuleRow> = rules
+            .iter()
+            .map(|r| RuleRow {
+                id: r.id.clone(),
+                spec: to_json(&r.spec),
+                origin: to_json(&r.origin),
+                created_at: now,
+            })
+            .collect();
         let decided = Decided {
             id: id.to_owned(),
-            status: Status::Timeout.as_str().to_owned(),
+            status: status.as_str().to_owned(),
             at: now,
-            by: to_json(&by),
-            message: None,
+            by: to_json(by),
+            message,
         };
-        let entry = decided_entry(id, now, Status::Timeout, &by, None);
-        match self
+        let Some(rows) = self
             .store
-            .decide_permission(&decided, &[], vec![entry])
+            .decide_permission(&decided, &rule_rows, entries)
             .await?
-        {
-            Some(rows) => {
-                self.publish(rows);
-                self.wake(id);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        else {
+            return Ok(false);
+        };
+        self.publish(rows);
+        self.wake(id);
+        Ok(true)
     }
 
     /// Configured rules (read-only) then stored ones.
