@@ -75,6 +75,20 @@ fn shell(command: &str) -> Value {
     json!({"kind": "shell", "command": command, "agent": "opencode", "session": "s1", "workspace": "/tmp", "reason": "testing"})
 }
 
+/// The id of the first pending request, once one exists (an agent is asking concurrently).
+async fn first_pending(app: &TestApp, token: &str) -> String {
+    loop {
+        let list = app
+            .get("/api/v1/permissions?status=pending", Some(token))
+            .await
+            .json();
+        if let Some(p) = list["permissions"].as_array().unwrap().first() {
+            return p["id"].as_str().unwrap().to_owned();
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 async fn reply(app: &TestApp, token: &str, id: &str, body: Value) -> crate::harness::Reply {
     app.post(
         &format!("/api/v1/permissions/{id}/reply"),
@@ -148,16 +162,7 @@ async fn a_person_allows_while_the_agent_long_polls() {
         (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
     });
     // The approver sees it pending, then allows it.
-    let id = loop {
-        let list = app
-            .get("/api/v1/permissions?status=pending", Some(&a.approver))
-            .await
-            .json();
-        if let Some(p) = list["permissions"].as_array().unwrap().first() {
-            break p["id"].as_str().unwrap().to_owned();
-        }
-        tokio::task::yield_now().await;
-    };
+    let id = first_pending(&app, &a.approver).await;
     let r = reply(&app, &a.approver, &id, json!({"decision": "allow"})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let (status, v) = poll.await.unwrap();
@@ -1011,16 +1016,7 @@ pattern = "/tmp/ok/**"
             .unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     });
-    let id = loop {
-        let list = app
-            .get("/api/v1/permissions?status=pending", Some(&a.reader))
-            .await
-            .json();
-        if let Some(p) = list["permissions"].as_array().unwrap().first() {
-            break p["id"].as_str().unwrap().to_owned();
-        }
-        tokio::task::yield_now().await;
-    };
+    let id = first_pending(&app, &a.reader).await;
     reply(&app, &a.approver, &id, json!({"decision": "deny"})).await;
     assert_eq!(blocked.await.unwrap(), (200, json!({"allowed": false})));
     app.post(
