@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::auth::passphrase::Passphrases;
+use crate::auth::session::Sessions;
 use crate::broker::{self, Broker};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -78,6 +79,7 @@ impl App {
             auth,
             broker: broker.clone(),
             passphrases: Passphrases::new(store.clone(), clock.clone()),
+            sessions: Sessions::new(store.clone(), clock.clone(), config.sessions),
             clock,
             hosts: HostPolicy::new(local_addr.port(), &config.allowed_hosts),
         });

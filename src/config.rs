@@ -8,6 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use crate::api::Expiry;
+use crate::auth::session::SessionSettings;
 use agentgate_policy::{Origin, Rule, RuleSpec};
 use serde::Deserialize;
 use toml::Spanned;
@@ -36,6 +38,38 @@ pub struct FileConfig {
     pub rules: Option<Vec<Spanned<RuleSpec>>>,
     /// `[compat.*]`: listeners for other tools' protocols.
     pub compat: Option<CompatConfig>,
+    /// `[web]`: the web inbox.
+    pub web: Option<WebConfig>,
+}
+
+/// `[web]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// A signed-in browser unused this long is signed out (default `12h`).
+    pub session_idle: Option<String>,
+    /// A signed-in browser is signed out this long after sign-in, however active (default `7d`).
+    pub session_max: Option<String>,
+}
+
+impl WebConfig {
+    /// The session lifetimes this section sets.
+    pub fn sessions(&self) -> Result<SessionSettings, Error> {
+        let mut settings = SessionSettings::default();
+        let parse = |key: &str, text: &str| match Expiry::parse(text) {
+            Ok(Expiry::After(d)) if d.as_secs() >= 1 => Ok(d),
+            _ => Err(Error::Invalid(format!(
+                "[web] {key} = `{text}`: expected a duration such as `30m`, `12h` or `7d`"
+            ))),
+        };
+        if let Some(text) = &self.session_idle {
+            settings.idle = parse("session_idle", text)?;
+        }
+        if let Some(text) = &self.session_max {
+            settings.absolute = parse("session_max", text)?;
+        }
+        Ok(settings)
+    }
 }
 
 /// `[compat]` in the config file.
@@ -212,6 +246,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// The opt-in OpenWork Permission API listener (unauthenticated, loopback only).
     pub openwork_listen: Option<SocketAddr>,
+    /// Web session lifetimes.
+    pub sessions: SessionSettings,
 }
 
 impl Config {
@@ -273,7 +309,12 @@ impl Config {
                 )));
             }
         }
+        let sessions = match &file.web {
+            Some(web) => web.sessions()?,
+            None => SessionSettings::default(),
+        };
         Ok(Config {
+            sessions,
             listen,
             allow_remote,
             data_dir,
@@ -296,6 +337,7 @@ impl Config {
             default_timeout: std::time::Duration::from_secs(300),
             rules: Vec::new(),
             openwork_listen: None,
+            sessions: SessionSettings::default(),
         }
     }
 }

@@ -278,3 +278,63 @@ mod tests {
         assert!(serde_json::from_str::<Expiry>("1.5").is_err());
     }
 }
+
+/// `POST /api/v1/pairings`: a one-time link that signs another device in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePairing {
+    /// A name for the device [default: `paired device`]; shown as the approver in the audit log.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Scopes the paired device gets [default: `approve`].
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+    /// How long the link works [default: 10 minutes; at most 24 hours].
+    #[serde(default)]
+    pub expires_in: Option<Expiry>,
+}
+
+/// A pairing link, without its code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PairingInfo {
+    /// `pair_…`.
+    pub id: String,
+    /// The device's name.
+    pub name: String,
+    /// Scopes the paired device gets.
+    pub scopes: Vec<Scope>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// The link works until then.
+    pub expires_at: Timestamp,
+    /// Name of the credential that created it.
+    pub created_by: String,
+    /// When the link was used (links work once); the device stays signed in after that.
+    pub redeemed_at: Option<Timestamp>,
+}
+
+/// The answer to `POST /api/v1/pairings`: the only time the link is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedPairing {
+    /// The one-time link, built from the `Host` the request was sent to.
+    pub url: String,
+    /// The pairing.
+    #[serde(flatten)]
+    pub info: PairingInfo,
+}
+
+/// `GET /api/v1/pairings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairingList {
+    /// Live (unrevoked) pairings, newest first.
+    pub pairings: Vec<PairingInfo>,
+}
+
+/// `DELETE /api/v1/pairings/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokedPairing {
+    /// The pairing.
+    pub id: String,
+    /// How many signed-in devices were signed out.
+    pub sessions_ended: usize,
+}

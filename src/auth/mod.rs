@@ -6,6 +6,7 @@
 
 pub mod passphrase;
 pub mod secret;
+pub mod session;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -79,6 +80,9 @@ pub enum Error {
     /// No live token has this id.
     #[error("no live token has id `{0}`")]
     TokenNotFound(String),
+    /// No live pairing has this id.
+    #[error("no live pairing has id `{0}`")]
+    PairingNotFound(String),
     /// Revoking this token would leave no live admin token.
     #[error("`{0}` is the last live admin token; create another admin token before revoking it")]
     LastAdmin(String),

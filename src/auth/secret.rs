@@ -83,6 +83,23 @@ pub fn new_id(prefix: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{prefix}{}", hex(&bytes)))
 }
 
+/// A 256-bit random value from the OS CSPRNG in lowercase hex after `prefix`: web session
+/// cookies (`ags_`), pairing codes (`agp_`) and CSRF tokens.
+pub fn random_256(prefix: &str) -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{prefix}{}", hex(&bytes)))
+}
+
+/// Whether `text` has the shape [`random_256`] gives with `prefix`.
+pub fn well_formed_256(prefix: &str, text: &str) -> bool {
+    text.len() == prefix.len() + 64
+        && text.starts_with(prefix)
+        && text[prefix.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -121,6 +138,16 @@ mod tests {
         assert!(!well_formed(&s.to_uppercase()));
         assert!(!well_formed(&format!("agt_{}", "g".repeat(48))));
         assert!(!well_formed(&format!("agt_{}é", "a".repeat(46))));
+    }
+
+    #[test]
+    fn random_256_values_have_256_bits_and_their_shape() {
+        let a = random_256("ags_").unwrap();
+        assert_eq!(a.len(), 4 + 64);
+        assert!(well_formed_256("ags_", &a));
+        assert!(!well_formed_256("agp_", &a));
+        assert!(!well_formed_256("ags_", &a[..a.len() - 1]));
+        assert_ne!(a, random_256("ags_").unwrap());
     }
 
     #[test]

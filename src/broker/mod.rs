@@ -408,6 +408,36 @@ impl Broker {
         })
     }
 
+    /// Decided requests, newest first, a page at a time (the web inbox's history).
+    pub async fn history(&self, cursor: Option<&str>, limit: i64) -> Result<PermissionPage, Error> {
+        self.expire_due().await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let before = match cursor {
+            None => None,
+            Some(c) => Some(
+                parse_cursor(c)
+                    .ok_or_else(|| invalid("cursor", "not a cursor from a previous page"))?,
+            ),
+        };
+        let rows = self.store.decided_permissions(before, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        let mut permissions = Vec::new();
+        for row in rows.into_iter().take(limit as usize) {
+            permissions.push(self.view(row).await?);
+        }
+        let next_cursor = if more {
+            permissions
+                .last()
+                .map(|p| format!("{}.{}", p.created_at.as_millis(), p.id))
+        } else {
+            None
+        };
+        Ok(PermissionPage {
+            permissions,
+            next_cursor,
+        })
+    }
+
     /// A person answers. First writer wins; a credential never answers its own request; `deny`
     /// wins over any approvals; `allow` needs the request's number of distinct approvers.
     pub async fn reply(

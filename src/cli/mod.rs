@@ -5,6 +5,7 @@
 mod broker;
 mod client;
 mod commands;
+mod pair;
 mod serve;
 
 use std::path::PathBuf;
@@ -117,6 +118,40 @@ enum Command {
     /// Ask the policy what it would decide, and why
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Sign a phone (or another browser) into the web inbox: prints a one-time link and a QR
+    /// code; `pair list` and `pair revoke ID` manage pairings
+    Pair(PairArgs),
+}
+
+/// `agentgate pair [--scope approve] [--expires 10m] [--name phone]`, `pair list`, `pair revoke`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PairArgs {
+    #[command(subcommand)]
+    command: Option<PairCommand>,
+    /// Scopes the paired device gets, comma-separated
+    #[arg(long = "scope", value_delimiter = ',', default_value = "approve")]
+    scopes: Vec<String>,
+    /// How long the link works (1m to 24h)
+    #[arg(long, default_value = "10m")]
+    expires: String,
+    /// A name for the device (shown as the approver in the audit log)
+    #[arg(long, default_value = "phone")]
+    name: String,
+    /// Do not print the QR code
+    #[arg(long)]
+    no_qr: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PairCommand {
+    /// List pairings (unused links and paired devices)
+    List,
+    /// Revoke a pairing: an unused link stops working, a paired device is signed out
+    Revoke {
+        /// Pairing id (pair_…)
+        id: String,
+    },
 }
 
 /// What an agent asks about (shared by `request` and `policy explain`).
@@ -315,6 +350,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.global, args).await.map(|()| 0),
+            Command::Pair(args) => pair::run(&cli.global, args).await.map(|()| 0),
             command => commands::run(&cli.global, command).await,
         }
     });

@@ -1,52 +1,151 @@
-//! The per-route access check: the bearer credential from the `Authorization` header, verified,
-//! then the route's required scope against the scopes of that credential. Nothing else a request
-//! carries (no header, no query parameter) can add a scope.
+//! The per-route access check. The credential is either the bearer token of the `Authorization`
+//! header or, for a browser, the web session cookie; either becomes a [`Principal`] whose scopes
+//! are checked against the route's row of the scope table. Nothing else a request carries (no
+//! header, no query parameter) can add a scope. A session's state-changing requests must also
+//! carry its CSRF token in `X-CSRF-Token` (the `Origin` check has already run in `guard`).
+//! Page routes answer a missing credential with a redirect to the sign-in page and a missing
+//! scope with an HTML page; API routes answer both in the JSON error shape.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use super::routes::Access;
+use super::routes::{Access, Surface};
+use super::web;
 use crate::auth::{Principal, Rejection};
+
+/// Name of the web session cookie.
+pub const SESSION_COOKIE: &str = "agentgate_session";
+/// The header carrying a session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The principal that made the request, put on the response for the request log (which prints
 /// its name).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Principal>);
 
+/// Attached to a request authenticated by a web session: its CSRF token, for the pages to embed.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
 pub(super) async fn require(
-    State((state, access)): State<(AppState, Access)>,
+    State((state, access, surface)): State<(AppState, Access, Surface)>,
     mut req: Request,
     next: Next,
 ) -> Response {
     if access == Access::Public {
         return next.run(req).await;
     }
-    let principal = match bearer(req.headers()) {
-        Ok(presented) => state.auth.authenticate(presented).await,
-        Err(why) => return ApiError::unauthenticated(why).into_response(),
-    };
-    let principal = match principal {
-        Ok(p) => p,
-        Err(err) => return ApiError::from(err).into_response(),
+    let (principal, session) = match authenticate(&state, req.headers(), req.method()).await {
+        Ok(found) => found,
+        Err(failure) => {
+            return match (surface, failure) {
+                (Surface::Page, Failure::Credential { cookie, .. }) => {
+                    web::to_sign_in(req.uri(), cookie)
+                }
+                (_, Failure::Credential { error, .. }) | (_, Failure::Csrf(error)) => {
+                    error.into_response()
+                }
+            };
+        }
     };
     let caller = Caller(principal.clone());
     let mut response = match access {
-        Access::Scope(required) if !principal.scopes.allows(required) => {
-            ApiError::insufficient_scope(required).into_response()
-        }
+        Access::Scope(required) if !principal.scopes.allows(required) => match surface {
+            Surface::Page => web::forbidden_page(&principal, required, session.as_ref()),
+            Surface::Api => ApiError::insufficient_scope(required).into_response(),
+        },
         _ => {
             req.extensions_mut().insert::<Arc<Principal>>(principal);
+            if let Some(session) = session {
+                req.extensions_mut().insert(session);
+            }
             next.run(req).await
         }
     };
     response.extensions_mut().insert(caller);
     response
+}
+
+enum Failure {
+    /// No valid credential. `cookie`: a session cookie was presented (it expired or ended).
+    Credential { error: ApiError, cookie: bool },
+    /// A session request without its CSRF token.
+    Csrf(ApiError),
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<(Arc<Principal>, Option<WebSession>), Failure> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        let presented = bearer(headers).map_err(|why| Failure::Credential {
+            error: ApiError::unauthenticated(why),
+            cookie: false,
+        })?;
+        let principal =
+            state
+                .auth
+                .authenticate(presented)
+                .await
+                .map_err(|e| Failure::Credential {
+                    error: e.into(),
+                    cookie: false,
+                })?;
+        return Ok((principal, None));
+    }
+    let Some(cookie) = session_cookie(headers) else {
+        return Err(Failure::Credential {
+            error: ApiError::unauthenticated(Rejection::Missing),
+            cookie: false,
+        });
+    };
+    let auth = state
+        .sessions
+        .authenticate(cookie)
+        .await
+        .map_err(|e| Failure::Credential {
+            error: e.into(),
+            cookie: true,
+        })?;
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let presented = headers
+            .get(CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(presented.ct_eq(auth.csrf.as_bytes())) {
+            return Err(Failure::Csrf(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "this request needs the session's CSRF token in the X-CSRF-Token header; \
+                 reload the page and try again",
+            )));
+        }
+    }
+    Ok((auth.principal, Some(WebSession { csrf: auth.csrf })))
+}
+
+/// The value of the session cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
 }
 
 /// The token text of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235 §2.1).
@@ -79,6 +178,23 @@ mod tests {
             h.append(header::AUTHORIZATION, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; agentgate_session=ags_x ; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("ags_x"));
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("agentgate_sessionx=1"),
+        );
+        assert_eq!(session_cookie(&h), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::ErrorBody;
 use crate::api::Source;
-use crate::auth::{self, Rejection, passphrase};
+use crate::auth::{self, Rejection, passphrase, session};
 use crate::broker;
 
 /// An error answer of the API: `{"error": code, "message": …}` with the right status. Boxed so
@@ -168,8 +168,22 @@ impl From<auth::Error> for ApiError {
             E::TokenNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "token_not_found", err.to_string())
             }
+            E::PairingNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "pairing_not_found", err.to_string())
+            }
             E::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, "last_admin", err.to_string()),
             E::Random(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+        }
+    }
+}
+
+impl From<session::PairingError> for ApiError {
+    fn from(err: session::PairingError) -> ApiError {
+        use session::PairingError as E;
+        match err {
+            E::Unusable => ApiError::new(StatusCode::GONE, "pairing_unusable", err.to_string()),
+            E::Invalid(message) => ApiError::bad_request("invalid_request", message),
+            E::Auth(inner) => inner.into(),
         }
     }
 }

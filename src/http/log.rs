@@ -1,5 +1,6 @@
 //! One structured line per request: method, path (never the query string), status, latency and
-//! the token's name. Never a secret: the `Authorization` header is not read here.
+//! the token's name. Never a secret: the `Authorization` header and cookies are not read here, and
+//! the one path that carries a secret (a pairing link's code) is logged without it.
 
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::error::ErrorCause;
 pub(super) async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = redacted(req.uri().path());
     let response = next.run(req).await;
     let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let token = response
@@ -34,4 +35,22 @@ pub(super) async fn log_request(req: Request, next: Next) -> Response {
         ),
     }
     response
+}
+
+/// The path as logged: a pairing link's code is replaced.
+fn redacted(path: &str) -> String {
+    match path.strip_prefix("/pair/") {
+        Some(rest) if !rest.is_empty() => "/pair/[code]".to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pairing_codes_never_reach_the_log() {
+        assert_eq!(super::redacted("/pair/agp_0123"), "/pair/[code]");
+        assert_eq!(super::redacted("/pair/"), "/pair/");
+        assert_eq!(super::redacted("/api/v1/tokens"), "/api/v1/tokens");
+    }
 }

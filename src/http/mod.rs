@@ -11,12 +11,14 @@ mod events;
 pub mod extract;
 mod guard;
 mod log;
+mod pairings;
 mod passphrase;
 mod permissions;
 pub mod routes;
 mod rules;
 mod system;
 mod tokens;
+mod web;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 
 use crate::auth::passphrase::Passphrases;
+use crate::auth::session::Sessions;
 use crate::auth::{Authenticator, Principal};
 use crate::broker::Broker;
 use crate::clock::Clock;
@@ -44,6 +47,8 @@ pub struct Shared {
     pub auth: Authenticator,
     /// The permission broker.
     pub broker: Arc<Broker>,
+    /// Web sessions and pairing links.
+    pub sessions: Sessions,
     /// The owner passphrase.
     pub passphrases: Passphrases,
     /// Time.
@@ -70,7 +75,10 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes::table() {
-        let check = from_fn_with_state((state.clone(), route.access), access::require);
+        let check = from_fn_with_state(
+            (state.clone(), route.access, route.surface),
+            access::require,
+        );
         router = router.route(route.path, route.handler.route_layer(check));
     }
     router

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::{AppState, events, passphrase, permissions, rules, system, tokens};
+use super::{AppState, events, pairings, passphrase, permissions, rules, system, tokens, web};
 
 /// What a route requires of the request's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,16 @@ pub enum Access {
     AnyCredential,
     /// A credential holding this scope or one that implies it.
     Scope(Scope),
+}
+
+/// Who a route answers: programs (JSON errors) or a browser (a missing credential redirects to
+/// the sign-in page, a missing scope is an HTML page). The access rule is the same for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// JSON API.
+    Api,
+    /// A web page.
+    Page,
 }
 
 /// The HTTP methods routes use.
@@ -62,6 +72,8 @@ pub struct Route {
     pub path: &'static str,
     /// What the credential must hold.
     pub access: Access,
+    /// JSON API or web page.
+    pub surface: Surface,
     pub(super) handler: MethodRouter<AppState>,
 }
 
@@ -75,7 +87,19 @@ impl Route {
             verb,
             path,
             access,
+            surface: Surface::Api,
             handler: on(verb.filter(), handler),
+        }
+    }
+
+    fn page<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route {
+            surface: Surface::Page,
+            ..Route::new(verb, path, access, handler)
         }
     }
 }
@@ -134,6 +158,29 @@ pub fn table() -> Vec<Route> {
         Route::new(Get, "/api/v1/audit", read, events::list_audit),
         Route::new(Get, "/api/v1/audit/head", read, events::audit_head),
         Route::new(Get, "/api/v1/audit/verify", read, events::verify_audit),
+        // Pairing links for a second device (web inbox).
+        Route::new(Post, "/api/v1/pairings", admin, pairings::create_pairing),
+        Route::new(Get, "/api/v1/pairings", admin, pairings::list_pairings),
+        Route::new(
+            Delete,
+            "/api/v1/pairings/{id}",
+            admin,
+            pairings::revoke_pairing,
+        ),
+        // The web inbox. Pages take the session cookie (or a bearer token) through the same
+        // access check; sign-in and pairing are public, with the Origin check of `guard`.
+        Route::page(Get, "/", read, web::inbox),
+        Route::page(Get, "/history", read, web::history),
+        Route::page(Get, "/rules", read, web::rules),
+        Route::page(Get, "/tokens", admin, web::tokens),
+        Route::page(Get, "/audit", read, web::audit),
+        Route::new(Get, "/ui/cards/{id}", read, web::card),
+        Route::page(Get, "/login", Public, web::sign_in_page),
+        Route::page(Post, "/login", Public, web::sign_in),
+        Route::new(Post, "/logout", AnyCredential, web::sign_out),
+        Route::page(Get, "/pair/{code}", Public, web::pair_page),
+        Route::page(Post, "/pair/{code}", Public, web::pair),
+        Route::page(Get, "/static/{file}", Public, web::asset),
         // Drop-in for the OpenWork Permission API.
         Route::new(
             Post,

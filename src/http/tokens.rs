@@ -52,7 +52,7 @@ pub async fn revoke_token(
     }))
 }
 
-fn info(row: &TokenRow, now: Timestamp) -> TokenInfo {
+pub(super) fn info(row: &TokenRow, now: Timestamp) -> TokenInfo {
     TokenInfo {
         id: row.id.clone(),
         name: row.name.clone(),

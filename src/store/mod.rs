@@ -6,7 +6,9 @@
 
 mod sqlite;
 mod sqlite_broker;
+mod sqlite_web;
 mod sqlite_writer;
+pub mod web;
 
 use std::path::Path;
 
@@ -280,6 +282,17 @@ impl Store {
     ) -> Result<Vec<PermissionRow>, Error> {
         match self {
             Store::Sqlite(s) => s.list_permissions(status, after, limit).await,
+        }
+    }
+
+    /// Decided requests, newest first, before `before` (created_at, id).
+    pub async fn decided_permissions(
+        &self,
+        before: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> Result<Vec<PermissionRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.decided_permissions(before, limit).await,
         }
     }
 

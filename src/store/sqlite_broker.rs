@@ -90,6 +90,27 @@ impl SqliteStore {
         rows.iter().map(permission_from_row).collect()
     }
 
+    pub(super) async fn decided_permissions(
+        &self,
+        before: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> Result<Vec<PermissionRow>, Error> {
+        let (before_at, before_id) =
+            before.map_or((i64::MAX, String::new()), |(t, id)| (t.as_millis(), id));
+        let rows = sqlx::query(&format!(
+            "SELECT {PERMISSION_COLUMNS} FROM permissions \
+             WHERE status != 'pending' AND (created_at, id) < (?1, ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3"
+        ))
+        .bind(before_at)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        rows.iter().map(permission_from_row).collect()
+    }
+
     pub(super) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         sqlx::query_scalar(
             "SELECT id FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL \

@@ -1,0 +1,223 @@
+//! SQLite statements for web sessions and pairing links.
+
+use agentgate_policy::{Scope, ScopeSet};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::web::{PairingRow, SessionRow};
+use super::{Error, SqliteStore};
+use crate::clock::Timestamp;
+
+const SESSION_COLUMNS: &str = "id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
+                               last_seen_at, expires_at, revoked_at";
+const PAIRING_COLUMNS: &str =
+    "id, name, code_hash, scopes, created_at, expires_at, created_by, redeemed_at, revoked_at";
+
+impl SqliteStore {
+    pub(super) async fn insert_session(&self, row: &SessionRow) -> Result<(), Error> {
+        insert_session(&self.pool, row).await
+    }
+
+    pub(super) async fn session_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<SessionRow>, Error> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM web_sessions WHERE secret_hash = ?");
+        let row = sqlx::query(&sql)
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    pub(super) async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        sqlx::query("UPDATE web_sessions SET last_seen_at = max(last_seen_at, ?) WHERE id = ?")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn revoke_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        sqlx::query("UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn insert_pairing(&self, row: &PairingRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
+             created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.name)
+        .bind(&row.code_hash[..])
+        .bind(row.scopes.to_string())
+        .bind(row.created_at.as_millis())
+        .bind(row.expires_at.as_millis())
+        .bind(&row.created_by)
+        .bind(row.redeemed_at.map(Timestamp::as_millis))
+        .bind(row.revoked_at.map(Timestamp::as_millis))
+        .execute(&self.pool)
+        .await
+        .map_err(Error::Backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn redeem_pairing(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        session: impl FnOnce(&PairingRow) -> SessionRow + Send,
+    ) -> Result<Option<(PairingRow, SessionRow)>, Error> {
+        let mut tx = self.pool.begin().await.map_err(Error::Backend)?;
+        let sql = format!(
+            "UPDATE pairings SET redeemed_at = ?1 WHERE code_hash = ?2 AND redeemed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ?1 RETURNING {PAIRING_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(&hash[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::Backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let pairing = pairing_from_row(&row)?;
+        let created = session(&pairing);
+        insert_session(&mut *tx, &created).await?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(Some((pairing, created)))
+    }
+
+    pub(super) async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
+        let sql = format!(
+            "SELECT {PAIRING_COLUMNS} FROM pairings WHERE revoked_at IS NULL \
+             ORDER BY created_at DESC, id"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        rows.iter().map(pairing_from_row).collect()
+    }
+
+    pub(super) async fn revoke_pairing(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Error> {
+        let mut tx = self.pool.begin().await.map_err(Error::Backend)?;
+        let done =
+            sqlx::query("UPDATE pairings SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::Backend)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound);
+        }
+        let ended: Vec<String> = sqlx::query_scalar(
+            "UPDATE web_sessions SET revoked_at = ? WHERE pairing_id = ? AND revoked_at IS NULL \
+             RETURNING id",
+        )
+        .bind(now.as_millis())
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::Backend)?;
+        tx.commit().await.map_err(Error::Backend)?;
+        Ok(ended)
+    }
+}
+
+async fn insert_session<'e, E>(executor: E, row: &SessionRow) -> Result<(), Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO web_sessions (id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
+         last_seen_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.id)
+    .bind(&row.secret_hash[..])
+    .bind(&row.name)
+    .bind(row.scopes.to_string())
+    .bind(&row.csrf)
+    .bind(&row.pairing_id)
+    .bind(row.created_at.as_millis())
+    .bind(row.last_seen_at.as_millis())
+    .bind(row.expires_at.as_millis())
+    .bind(row.revoked_at.map(Timestamp::as_millis))
+    .execute(executor)
+    .await
+    .map_err(Error::Backend)?;
+    Ok(())
+}
+
+fn get_err(e: sqlx::Error) -> Error {
+    Error::Corrupt(e.to_string())
+}
+
+fn hash_col(row: &SqliteRow, col: &str) -> Result<[u8; 32], Error> {
+    let hash: Vec<u8> = row.try_get(col).map_err(get_err)?;
+    hash.try_into()
+        .map_err(|_| Error::Corrupt(format!("{col} is not 32 bytes")))
+}
+
+fn scopes_col(row: &SqliteRow) -> Result<ScopeSet, Error> {
+    let scopes: String = row.try_get("scopes").map_err(get_err)?;
+    scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<ScopeSet, _>>()
+        .map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, Error> {
+    Ok(Timestamp::from_millis(row.try_get(col).map_err(get_err)?))
+}
+
+fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, Error> {
+    let v: Option<i64> = row.try_get(col).map_err(get_err)?;
+    Ok(v.map(Timestamp::from_millis))
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<SessionRow, Error> {
+    Ok(SessionRow {
+        id: row.try_get("id").map_err(get_err)?,
+        secret_hash: hash_col(row, "secret_hash")?,
+        name: row.try_get("name").map_err(get_err)?,
+        scopes: scopes_col(row)?,
+        csrf: row.try_get("csrf").map_err(get_err)?,
+        pairing_id: row.try_get("pairing_id").map_err(get_err)?,
+        created_at: ts(row, "created_at")?,
+        last_seen_at: ts(row, "last_seen_at")?,
+        expires_at: ts(row, "expires_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
+
+fn pairing_from_row(row: &SqliteRow) -> Result<PairingRow, Error> {
+    Ok(PairingRow {
+        id: row.try_get("id").map_err(get_err)?,
+        name: row.try_get("name").map_err(get_err)?,
+        code_hash: hash_col(row, "code_hash")?,
+        scopes: scopes_col(row)?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
+        created_by: row.try_get("created_by").map_err(get_err)?,
+        redeemed_at: opt_ts(row, "redeemed_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}

@@ -1,0 +1,120 @@
+//! Rows and store operations of the web inbox's sign-in: sessions and pairing links.
+
+use agentgate_policy::ScopeSet;
+
+use super::{Error, Store};
+use crate::clock::Timestamp;
+
+/// A stored web session. The cookie's secret is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Stable id, `ses_…` (shown as the approver's credential id).
+    pub id: String,
+    /// SHA-256 of the cookie's secret.
+    pub secret_hash: [u8; 32],
+    /// Who signed in: `owner (web)` or the pairing's name.
+    pub name: String,
+    /// Scopes, exactly as for an API token.
+    pub scopes: ScopeSet,
+    /// The per-session CSRF token.
+    pub csrf: String,
+    /// The pairing link that created it, if any.
+    pub pairing_id: Option<String>,
+    /// Sign-in time.
+    pub created_at: Timestamp,
+    /// Last request (idle expiry counts from here).
+    pub last_seen_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+    /// `Some`: signed out, or its pairing was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A stored pairing link. The code is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingRow {
+    /// Stable id, `pair_…`.
+    pub id: String,
+    /// A name for the device (`phone`).
+    pub name: String,
+    /// SHA-256 of the link's code.
+    pub code_hash: [u8; 32],
+    /// Scopes the paired session gets.
+    pub scopes: ScopeSet,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// The link works until then.
+    pub expires_at: Timestamp,
+    /// Name of the credential that created it.
+    pub created_by: String,
+    /// When the link was used (it works once).
+    pub redeemed_at: Option<Timestamp>,
+    /// `Some`: revoked (and its sessions ended).
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl Store {
+    /// Stores a new session.
+    pub async fn insert_session(&self, row: &SessionRow) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_session(row).await,
+        }
+    }
+
+    /// The session whose secret hashes to `hash`, revoked or not.
+    pub async fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.session_by_hash(hash).await,
+        }
+    }
+
+    /// Records activity on a session.
+    pub async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.touch_session(id, now).await,
+        }
+    }
+
+    /// Ends a session (sign-out). Ending an ended one is not an error.
+    pub async fn revoke_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.revoke_session(id, now).await,
+        }
+    }
+
+    /// Stores a new pairing link.
+    pub async fn insert_pairing(&self, row: &PairingRow) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_pairing(row).await,
+        }
+    }
+
+    /// Uses the pairing link whose code hashes to `hash` and creates `session` from it, in one
+    /// transaction: the link must be unused, unrevoked and unexpired at `now`, and afterwards it
+    /// is used. `None` when the link does not exist or cannot be used (nothing is written).
+    pub async fn redeem_pairing(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        session: impl FnOnce(&PairingRow) -> SessionRow + Send,
+    ) -> Result<Option<(PairingRow, SessionRow)>, Error> {
+        match self {
+            Store::Sqlite(s) => s.redeem_pairing(hash, now, session).await,
+        }
+    }
+
+    /// Every pairing not revoked, newest first.
+    pub async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.live_pairings().await,
+        }
+    }
+
+    /// Revokes a pairing and ends every session it created. [`Error::NotFound`] if no live
+    /// pairing has that id. Returns the ids of the sessions ended.
+    pub async fn revoke_pairing(&self, id: &str, now: Timestamp) -> Result<Vec<String>, Error> {
+        match self {
+            Store::Sqlite(s) => s.revoke_pairing(id, now).await,
+        }
+    }
+}
