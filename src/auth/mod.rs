@@ -41,6 +41,17 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// When it stops working.
     pub expires_at: Option<Timestamp>,
+    /// What kind of credential it is.
+    pub kind: CredentialKind,
+}
+
+/// The kinds of credential that become a [`Principal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// An API token (`agt_…`); `token_id` is a `tok_…` id.
+    Token,
+    /// A web session (cookie); `token_id` is a `ses_…` id.
+    Session,
 }
 
 /// Why a presented credential was not accepted. Every variant is a 401; the distinction is for
@@ -227,7 +238,9 @@ impl Authenticator {
             expires_at,
             last_used_at: None,
             revoked_at: None,
-            created_by: Some(creator.token_id.clone()),
+            // The creating token, for the record; a web session is not a token, so a token it
+            // creates has no creating token (the audit names the session).
+            created_by: (creator.kind == CredentialKind::Token).then(|| creator.token_id.clone()),
         };
         match self.store.insert_token(&row).await {
             Ok(()) => Ok((secret, row)),
@@ -358,6 +371,7 @@ fn principal_of(row: &TokenRow) -> Principal {
         name: row.name.clone(),
         scopes: row.scopes,
         expires_at: row.expires_at,
+        kind: CredentialKind::Token,
     }
 }
 
@@ -398,6 +412,7 @@ mod tests {
             name: "creator".into(),
             scopes: scopes.iter().copied().collect(),
             expires_at: None,
+            kind: CredentialKind::Token,
         }
     }
 

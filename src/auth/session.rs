@@ -12,7 +12,7 @@ use std::time::Duration;
 use agentgate_policy::{Scope, ScopeSet};
 
 use super::secret::{self, TokenHash};
-use super::{Error, Principal, Rejection};
+use super::{CredentialKind, Error, Principal, Rejection};
 use crate::api::{CreatePairing, Expiry, PairingInfo};
 use crate::clock::{Clock, Timestamp};
 use crate::store::Store;
@@ -179,6 +179,7 @@ impl Sessions {
                 name: row.name,
                 scopes: row.scopes,
                 expires_at: Some(row.expires_at.min(now.plus(self.settings.idle))),
+                kind: CredentialKind::Session,
             }),
             csrf: row.csrf,
         })

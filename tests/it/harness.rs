@@ -50,6 +50,9 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     if let Some(t) = file.default_timeout {
         config.default_timeout = Duration::from_secs(t);
     }
+    if let Some(web) = &file.web {
+        config.sessions = web.sessions().unwrap();
+    }
     if let Some(ow) = file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
         config.openwork_listen = Some(agentgate::config::parse_listen(&ow.listen).unwrap());
     }
@@ -73,7 +76,11 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     TestApp {
         addr,
         base: format!("http://{addr}"),
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         admin,
         clock,
         store,

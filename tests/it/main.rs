@@ -8,3 +8,4 @@ mod cli;
 mod harness;
 mod safety;
 mod scope_table;
+mod web;

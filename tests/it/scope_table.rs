@@ -1,7 +1,7 @@
 //! Walks the whole scope table: for every route, no credential → 401, every insufficient scope →
 //! 403 naming the required scope, every sufficient scope → through to the handler.
 
-use agentgate::http::routes::{self, Access};
+use agentgate::http::routes::{self, Access, Surface};
 use agentgate::policy::Scope;
 use serde_json::{Value, json};
 
@@ -20,14 +20,33 @@ async fn every_route_enforces_its_scope_from_the_credential() {
     let table = routes::table();
     assert!(table.len() >= 6, "the table lists every route");
     for route in &table {
-        let path = route.path.replace("{id}", "tok_0000000000000000");
+        let path = concrete(route.path);
         let method = route.verb.method();
         let body = matches!(method.as_str(), "POST" | "PUT").then(|| json!({}));
         let what = format!("{method} {path}");
 
         let anonymous = app.request(method.clone(), &path, None, body.clone()).await;
         if route.access == Access::Public {
-            assert_eq!(anonymous.status, 200, "{what}: {}", anonymous.text);
+            assert!(
+                ![401, 403, 404, 405].contains(&anonymous.status.as_u16()),
+                "{what}: {} {}",
+                anonymous.status,
+                anonymous.text
+            );
+            if method == reqwest::Method::GET {
+                assert_eq!(anonymous.status, 200, "{what}: {}", anonymous.text);
+            }
+        } else if route.surface == Surface::Page {
+            // A browser without a session is sent to sign in, and brought back afterwards.
+            assert_eq!(anonymous.status, 303, "{what}");
+            assert_eq!(
+                anonymous.header("location"),
+                format!(
+                    "/login?next={}",
+                    form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+                ),
+                "{what}"
+            );
         } else {
             anonymous.expect_error(401, "unauthorized");
             assert!(
@@ -77,6 +96,18 @@ async fn every_route_enforces_its_scope_from_the_credential() {
                     "{what}: {}",
                     reply.text
                 );
+            } else if route.surface == Surface::Page {
+                let Access::Scope(required) = route.access else {
+                    unreachable!()
+                };
+                assert_eq!(reply.status, 403, "{what} with {held}");
+                assert!(
+                    reply
+                        .text
+                        .contains(&format!("this page needs `{required}`")),
+                    "{what} with {held}: {}",
+                    reply.text
+                );
             } else {
                 let Access::Scope(required) = route.access else {
                     unreachable!()
@@ -93,11 +124,19 @@ async fn every_route_enforces_its_scope_from_the_credential() {
     }
 }
 
+/// A route's path with its parameters filled in.
+pub fn concrete(path: &str) -> String {
+    path.replace("{id}", "tok_0000000000000000")
+        .replace("{code}", "agp_0000")
+        .replace("{file}", "app.css")
+}
+
 #[tokio::test]
 async fn paths_and_methods_outside_the_table_never_reach_a_handler() {
     let app = spawn_app().await;
     for path in [
-        "/",
+        "/index.html",
+        "/static/nope.js",
         "/api/v1",
         "/api/v1/tokens/x/y",
         "/api/v2/whoami",
@@ -127,7 +166,7 @@ async fn paths_and_methods_outside_the_table_never_reach_a_handler() {
     reply.expect_error(405, "method_not_allowed");
     // Every (method, path) in the table is routed: the router holds nothing else and nothing less.
     for route in routes::table() {
-        let path = route.path.replace("{id}", "tok_0000000000000000");
+        let path = concrete(route.path);
         let reply = app.request(route.verb.method(), &path, None, None).await;
         assert_ne!(reply.status, 404, "{path}");
         assert_ne!(reply.status, 405, "{path}");

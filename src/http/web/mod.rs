@@ -26,7 +26,7 @@ use super::extract::Authed;
 use crate::api::Status;
 use crate::auth::passphrase;
 use crate::auth::session::NewSession;
-use crate::auth::{Principal, session};
+use crate::auth::{CredentialKind, Principal, session};
 use views::Viewer;
 
 const APP_JS: &str = include_str!("assets/app.js");
@@ -217,9 +217,8 @@ fn redirect_with_session(to: &str, new: &NewSession) -> Response {
 pub async fn sign_out(
     State(state): State<AppState>,
     Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
 ) -> Result<Response, ApiError> {
-    if session.is_none() {
+    if principal.kind != CredentialKind::Session {
         return Err(ApiError::bad_request(
             "not_a_session",
             "only a web session signs out; revoke a token with DELETE /api/v1/tokens/{id}",
