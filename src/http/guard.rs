@@ -137,17 +137,23 @@ fn is_safe(method: &Method) -> bool {
 
 /// A state-changing request from a browser must come from our own origin. Requests without an
 /// `Origin` (the CLI, curl, agents) are not browser-driven and pass.
+///
+/// Our pages say `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` even
+/// for our own forms and fetches; such a request passes only when the browser itself also marks
+/// it `Sec-Fetch-Site: same-origin` (a header pages cannot set).
 fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), ApiError> {
     let refuse = |why: String| Err(ApiError::new(StatusCode::FORBIDDEN, "cross_origin", why));
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site.as_bytes().eq_ignore_ascii_case(b"cross-site")
-    {
+    let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+    if site.is_some_and(|s| s.eq_ignore_ascii_case(b"cross-site")) {
         return refuse("cross-site requests may not change state".into());
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
+    if origin == "null" && site.is_some_and(|s| s.eq_ignore_ascii_case(b"same-origin")) {
+        return Ok(());
+    }
     let ours = ["http://", "https://"].iter().any(|scheme| {
         origin
             .strip_prefix(scheme)
@@ -215,5 +221,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(check_origin(&h, "127.0.0.1:7700").is_err());
+        // `Origin: null` (our no-referrer pages) only with the browser's own same-origin mark.
+        for (site, ok) in [("same-origin", true), ("same-site", false), ("none", false)] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+            h.insert("sec-fetch-site", HeaderValue::from_static(site));
+            assert_eq!(check_origin(&h, "127.0.0.1:7700").is_ok(), ok, "{site}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 // Starts the real agentgate binary on 127.0.0.1:0 with a fresh data dir, and speaks its API.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,12 +18,17 @@ export class Daemon {
     const configFile = join(dir, 'config.toml');
     writeFileSync(configFile, config);
     const ready = join(dir, 'ready');
+    // The daemon's log goes to a file beside its data (printed if it fails to start).
+    const log = join(dir, 'daemon.log');
+    const fd = openSync(log, 'w');
     const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--ready-file', ready], {
-      env: { ...process.env, AGENTGATE_DATA_DIR: dir, AGENTGATE_CONFIG: configFile, RUST_LOG: 'warn' },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, AGENTGATE_DATA_DIR: dir, AGENTGATE_CONFIG: configFile },
+      stdio: ['ignore', fd, fd],
     });
     for (let i = 0; i < 600 && !existsSync(ready); i++) {
-      if (child.exitCode !== null) throw new Error('agentgate serve exited with ' + child.exitCode);
+      if (child.exitCode !== null) {
+        throw new Error(`agentgate serve exited with ${child.exitCode}:\n${readFileSync(log, 'utf8')}`);
+      }
       await sleep(50);
     }
     const addr = readFileSync(ready, 'utf8').trim();

@@ -51,7 +51,7 @@ function card(page, id) {
 async function askAndSee(page, request, opts) {
   const t0 = performance.now();
   const asked = d.ask(request, opts);
-  const el = page.locator('.card[data-status="pending"]', { hasText: request.command ?? request.path ?? request.name });
+  const el = page.locator('.card[data-status="pending"]', { hasText: request.command ?? request.path ?? request.name ?? request.url });
   await el.first().waitFor({ state: 'visible', timeout: 10_000 });
   const ms = performance.now() - t0;
   const id = await el.first().getAttribute('data-id');
@@ -107,7 +107,7 @@ describe('web inbox', () => {
     const pattern = card(page, id).getByLabel('Pattern (editable)');
     await pattern.waitFor({ state: 'visible' });
     const shown = await pattern.inputValue();
-    assert.ok(shown.startsWith('cargo test'), `suggested pattern: ${shown}`);
+    assert.ok(shown.includes('cargo test'), `suggested pattern: ${shown}`);
     const ruleText = await card(page, id).locator('.rule-text').textContent();
     assert.match(ruleText, /allow shell/);
     assert.match(ruleText, /opencode/);
@@ -130,7 +130,7 @@ describe('web inbox', () => {
   });
 
   test('6. a request decided by the CLI vanishes from the open page', async () => {
-    const { id } = await askAndSee(page, { kind: 'network', url: 'https://registry.npmjs.org/left-pad', method: 'GET', name: 'registry.npmjs.org' });
+    const { id } = await askAndSee(page, { kind: 'network', url: 'https://registry.npmjs.org/left-pad', method: 'GET' });
     const { stdout } = await d.cli('approve', id);
     assert.match(stdout + '', /allow/i);
     await card(page, id).waitFor({ state: 'detached', timeout: 10_000 });
@@ -196,13 +196,6 @@ describe('web inbox', () => {
   });
 
   test('bad input: very long commands and huge previews are cut, with "show all"', async () => {
-    const long = 'echo ' + 'x'.repeat(3000);
-    const { id: longId } = await askAndSee(page, { kind: 'shell', command: long });
-    const lc = card(page, longId);
-    assert.ok((await lc.locator('pre.cmd').first().textContent()).length < 500);
-    await lc.getByText(/show all \(3005 characters\)/).click();
-    assert.equal(await lc.locator('details pre.cmd').textContent(), long);
-
     const oldContent = Array.from({ length: 120 }, (_, i) => `line ${i}: let x = ${i};`).join('\n') + '\n';
     const newContent = oldContent.replace('line 3: let x = 3;', 'line 3: let x = 42; // changed')
       .replace('line 90: let x = 90;', 'line 90: let x = 91;');
@@ -215,12 +208,23 @@ describe('web inbox', () => {
     assert.match(await fc.locator('pre.diff .del').first().textContent(), /^-line 3: let x = 3;/);
     assert.match(await fc.locator('pre.diff .add').first().textContent(), /^\+line 3: let x = 42;/);
     await fc.screenshot({ path: SHOTS + 'diff-preview.png' });
+    const { id: pushId } = await askAndSee(page, { kind: 'shell', command: 'git push --force-with-lease origin main', reason: 'publish the rebased branch', session: 'ses-42', workspace: '/work/repo' });
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: SHOTS + 'inbox.png', fullPage: false });
-    for (const id of [longId, fileId]) await d.api('POST', `/api/v1/permissions/${id}/reply`, { decision: 'deny' });
+    const long = 'echo ' + 'x'.repeat(3000);
+    const { id: longId } = await askAndSee(page, { kind: 'shell', command: long });
+    const lc = card(page, longId);
+    assert.ok((await lc.locator('pre.cmd').first().textContent()).length < 500);
+    await lc.getByText(/show all \(3005 characters\)/).click();
+    assert.equal(await lc.locator('details pre.cmd').textContent(), long);
+
+    for (const id of [longId, fileId, pushId]) await d.api('POST', `/api/v1/permissions/${id}/reply`, { decision: 'deny' });
     await fc.waitFor({ state: 'detached', timeout: 10_000 });
   });
 
   test('keyboard: j focuses the first request and a allows it', async () => {
+    for (const id of await d.pendingIds()) await d.api('POST', `/api/v1/permissions/${id}/reply`, { decision: 'deny' });
+    await page.reload();
     const { id, asked } = await askAndSee(page, { kind: 'shell', command: 'make lint' }, { wait: 60 });
     await page.locator('body').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('j');
@@ -260,7 +264,6 @@ describe('web inbox', () => {
       const { id, ms } = await askAndSee(page, { kind: 'shell', command: `echo measure-${i}` });
       latencies.push(ms);
       await d.api('POST', `/api/v1/permissions/${id}/reply`, { decision: 'deny' });
-      await card(page, id).waitFor({ state: 'detached', timeout: 10_000 });
     }
     latencies.sort((a, b) => a - b);
     const p = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
