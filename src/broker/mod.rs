@@ -519,7 +519,7 @@ impl Broker {
         }
         let mut resolved = Vec::new();
         if !rules.is_empty() {
-            self.reload_policy().await?;
+            // `settle` already put the new rules in force.
             resolved = self.resolve_covered().await?;
         }
         let permission = self.view(self.load(id).await?).await?;
@@ -696,8 +696,17 @@ impl Broker {
         else {
             return Ok(false);
         };
+        // New rules are in force before anyone hears of the decision: the agent released by it
+        // may ask again at once and must be answered by them. (Waiters are woken even if the
+        // reload fails: the decision itself is committed.)
+        let reloaded = if rules.is_empty() {
+            Ok(())
+        } else {
+            self.reload_policy().await
+        };
         self.publish(rows);
         self.wake(id);
+        reloaded?;
         Ok(true)
     }
 

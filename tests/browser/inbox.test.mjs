@@ -123,9 +123,16 @@ describe('web inbox', () => {
     const other = await d.ask({ kind: 'shell', command: 'cargo publish', workspace: '/work/repo' });
     assert.equal(other.status, 'pending', 'the rule is narrow');
     await d.api('POST', `/api/v1/permissions/${other.id}/reply`, { decision: 'deny' });
-    // The rule is on the Rules page, deletable.
+    // The rule is on the Rules page with its origin, and deletable (two clicks).
     await page.goto(d.base + '/rules');
-    await page.getByText('cargo test *').waitFor();
+    const row = page.locator('li', { hasText: 'cargo test *' });
+    await row.waitFor();
+    assert.match(await row.textContent(), new RegExp(`remembered by owner \\(web\\) answering ${id}`));
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await row.getByRole('button', { name: 'Confirm delete' }).click();
+    await row.waitFor({ state: 'detached' });
+    const after = await d.api('GET', '/api/v1/rules');
+    assert.ok(!after.rules.some((r) => r.pattern === 'cargo test *'), 'the rule is gone');
     await page.goto(d.base + '/');
   });
 
