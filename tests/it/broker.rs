@@ -533,6 +533,58 @@ async fn remember_for_the_session_and_always_with_narrow_rules() {
 }
 
 #[tokio::test]
+async fn an_always_rule_is_in_force_when_the_released_agent_asks_again() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    for round in 0..5 {
+        let command = format!("make target-{round}");
+        let (agent, base, http, body) = (
+            a.agent.clone(),
+            app.base.clone(),
+            app.http.clone(),
+            shell(&command),
+        );
+        // The agent long-polls; the moment it is released it asks the same thing again.
+        let poll = tokio::spawn(async move {
+            let first: Value = http
+                .post(format!("{base}/api/v1/permissions?wait=30"))
+                .bearer_auth(&agent)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let again: Value = http
+                .post(format!("{base}/api/v1/permissions"))
+                .bearer_auth(&agent)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (first, again)
+        });
+        let id = first_pending(&app, &a.approver).await;
+        let r = reply(
+            &app,
+            &a.approver,
+            &id,
+            json!({"decision": "allow", "remember": "always"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let (first, again) = poll.await.unwrap();
+        assert_eq!(first["status"], "allowed", "round {round}");
+        assert_eq!(again["status"], "allowed", "round {round}: {again}");
+        assert_eq!(again["decided_by"]["source"], "rule", "round {round}");
+    }
+}
+
+#[tokio::test]
 async fn a_remembered_allow_never_overrides_a_configured_ask() {
     let app = spawn_app_with(RULES).await;
     let a = actors(&app).await;
