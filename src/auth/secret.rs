@@ -69,9 +69,14 @@ impl fmt::Debug for TokenHash {
 /// Whether `text` has the shape of one of our secrets. Checked before any lookup, so garbage never
 /// reaches the store. Shape is not secret, so this need not be constant-time.
 pub fn well_formed(text: &str) -> bool {
-    text.len() == SECRET_LEN
-        && text.starts_with(PREFIX)
-        && text[PREFIX.len()..]
+    prefixed_hex(text, PREFIX, SECRET_BYTES)
+}
+
+/// `prefix` followed by exactly `bytes` bytes in lowercase hex.
+fn prefixed_hex(text: &str, prefix: &str, bytes: usize) -> bool {
+    text.len() == prefix.len() + 2 * bytes
+        && text.starts_with(prefix)
+        && text[prefix.len()..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -93,11 +98,7 @@ pub fn random_256(prefix: &str) -> Result<String, getrandom::Error> {
 
 /// Whether `text` has the shape [`random_256`] gives with `prefix`.
 pub fn well_formed_256(prefix: &str, text: &str) -> bool {
-    text.len() == prefix.len() + 64
-        && text.starts_with(prefix)
-        && text[prefix.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    prefixed_hex(text, prefix, 32)
 }
 
 fn hex(bytes: &[u8]) -> String {

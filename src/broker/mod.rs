@@ -379,59 +379,36 @@ impl Broker {
     ) -> Result<PermissionPage, Error> {
         self.expire_due().await?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                parse_cursor(c)
-                    .ok_or_else(|| invalid("cursor", "not a cursor from a previous page"))?,
-            ),
-        };
         let rows = self
             .store
-            .list_permissions(status.map(Status::as_str), after, limit + 1)
+            .list_permissions(status.map(Status::as_str), page_cursor(cursor)?, limit + 1)
             .await?;
-        let more = rows.len() as i64 > limit;
-        let mut permissions = Vec::new();
-        for row in rows.into_iter().take(limit as usize) {
-            permissions.push(self.view(row).await?);
-        }
-        let next_cursor = if more {
-            permissions
-                .last()
-                .map(|p| format!("{}.{}", p.created_at.as_millis(), p.id))
-        } else {
-            None
-        };
-        Ok(PermissionPage {
-            permissions,
-            next_cursor,
-        })
+        self.page(rows, limit).await
     }
 
     /// Decided requests, newest first, a page at a time (the web inbox's history).
     pub async fn history(&self, cursor: Option<&str>, limit: i64) -> Result<PermissionPage, Error> {
         self.expire_due().await?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let before = match cursor {
-            None => None,
-            Some(c) => Some(
-                parse_cursor(c)
-                    .ok_or_else(|| invalid("cursor", "not a cursor from a previous page"))?,
-            ),
-        };
-        let rows = self.store.decided_permissions(before, limit + 1).await?;
+        let rows = self
+            .store
+            .decided_permissions(page_cursor(cursor)?, limit + 1)
+            .await?;
+        self.page(rows, limit).await
+    }
+
+    /// A page of `limit` views from `rows` (fetched with one extra row to tell whether more follow),
+    /// with the cursor of its last entry when they do.
+    async fn page(&self, rows: Vec<PermissionRow>, limit: i64) -> Result<PermissionPage, Error> {
         let more = rows.len() as i64 > limit;
         let mut permissions = Vec::new();
         for row in rows.into_iter().take(limit as usize) {
             permissions.push(self.view(row).await?);
         }
-        let next_cursor = if more {
-            permissions
-                .last()
-                .map(|p| format!("{}.{}", p.created_at.as_millis(), p.id))
-        } else {
-            None
-        };
+        let next_cursor = more
+            .then(|| permissions.last())
+            .flatten()
+            .map(|p| format!("{}.{}", p.created_at.as_millis(), p.id));
         Ok(PermissionPage {
             permissions,
             next_cursor,
@@ -951,9 +928,15 @@ fn rule_error(e: RuleError) -> Error {
     invalid(e.field, e.reason)
 }
 
-fn parse_cursor(c: &str) -> Option<(Timestamp, String)> {
-    let (at, id) = c.split_once('.')?;
-    Some((Timestamp::from_millis(at.parse().ok()?), id.to_owned()))
+/// A `cursor` from a previous page as (created_at, id), or a 400 naming the field.
+fn page_cursor(cursor: Option<&str>) -> Result<Option<(Timestamp, String)>, Error> {
+    let parse = |c: &str| {
+        let (at, id) = c.split_once('.')?;
+        Some((Timestamp::from_millis(at.parse().ok()?), id.to_owned()))
+    };
+    cursor
+        .map(|c| parse(c).ok_or_else(|| invalid("cursor", "not a cursor from a previous page")))
+        .transpose()
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {

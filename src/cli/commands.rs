@@ -174,7 +174,7 @@ fn read_passphrase(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-fn scopes(list: &[Scope]) -> String {
+pub(super) fn scopes(list: &[Scope]) -> String {
     list.iter()
         .map(|s| s.as_str())
         .collect::<Vec<_>>()

@@ -8,7 +8,7 @@ use qrcode::render::unicode::Dense1x2;
 use reqwest::Method;
 
 use super::client::Client;
-use super::commands::print_json;
+use super::commands::{print_json, scopes};
 use super::{Global, PairArgs, PairCommand};
 use crate::api::{CreatePairing, CreatedPairing, Expiry, PairingList, RevokedPairing};
 
@@ -45,17 +45,7 @@ pub(super) async fn run(global: &Global, args: PairArgs) -> anyhow::Result<()> {
                     Some(at) => format!("device signed in at {at}"),
                     None => format!("link unused, works until {}", p.expires_at),
                 };
-                println!(
-                    "{}  {}  {}  {}",
-                    p.id,
-                    p.name,
-                    p.scopes
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    state
-                );
+                println!("{}  {}  {}  {}", p.id, p.name, scopes(&p.scopes), state);
             }
         }
         (Some(PairCommand::Revoke { id }), _) => {
@@ -93,13 +83,7 @@ pub(super) async fn run(global: &Global, args: PairArgs) -> anyhow::Result<()> {
                  Revoke with `agentgate pair revoke {}`.",
                 created.info.expires_at,
                 created.info.name,
-                created
-                    .info
-                    .scopes
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                scopes(&created.info.scopes),
                 created.info.id
             );
         }

@@ -5,7 +5,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use agentgate_policy::{Scope, ScopeSet};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -186,31 +185,60 @@ impl SqliteStore {
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
-    let get_err = |e: sqlx::Error| Error::Corrupt(e.to_string());
-    let hash: Vec<u8> = row.try_get("secret_hash").map_err(get_err)?;
-    let secret_hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| Error::Corrupt("secret_hash is not 32 bytes".into()))?;
-    let scopes: String = row.try_get("scopes").map_err(get_err)?;
-    let scopes = scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-    let ts = |col: &str| -> Result<Option<Timestamp>, Error> {
-        let v: Option<i64> = row.try_get(col).map_err(get_err)?;
-        Ok(v.map(Timestamp::from_millis))
-    };
+    use column::{corrupt, hash32, opt_ts, scopes, ts};
     Ok(TokenRow {
-        id: row.try_get("id").map_err(get_err)?,
-        name: row.try_get("name").map_err(get_err)?,
-        secret_hash,
-        scopes,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(get_err)?),
-        expires_at: ts("expires_at")?,
-        last_used_at: ts("last_used_at")?,
-        revoked_at: ts("revoked_at")?,
-        created_by: row.try_get("created_by").map_err(get_err)?,
+        id: row.try_get("id").map_err(corrupt)?,
+        name: row.try_get("name").map_err(corrupt)?,
+        secret_hash: hash32(row, "secret_hash")?,
+        scopes: scopes(row)?,
+        created_at: ts(row, "created_at")?,
+        expires_at: opt_ts(row, "expires_at")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+        created_by: row.try_get("created_by").map_err(corrupt)?,
     })
+}
+
+/// Decoding stored columns: a value that does not decode makes the row corrupt.
+pub(super) mod column {
+    use agentgate_policy::{Scope, ScopeSet};
+    use sqlx::Row;
+    use sqlx::sqlite::SqliteRow;
+
+    use super::Error;
+    use crate::clock::Timestamp;
+
+    /// A decoding failure as a corrupt row.
+    pub fn corrupt(e: sqlx::Error) -> Error {
+        Error::Corrupt(e.to_string())
+    }
+
+    /// A Unix-milliseconds column.
+    pub fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, Error> {
+        Ok(Timestamp::from_millis(row.try_get(col).map_err(corrupt)?))
+    }
+
+    /// A nullable Unix-milliseconds column.
+    pub fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, Error> {
+        let v: Option<i64> = row.try_get(col).map_err(corrupt)?;
+        Ok(v.map(Timestamp::from_millis))
+    }
+
+    /// A SHA-256 column.
+    pub fn hash32(row: &SqliteRow, col: &str) -> Result<[u8; 32], Error> {
+        let hash: Vec<u8> = row.try_get(col).map_err(corrupt)?;
+        hash.try_into()
+            .map_err(|_| Error::Corrupt(format!("{col} is not 32 bytes")))
+    }
+
+    /// The comma-separated `scopes` column.
+    pub fn scopes(row: &SqliteRow) -> Result<ScopeSet, Error> {
+        let scopes: String = row.try_get("scopes").map_err(corrupt)?;
+        scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<Scope>())
+            .collect::<Result<ScopeSet, _>>()
+            .map_err(|e| Error::Corrupt(e.to_string()))
+    }
 }

@@ -7,6 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::sqlite::SqliteStore;
+use super::sqlite::column::{corrupt, opt_ts, ts};
 use super::sqlite_writer;
 use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
 use crate::audit;
@@ -429,16 +430,7 @@ fn parse_head(text: &str) -> Option<(i64, Vec<u8>)> {
     Some((seq.parse().ok()?, bytes))
 }
 
-fn corrupt(e: sqlx::Error) -> Error {
-    Error::Corrupt(e.to_string())
-}
-
 fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
-    let ts = |col: &str| -> Result<Option<Timestamp>, Error> {
-        Ok(r.try_get::<Option<i64>, _>(col)
-            .map_err(corrupt)?
-            .map(Timestamp::from_millis))
-    };
     Ok(PermissionRow {
         id: r.try_get("id").map_err(corrupt)?,
         kind: r.try_get("kind").map_err(corrupt)?,
@@ -451,10 +443,10 @@ fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
         requester_id: r.try_get("requester_id").map_err(corrupt)?,
         requester_name: r.try_get("requester_name").map_err(corrupt)?,
         status: r.try_get("status").map_err(corrupt)?,
-        created_at: Timestamp::from_millis(r.try_get("created_at").map_err(corrupt)?),
-        deadline: ts("deadline")?,
+        created_at: ts(r, "created_at")?,
+        deadline: opt_ts(r, "deadline")?,
         approvals_required: r.try_get("approvals_required").map_err(corrupt)?,
-        decided_at: ts("decided_at")?,
+        decided_at: opt_ts(r, "decided_at")?,
         decided_by: r.try_get("decided_by").map_err(corrupt)?,
         message: r.try_get("message").map_err(corrupt)?,
     })
@@ -463,7 +455,7 @@ fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
 fn audit_from_row(r: &SqliteRow) -> Result<AuditRow, Error> {
     Ok(AuditRow {
         seq: r.try_get("seq").map_err(corrupt)?,
-        at: Timestamp::from_millis(r.try_get("at").map_err(corrupt)?),
+        at: ts(r, "at")?,
         event: r.try_get("event").map_err(corrupt)?,
         subject: r.try_get("subject").map_err(corrupt)?,
         data: r.try_get("data").map_err(corrupt)?,

@@ -1,9 +1,9 @@
 //! SQLite statements for web sessions and pairing links.
 
-use agentgate_policy::{Scope, ScopeSet};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
 use super::web::{PairingRow, SessionRow};
 use super::{Error, SqliteStore};
 use crate::clock::Timestamp;
@@ -164,43 +164,14 @@ where
     Ok(())
 }
 
-fn get_err(e: sqlx::Error) -> Error {
-    Error::Corrupt(e.to_string())
-}
-
-fn hash_col(row: &SqliteRow, col: &str) -> Result<[u8; 32], Error> {
-    let hash: Vec<u8> = row.try_get(col).map_err(get_err)?;
-    hash.try_into()
-        .map_err(|_| Error::Corrupt(format!("{col} is not 32 bytes")))
-}
-
-fn scopes_col(row: &SqliteRow) -> Result<ScopeSet, Error> {
-    let scopes: String = row.try_get("scopes").map_err(get_err)?;
-    scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|e| Error::Corrupt(e.to_string()))
-}
-
-fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, Error> {
-    Ok(Timestamp::from_millis(row.try_get(col).map_err(get_err)?))
-}
-
-fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, Error> {
-    let v: Option<i64> = row.try_get(col).map_err(get_err)?;
-    Ok(v.map(Timestamp::from_millis))
-}
-
 fn session_from_row(row: &SqliteRow) -> Result<SessionRow, Error> {
     Ok(SessionRow {
-        id: row.try_get("id").map_err(get_err)?,
-        secret_hash: hash_col(row, "secret_hash")?,
-        name: row.try_get("name").map_err(get_err)?,
-        scopes: scopes_col(row)?,
-        csrf: row.try_get("csrf").map_err(get_err)?,
-        pairing_id: row.try_get("pairing_id").map_err(get_err)?,
+        id: row.try_get("id").map_err(corrupt)?,
+        secret_hash: hash32(row, "secret_hash")?,
+        name: row.try_get("name").map_err(corrupt)?,
+        scopes: scopes(row)?,
+        csrf: row.try_get("csrf").map_err(corrupt)?,
+        pairing_id: row.try_get("pairing_id").map_err(corrupt)?,
         created_at: ts(row, "created_at")?,
         last_seen_at: ts(row, "last_seen_at")?,
         expires_at: ts(row, "expires_at")?,
@@ -210,13 +181,13 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRow, Error> {
 
 fn pairing_from_row(row: &SqliteRow) -> Result<PairingRow, Error> {
     Ok(PairingRow {
-        id: row.try_get("id").map_err(get_err)?,
-        name: row.try_get("name").map_err(get_err)?,
-        code_hash: hash_col(row, "code_hash")?,
-        scopes: scopes_col(row)?,
+        id: row.try_get("id").map_err(corrupt)?,
+        name: row.try_get("name").map_err(corrupt)?,
+        code_hash: hash32(row, "code_hash")?,
+        scopes: scopes(row)?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
-        created_by: row.try_get("created_by").map_err(get_err)?,
+        created_by: row.try_get("created_by").map_err(corrupt)?,
         redeemed_at: opt_ts(row, "redeemed_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
     })

@@ -8,14 +8,16 @@
 mod views;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use agentgate_policy::Scope;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use maud::Markup;
 use serde::Deserialize;
 
@@ -31,6 +33,32 @@ use views::Viewer;
 
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+
+/// Who is looking at a page: the verified principal and, for a web session, its CSRF token
+/// (which the page embeds for its script).
+pub struct Visitor {
+    principal: Arc<Principal>,
+    csrf: Option<String>,
+}
+
+impl Visitor {
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            principal: &self.principal,
+            csrf: self.csrf.as_deref(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Authed(principal) = Authed::from_request_parts(parts, state).await?;
+        let csrf = parts.extensions.get::<WebSession>().map(|s| s.csrf.clone());
+        Ok(Visitor { principal, csrf })
+    }
+}
 
 /// An HTML response with a status.
 fn html(status: StatusCode, markup: Markup) -> Response {
@@ -271,17 +299,12 @@ fn unusable_pairing() -> Response {
 }
 
 /// `GET /`: the inbox.
-pub async fn inbox(
-    State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
-) -> Result<Response, ApiError> {
+pub async fn inbox(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
     // The position first, then the list: an event after the position is replayed by the page,
     // and one already reflected in the list is recognised by its id.
     let after = state.broker.audit_head_seq().await?;
     let page = state.broker.list(Some(Status::Pending), None, 500).await?;
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+    let v = visitor.viewer();
     Ok(html(
         StatusCode::OK,
         views::inbox(&v, &page.permissions, after, state.clock.now()),
@@ -291,14 +314,12 @@ pub async fn inbox(
 /// `GET /ui/cards/{id}`: one request's card, for the live inbox.
 pub async fn card(
     State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
+    visitor: Visitor,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
-    let view = state.broker.get(&principal, &id).await?;
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+    let view = state.broker.get(&visitor.principal, &id).await?;
+    let v = visitor.viewer();
     Ok(html(
         StatusCode::OK,
         views::card(&v, &view, state.clock.now()),
@@ -315,14 +336,12 @@ pub struct HistoryQuery {
 /// `GET /history`.
 pub async fn history(
     State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
+    visitor: Visitor,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let page = state.broker.history(q.cursor.as_deref(), 50).await?;
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+    let v = visitor.viewer();
     Ok(html(
         StatusCode::OK,
         views::history(&v, &page.permissions, page.next_cursor.as_deref()),
@@ -330,22 +349,13 @@ pub async fn history(
 }
 
 /// `GET /rules`.
-pub async fn rules(
-    State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
-) -> Response {
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+pub async fn rules(State(state): State<AppState>, visitor: Visitor) -> Response {
+    let v = visitor.viewer();
     html(StatusCode::OK, views::rules(&v, &state.broker.rules()))
 }
 
 /// `GET /tokens` (admin).
-pub async fn tokens(
-    State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
-) -> Result<Response, ApiError> {
+pub async fn tokens(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let tokens: Vec<_> = state
         .auth
@@ -355,23 +365,17 @@ pub async fn tokens(
         .map(|row| super::tokens::info(row, now))
         .collect();
     let pairings = state.sessions.pairings().await?;
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+    let v = visitor.viewer();
     Ok(html(StatusCode::OK, views::tokens(&v, &tokens, &pairings)))
 }
 
 /// `GET /audit`: the latest 100 entries and the chain check.
-pub async fn audit(
-    State(state): State<AppState>,
-    Authed(principal): Authed,
-    session: Option<Extension<WebSession>>,
-) -> Result<Response, ApiError> {
+pub async fn audit(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
     let head = state.broker.audit_head_seq().await?;
     let mut entries = state.broker.audit((head - 100).max(0), 100).await?;
     entries.reverse();
     let check = state.broker.verify_audit().await?;
-    let session = session.map(|Extension(s)| s);
-    let v = viewer(&principal, session.as_ref());
+    let v = visitor.viewer();
     Ok(html(StatusCode::OK, views::audit(&v, &entries, &check)))
 }
 

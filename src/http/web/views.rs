@@ -394,6 +394,14 @@ fn long_text(text: &str, class: &str) -> Markup {
     }
 }
 
+fn scope_list(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
@@ -590,7 +598,7 @@ pub fn tokens(viewer: &Viewer<'_>, tokens: &[TokenInfo], pairings: &[PairingInfo
                     @for t in tokens {
                         tr #(format!("token-{}", t.id)) {
                             td { (t.name) }
-                            td { (t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
+                            td { (scope_list(&t.scopes)) }
                             td { @match t.expires_at { Some(at) => { (at) @if t.expired { " (expired)" } }, None => "never" } }
                             td { @match t.last_used_at { Some(at) => (at), None => "never" } }
                             td { button.danger type="button" data-revoke-token=(t.id) data-name=(t.name) { "Revoke" } }
@@ -604,7 +612,7 @@ pub fn tokens(viewer: &Viewer<'_>, tokens: &[TokenInfo], pairings: &[PairingInfo
             ul.rules {
                 @for pr in pairings {
                     li #(format!("pairing-{}", pr.id)) {
-                        strong { (pr.name) } " · " (pr.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+                        strong { (pr.name) } " · " (scope_list(&pr.scopes))
                         div.meta {
                             @match pr.redeemed_at {
                                 Some(at) => { "signed in at " (at) },
