@@ -546,21 +546,19 @@ async fn an_always_rule_is_in_force_when_the_released_agent_asks_again() {
         );
         // The agent long-polls; the moment it is released it asks the same thing again.
         let poll = tokio::spawn(async move {
-            let first: Value = http
-                .post(format!("{base}/api/v1/permissions?wait=30"))
-                .bearer_auth(&agent)
-                .json(&body)
-                .send()
+            let ask = |path: &'static str| {
+                http.post(format!("{base}{path}"))
+                    .bearer_auth(&agent)
+                    .json(&body)
+                    .send()
+            };
+            let first: Value = ask("/api/v1/permissions?wait=30")
                 .await
                 .unwrap()
                 .json()
                 .await
                 .unwrap();
-            let again: Value = http
-                .post(format!("{base}/api/v1/permissions"))
-                .bearer_auth(&agent)
-                .json(&body)
-                .send()
+            let again: Value = ask("/api/v1/permissions")
                 .await
                 .unwrap()
                 .json()
