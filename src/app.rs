@@ -10,7 +10,10 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
 use crate::auth::Authenticator;
+use crate::oauth::OAuth;
 use crate::auth::passphrase::Passphrases;
 use crate::auth::session::Sessions;
 use crate::broker::{self, Broker};
@@ -44,7 +47,7 @@ impl App {
         let store = Store::open(&config.database_url)
             .await
             .context("opening the database")?;
-        let auth = Authenticator::new(store.clone(), clock.clone());
+        let auth = Arc::new(Authenticator::new(store.clone(), clock.clone()));
         let (admin_token_file, admin_token_created) = auth
             .bootstrap_owner(&config.data_dir)
             .await
@@ -75,7 +78,11 @@ impl App {
                 Some((listener, bound, principal))
             }
         };
+        let oauth = OAuth::new(store.clone(), clock.clone(), auth.clone(), config.oauth);
         let state = AppState::new(Shared {
+            mcp: crate::mcp::service(broker.clone()),
+            mcp_sessions: Default::default(),
+            oauth,
             auth,
             broker: broker.clone(),
             passphrases: Passphrases::new(store.clone(), clock.clone()),

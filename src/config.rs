@@ -40,6 +40,42 @@ pub struct FileConfig {
     pub compat: Option<CompatConfig>,
     /// `[web]`: the web inbox.
     pub web: Option<WebConfig>,
+    /// `[oauth]`: the authorization server for MCP clients.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `[oauth]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Most registered clients at once (default 100).
+    pub max_clients: Option<u32>,
+    /// Access-token lifetime (default `1h`).
+    pub access_token_ttl: Option<String>,
+}
+
+impl OAuthConfig {
+    /// The settings this section sets.
+    pub fn settings(&self) -> Result<crate::oauth::Settings, Error> {
+        let mut settings = crate::oauth::Settings::default();
+        if let Some(max) = self.max_clients {
+            if max == 0 {
+                return Err(Error::Invalid("[oauth] max_clients must be at least 1".into()));
+            }
+            settings.max_clients = max;
+        }
+        if let Some(text) = &self.access_token_ttl {
+            settings.access_ttl = match Expiry::parse(text) {
+                Ok(Expiry::After(d)) if d.as_secs() >= 60 && d.as_secs() <= 86_400 => d,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "[oauth] access_token_ttl = `{text}`: expected a duration from 1m to 24h"
+                    )));
+                }
+            };
+        }
+        Ok(settings)
+    }
 }
 
 /// `[web]` in the config file.
@@ -248,6 +284,8 @@ pub struct Config {
     pub openwork_listen: Option<SocketAddr>,
     /// Web session lifetimes.
     pub sessions: SessionSettings,
+    /// The OAuth authorization server's limits and lifetimes.
+    pub oauth: crate::oauth::Settings,
 }
 
 impl Config {
@@ -313,8 +351,13 @@ impl Config {
             Some(web) => web.sessions()?,
             None => SessionSettings::default(),
         };
+        let oauth = match &file.oauth {
+            Some(o) => o.settings()?,
+            None => crate::oauth::Settings::default(),
+        };
         Ok(Config {
             sessions,
+            oauth,
             listen,
             allow_remote,
             data_dir,
@@ -338,6 +381,7 @@ impl Config {
             rules: Vec::new(),
             openwork_listen: None,
             sessions: SessionSettings::default(),
+            oauth: crate::oauth::Settings::default(),
         }
     }
 }

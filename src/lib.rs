@@ -12,6 +12,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod mcp;
+pub mod oauth;
 pub mod store;
 
 pub use agentgate_policy as policy;

@@ -20,7 +20,7 @@ use agentgate_policy::{Scope, ScopeSet};
 
 use crate::api::{CreateToken, Expiry};
 use crate::clock::{Clock, Timestamp};
-use crate::store::{self, Store, TokenRow};
+use crate::store::{self, OAuthBinding, Store, TokenRow};
 pub use secret::{Secret, TokenHash};
 
 /// Name of the owner token's file in the data dir.
@@ -43,6 +43,18 @@ pub struct Principal {
     pub expires_at: Option<Timestamp>,
     /// What kind of credential it is.
     pub kind: CredentialKind,
+    /// For an OAuth access token: its client, audience and grant family.
+    pub oauth: Option<OAuthBinding>,
+}
+
+impl Principal {
+    /// Who acts, for "its own requests" and self-approval: the OAuth client for its access
+    /// tokens (which change on every refresh), the credential otherwise.
+    pub fn actor(&self) -> &str {
+        self.oauth
+            .as_ref()
+            .map_or(&self.token_id, |b| &b.client_id)
+    }
 }
 
 /// The kinds of credential that become a [`Principal`].
@@ -199,7 +211,8 @@ impl Authenticator {
         });
     }
 
-    fn forget(&self, token_id: &str) {
+    /// Drops a token from the cache after it was revoked in the store.
+    pub fn forget(&self, token_id: &str) {
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, entry| entry.principal.token_id != token_id);
         }
@@ -241,6 +254,7 @@ impl Authenticator {
             // The creating token, for the record; a web session is not a token, so a token it
             // creates has no creating token (the audit names the session).
             created_by: (creator.kind == CredentialKind::Token).then(|| creator.token_id.clone()),
+            oauth: None,
         };
         match self.store.insert_token(&row).await {
             Ok(()) => Ok((secret, row)),
@@ -294,6 +308,7 @@ impl Authenticator {
             last_used_at: None,
             revoked_at: None,
             created_by: None,
+            oauth: None,
         };
         match self.store.insert_token(&row).await {
             Ok(()) => Ok(Arc::new(principal_of(&row))),
@@ -324,6 +339,7 @@ impl Authenticator {
             last_used_at: None,
             revoked_at: None,
             created_by: None,
+            oauth: None,
         };
         // The file first: a token nobody can read is worse than none, and on the next start
         // an empty store tries again.
@@ -372,6 +388,7 @@ fn principal_of(row: &TokenRow) -> Principal {
         scopes: row.scopes,
         expires_at: row.expires_at,
         kind: CredentialKind::Token,
+        oauth: row.oauth.clone(),
     }
 }
 
@@ -413,6 +430,7 @@ mod tests {
             scopes: scopes.iter().copied().collect(),
             expires_at: None,
             kind: CredentialKind::Token,
+            oauth: None,
         }
     }
 

@@ -180,6 +180,7 @@ impl Sessions {
                 scopes: row.scopes,
                 expires_at: Some(row.expires_at.min(now.plus(self.settings.idle))),
                 kind: CredentialKind::Session,
+                oauth: None,
             }),
             csrf: row.csrf,
         })

@@ -250,7 +250,7 @@ impl Broker {
             agent: n.request.agent.clone(),
             session: n.request.session.clone(),
             workspace: n.request.workspace.clone(),
-            requester_id: who.token_id.clone(),
+            requester_id: who.actor().to_owned(),
             requester_name: who.name.clone(),
             status: status.as_str().to_owned(),
             created_at: now,
@@ -286,7 +286,7 @@ impl Broker {
     /// out first, so nobody ever sees a stale pending.
     pub async fn get(&self, who: &Principal, id: &str) -> Result<PermissionView, Error> {
         let row = self.load(id).await?;
-        if row.requester_id != who.token_id && !who.scopes.allows(Scope::Read) {
+        if row.requester_id != who.actor() && !who.scopes.allows(Scope::Read) {
             return Err(Error::NotYours);
         }
         self.view(row).await
@@ -435,7 +435,7 @@ impl Broker {
             ));
         }
         let row = self.load(id).await?;
-        if row.requester_id == who.token_id {
+        if row.requester_id == who.actor() {
             return Err(Error::SelfApproval);
         }
         if row.status != "pending" {
@@ -453,7 +453,7 @@ impl Broker {
             };
             let added = self
                 .store
-                .add_approval(&row.id, &who.token_id, &who.name, now, vec![entry])
+                .add_approval(&row.id, who.actor(), &who.name, now, vec![entry])
                 .await;
             let (names, audit_rows) = match added {
                 Ok(Some(x)) => x,

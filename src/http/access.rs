@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::routes::{Access, Surface};
 use super::web;
 use crate::auth::{Principal, Rejection};
+use agentgate_policy::Scope;
 
 /// Name of the web session cookie.
 pub const SESSION_COOKIE: &str = "agentgate_session";
@@ -45,7 +46,21 @@ pub(super) async fn require(
     if access == Access::Public {
         return next.run(req).await;
     }
-    let (principal, session) = match authenticate(&state, req.headers(), req.method()).await {
+    let mcp = (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
+    let found = if mcp.is_some() && !req.headers().contains_key(header::AUTHORIZATION) {
+        // `/mcp` takes bearer tokens only: a browser's session cookie is no credential there.
+        Err(Failure::Credential {
+            error: ApiError::unauthenticated(Rejection::Missing),
+            cookie: false,
+        })
+    } else {
+        authenticate(&state, req.headers(), req.method()).await
+    };
+    let found = found.and_then(|(principal, session)| {
+        audience_check(&principal, mcp.as_ref())?;
+        Ok((principal, session))
+    });
+    let (principal, session) = match found {
         Ok(found) => found,
         Err(failure) => {
             return match (surface, failure) {
@@ -53,27 +68,67 @@ pub(super) async fn require(
                     web::to_sign_in(req.uri(), cookie)
                 }
                 (_, Failure::Credential { error, .. }) | (_, Failure::Csrf(error)) => {
-                    error.into_response()
+                    match &mcp {
+                        Some(challenge) => challenge.unauthorized(error).into_response(),
+                        None => error.into_response(),
+                    }
                 }
             };
         }
     };
     let caller = Caller(principal.clone());
-    let mut response = match access {
-        Access::Scope(required) if !principal.scopes.allows(required) => match surface {
-            Surface::Page => web::forbidden_page(&principal, required, session.as_ref()),
-            Surface::Api => ApiError::insufficient_scope(required).into_response(),
-        },
-        _ => {
-            req.extensions_mut().insert::<Arc<Principal>>(principal);
-            if let Some(session) = session {
-                req.extensions_mut().insert(session);
+    let mut response = if access.allows(&principal.scopes) {
+        req.extensions_mut().insert::<Arc<Principal>>(principal);
+        if let Some(session) = session {
+            req.extensions_mut().insert(session);
+        }
+        next.run(req).await
+    } else {
+        match (surface, access) {
+            (Surface::Mcp, _) => match &mcp {
+                Some(challenge) => challenge
+                    .insufficient(&principal, super::oauth::scopes_of(access))
+                    .into_response(),
+                None => ApiError::insufficient_scope(Scope::Request).into_response(),
+            },
+            (Surface::Page, Access::Scope(required)) => {
+                web::forbidden_page(&principal, required, session.as_ref())
             }
-            next.run(req).await
+            (_, Access::Scope(required)) => ApiError::insufficient_scope(required).into_response(),
+            (_, _) => ApiError::insufficient_scope(Scope::Read).into_response(),
         }
     };
     response.extensions_mut().insert(caller);
     response
+}
+
+/// An OAuth access token is accepted only on the resource it was issued for (RFC 8707): `/mcp`,
+/// under the host name it was requested with. Everywhere else it is an invalid token.
+fn audience_check(
+    principal: &Principal,
+    mcp: Option<&super::oauth::Challenge>,
+) -> Result<(), Failure> {
+    let Some(binding) = &principal.oauth else {
+        return Ok(());
+    };
+    if mcp.is_some_and(|c| c.resource == binding.audience) {
+        return Ok(());
+    }
+    Err(Failure::Credential {
+        error: ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "this OAuth access token was issued for `{}` and is not accepted here",
+                binding.audience
+            ),
+        )
+        .with_challenge(
+            r#"Bearer realm="agentgate", error="invalid_token", error_description="wrong audience""#
+                .into(),
+        ),
+        cookie: false,
+    })
 }
 
 enum Failure {

@@ -11,6 +11,7 @@ use crate::api::ErrorBody;
 use crate::api::Source;
 use crate::auth::{self, Rejection, passphrase, session};
 use crate::broker;
+use crate::oauth;
 
 /// An error answer of the API: `{"error": code, "message": …}` with the right status. Boxed so
 /// that `Result<_, ApiError>` stays one pointer wide on the success path.
@@ -117,6 +118,11 @@ impl ApiError {
             "internal error; see the daemon's log",
         )
         .with(|r| r.cause = Some(cause))
+    }
+
+    /// Replaces the `WWW-Authenticate` challenge (the MCP endpoint's points to its metadata).
+    pub fn with_challenge(self, challenge: String) -> ApiError {
+        self.with(|r| r.www_authenticate = Some(challenge))
     }
 
     /// The machine code.
@@ -271,4 +277,59 @@ impl std::fmt::Display for AnyChain<'_> {
         }
         Ok(())
     }
+}
+
+impl From<oauth::Error> for ApiError {
+    fn from(err: oauth::Error) -> ApiError {
+        match err {
+            oauth::Error::NotFound(what, _) => {
+                let code = if what == "client" {
+                    "client_not_found"
+                } else {
+                    "grant_not_found"
+                };
+                ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
+            }
+            oauth::Error::Random | oauth::Error::Store(_) => {
+                ApiError::internal(format!("{:#}", AnyChain(&err)))
+            }
+            other => ApiError::bad_request(other.code(), other.to_string()),
+        }
+    }
+}
+
+/// An error of the OAuth protocol endpoints, in the RFC 6749 §5.2 / RFC 7591 §3.2.2 shape:
+/// `{"error": code, "error_description": …}`. `invalid_client` is 401 (with a `Basic` challenge
+/// when the client tried Basic authentication), a full client cap 403, a server fault an opaque
+/// 500, everything else 400.
+pub fn oauth_error(err: &oauth::Error, tried_basic: bool) -> Response {
+    let status = match err {
+        oauth::Error::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        oauth::Error::TooManyClients(_) => StatusCode::FORBIDDEN,
+        oauth::Error::NotFound(..) => StatusCode::NOT_FOUND,
+        oauth::Error::Random | oauth::Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let description = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        "internal error; see the daemon's log".to_owned()
+    } else {
+        err.to_string()
+    };
+    let mut response = (
+        status,
+        Json(serde_json::json!({"error": err.code(), "error_description": description})),
+    )
+        .into_response();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        response
+            .extensions_mut()
+            .insert(ErrorCause(format!("{:#}", AnyChain(err))));
+    }
+    if status == StatusCode::UNAUTHORIZED && tried_basic {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="agentgate""#),
+        );
+    }
+    response
 }

@@ -92,7 +92,7 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn is_json(value: Option<&axum::http::HeaderValue>) -> bool {
+pub(super) fn is_json(value: Option<&axum::http::HeaderValue>) -> bool {
     let Some(text) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -2,7 +2,8 @@
 //! - `Host` must be one of our loopback names with our port, or a configured host (else 421), which
 //!   defeats DNS rebinding;
 //! - a state-changing request whose `Origin` is not our own is refused (403), as is one a browser
-//!   marks `Sec-Fetch-Site: cross-site`;
+//!   marks `Sec-Fetch-Site: cross-site`; on `/mcp` every method is checked; the open-CORS paths
+//!   (OAuth metadata, `/token`, `/register`, `/revoke`) take any origin and answer preflights;
 //! - credentials in the URL (`?access_token=`) are refused (400): URLs end up in logs and history;
 //! - a declared body over 1 MiB is refused (413) before it is read;
 //! - every response says `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, a
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
+use super::routes::CORS_PATHS;
 
 /// Scripts, styles and connections from our own origin only; no inline script or style; never
 /// framed; forms post only to us.
@@ -63,20 +65,32 @@ pub(super) async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
-    let mut response = match check(&hosts, &req) {
+    let cors = CORS_PATHS.contains(&req.uri().path());
+    let mut response = match check(&hosts, &req, cors) {
+        Ok(()) if cors && req.method() == Method::OPTIONS => preflight(),
         Ok(()) => next.run(req).await,
         Err(err) => err.into_response(),
     };
     let headers = response.headers_mut();
+    if cors {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // A page may set a narrower or wider policy of its own (the consent page lets its form
+    // redirect to the client).
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
@@ -85,7 +99,26 @@ pub(super) async fn guard(
     response
 }
 
-fn check(hosts: &HostPolicy, req: &Request) -> Result<(), ApiError> {
+/// The answer to a CORS preflight on an open path.
+fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+fn check(hosts: &HostPolicy, req: &Request, cors: bool) -> Result<(), ApiError> {
     let headers = req.headers();
     let host = host_of(req).ok_or_else(|| {
         ApiError::new(
@@ -111,7 +144,9 @@ fn check(hosts: &HostPolicy, req: &Request) -> Result<(), ApiError> {
             "credentials are accepted only in the Authorization header, never in the URL",
         ));
     }
-    if !is_safe(req.method()) {
+    // Open-CORS paths take any origin (they hold no cookie-borne authority). `/mcp` checks the
+    // Origin on every method, as the MCP transport requires against DNS rebinding.
+    if !cors && (!is_safe(req.method()) || req.uri().path() == "/mcp") {
         check_origin(headers, host)?;
     }
     let declared = headers

@@ -11,6 +11,8 @@ mod events;
 pub mod extract;
 mod guard;
 mod log;
+mod mcp;
+mod oauth;
 mod pairings;
 mod passphrase;
 mod permissions;
@@ -44,7 +46,13 @@ pub struct AppState(Arc<Shared>);
 /// The shared parts behind [`AppState`].
 pub struct Shared {
     /// Token verification and management.
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
+    /// The OAuth authorization server.
+    pub oauth: crate::oauth::OAuth,
+    /// The MCP endpoint's service.
+    pub mcp: crate::mcp::Service,
+    /// Which credential opened which MCP session.
+    pub(crate) mcp_sessions: mcp::SessionOwners,
     /// The permission broker.
     pub broker: Arc<Broker>,
     /// Web sessions and pairing links.

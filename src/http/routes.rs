@@ -7,7 +7,9 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::{AppState, events, pairings, passphrase, permissions, rules, system, tokens, web};
+use super::{
+    AppState, events, mcp, oauth, pairings, passphrase, permissions, rules, system, tokens, web,
+};
 
 /// What a route requires of the request's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,19 @@ pub enum Access {
     AnyCredential,
     /// A credential holding this scope or one that implies it.
     Scope(Scope),
+    /// A credential holding at least one of these scopes (or one that implies it).
+    AnyOf(&'static [Scope]),
+}
+
+impl Access {
+    /// Whether a credential with `scopes` passes (a credential is assumed).
+    pub fn allows(self, scopes: &agentgate_policy::ScopeSet) -> bool {
+        match self {
+            Access::Public | Access::AnyCredential => true,
+            Access::Scope(required) => scopes.allows(required),
+            Access::AnyOf(any) => any.iter().any(|s| scopes.allows(*s)),
+        }
+    }
 }
 
 /// Who a route answers: programs (JSON errors) or a browser (a missing credential redirects to
@@ -28,6 +43,12 @@ pub enum Surface {
     Api,
     /// A web page.
     Page,
+    /// The OAuth authorization server's protocol endpoints: public, with errors in the RFC 6749
+    /// shape and (for the metadata, `/token`, `/register` and `/revoke`) open CORS.
+    OAuth,
+    /// The MCP endpoint: a missing or insufficient credential gets an OAuth challenge pointing to
+    /// the protected resource metadata; OAuth access tokens are accepted here only.
+    Mcp,
 }
 
 /// The HTTP methods routes use.
@@ -92,6 +113,10 @@ impl Route {
         }
     }
 
+    fn with_surface(self, surface: Surface) -> Route {
+        Route { surface, ..self }
+    }
+
     fn page<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Route
     where
         H: Handler<T, AppState>,
@@ -103,6 +128,21 @@ impl Route {
         }
     }
 }
+
+/// Who may use `/mcp` at all: agents (`request`) and approvers (`approve`); each tool then needs
+/// its own scope (see `mcp::required_scope`).
+pub const MCP: Access = Access::AnyOf(&[Scope::Request, Scope::Approve]);
+
+/// Paths open to cross-origin callers (`Access-Control-Allow-Origin: *`): the metadata and the
+/// OAuth endpoints a browser-based MCP client calls. Never `/authorize` or anything with a cookie.
+pub const CORS_PATHS: [&str; 6] = [
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/token",
+    "/register",
+    "/revoke",
+];
 
 /// Every route of the daemon.
 pub fn table() -> Vec<Route> {
@@ -181,6 +221,52 @@ pub fn table() -> Vec<Route> {
         Route::page(Get, "/pair/{code}", Public, web::pair_page),
         Route::page(Post, "/pair/{code}", Public, web::pair),
         Route::page(Get, "/static/{file}", Public, web::asset),
+        // OAuth 2.1 authorization server for MCP clients (RFC 8414, 9728, 7591, 6749, 7009).
+        Route::new(
+            Get,
+            "/.well-known/oauth-authorization-server",
+            Public,
+            oauth::metadata,
+        )
+        .with_surface(Surface::OAuth),
+        Route::new(
+            Get,
+            "/.well-known/oauth-protected-resource",
+            Public,
+            oauth::resource_metadata,
+        )
+        .with_surface(Surface::OAuth),
+        Route::new(
+            Get,
+            "/.well-known/oauth-protected-resource/mcp",
+            Public,
+            oauth::resource_metadata,
+        )
+        .with_surface(Surface::OAuth),
+        Route::new(Post, "/register", Public, oauth::register).with_surface(Surface::OAuth),
+        Route::new(Get, "/authorize", Public, oauth::authorize).with_surface(Surface::OAuth),
+        Route::new(Post, "/authorize", Public, oauth::consent).with_surface(Surface::OAuth),
+        Route::new(Post, "/token", Public, oauth::token).with_surface(Surface::OAuth),
+        Route::new(Post, "/revoke", Public, oauth::revoke).with_surface(Surface::OAuth),
+        // The owner manages clients and remembered consent.
+        Route::new(Get, "/api/v1/oauth/clients", admin, oauth::list_clients),
+        Route::new(
+            Delete,
+            "/api/v1/oauth/clients/{id}",
+            admin,
+            oauth::delete_client,
+        ),
+        Route::new(Get, "/api/v1/oauth/grants", admin, oauth::list_grants),
+        Route::new(
+            Delete,
+            "/api/v1/oauth/grants/{id}",
+            admin,
+            oauth::revoke_grant,
+        ),
+        // The MCP endpoint (streamable HTTP): agents ask, approvers answer.
+        Route::new(Post, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Get, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Delete, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
         // Drop-in for the OpenWork Permission API.
         Route::new(
             Post,

@@ -6,8 +6,10 @@
 
 mod sqlite;
 mod sqlite_broker;
+mod sqlite_oauth;
 mod sqlite_web;
 mod sqlite_writer;
+pub mod oauth;
 pub mod web;
 
 use std::path::Path;
@@ -50,6 +52,17 @@ pub enum Error {
     Corrupt(String),
 }
 
+/// What ties an OAuth access token to its client and the one resource it may be used on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthBinding {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The resource (RFC 8707 audience), such as `http://127.0.0.1:7700/mcp`.
+    pub audience: String,
+    /// The grant family (one consent and its refreshes).
+    pub family_id: String,
+}
+
 /// A stored API token: everything but the secret, which is never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
@@ -71,6 +84,8 @@ pub struct TokenRow {
     pub revoked_at: Option<Timestamp>,
     /// The token that created this one; `None` for the bootstrap owner token.
     pub created_by: Option<String>,
+    /// For an OAuth access token: its client, audience and grant family.
+    pub oauth: Option<OAuthBinding>,
 }
 
 /// A stored permission request. JSON columns stay text here; `broker` owns their shape.

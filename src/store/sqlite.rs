@@ -11,13 +11,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
-use super::{Error, TokenRow};
+use super::{Error, OAuthBinding, TokenRow};
 use crate::clock::Timestamp;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const TOKEN_COLUMNS: &str =
-    "id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at, created_by";
+pub(super) const TOKEN_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, expires_at, \
+     last_used_at, revoked_at, created_by, client_id, audience, family_id";
 
 /// A pool of connections to one SQLite file.
 #[derive(Clone, Debug)]
@@ -55,32 +55,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
-             last_used_at, revoked_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&row.id)
-        .bind(&row.name)
-        .bind(&row.secret_hash[..])
-        .bind(row.scopes.to_string())
-        .bind(row.created_at.as_millis())
-        .bind(row.expires_at.map(Timestamp::as_millis))
-        .bind(row.last_used_at.map(Timestamp::as_millis))
-        .bind(row.revoked_at.map(Timestamp::as_millis))
-        .bind(&row.created_by)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                if db.message().contains("secret_hash") {
-                    Error::Conflict("token secret")
-                } else {
-                    Error::Conflict("token name")
-                }
-            }
-            _ => Error::Backend(e),
-        })?;
-        Ok(())
+        insert_token(&self.pool, row).await
     }
 
     pub(super) async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, Error> {
@@ -95,7 +70,8 @@ impl SqliteStore {
 
     pub(super) async fn live_tokens(&self) -> Result<Vec<TokenRow>, Error> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, name"
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND client_id IS NULL \
+             ORDER BY created_at, name"
         );
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)
@@ -184,7 +160,46 @@ impl SqliteStore {
     }
 }
 
-fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
+
+/// Inserts a token row on any connection (a pool, or a transaction issuing OAuth tokens).
+pub(super) async fn insert_token<'e, E>(conn: E, row: &TokenRow) -> Result<(), Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let oauth = row.oauth.as_ref();
+    sqlx::query(
+    "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
+     last_used_at, revoked_at, created_by, client_id, audience, family_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.id)
+    .bind(&row.name)
+    .bind(&row.secret_hash[..])
+    .bind(row.scopes.to_string())
+    .bind(row.created_at.as_millis())
+    .bind(row.expires_at.map(Timestamp::as_millis))
+    .bind(row.last_used_at.map(Timestamp::as_millis))
+    .bind(row.revoked_at.map(Timestamp::as_millis))
+    .bind(&row.created_by)
+    .bind(oauth.map(|o| &o.client_id))
+    .bind(oauth.map(|o| &o.audience))
+    .bind(oauth.map(|o| &o.family_id))
+    .execute(conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            if db.message().contains("secret_hash") {
+                Error::Conflict("token secret")
+            } else {
+                Error::Conflict("token name")
+            }
+        }
+        _ => Error::Backend(e),
+    })?;
+    Ok(())
+}
+
+pub(super) fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
     use column::{corrupt, hash32, opt_ts, scopes, ts};
     Ok(TokenRow {
         id: row.try_get("id").map_err(corrupt)?,
@@ -196,7 +211,28 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
         last_used_at: opt_ts(row, "last_used_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
         created_by: row.try_get("created_by").map_err(corrupt)?,
+        oauth: oauth_binding(row)?,
     })
+}
+
+fn oauth_binding(row: &SqliteRow) -> Result<Option<OAuthBinding>, Error> {
+    use column::corrupt;
+    let client_id: Option<String> = row.try_get("client_id").map_err(corrupt)?;
+    let Some(client_id) = client_id else {
+        return Ok(None);
+    };
+    let audience: Option<String> = row.try_get("audience").map_err(corrupt)?;
+    let family_id: Option<String> = row.try_get("family_id").map_err(corrupt)?;
+    match (audience, family_id) {
+        (Some(audience), Some(family_id)) => Ok(Some(OAuthBinding {
+            client_id,
+            audience,
+            family_id,
+        })),
+        _ => Err(Error::Corrupt(
+            "an OAuth token without its audience or family".into(),
+        )),
+    }
 }
 
 /// Decoding stored columns: a value that does not decode makes the row corrupt.

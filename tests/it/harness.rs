@@ -53,6 +53,9 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     if let Some(web) = &file.web {
         config.sessions = web.sessions().unwrap();
     }
+    if let Some(oauth) = &file.oauth {
+        config.oauth = oauth.settings().unwrap();
+    }
     if let Some(ow) = file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
         config.openwork_listen = Some(agentgate::config::parse_listen(&ow.listen).unwrap());
     }

@@ -5,7 +5,7 @@
 //! as every client (`/api/v1/permissions/{id}/reply`, `/api/v1/tokens`, …), with the session
 //! cookie and its CSRF token; so the inbox can answer exactly when its credential may.
 
-mod views;
+pub(super) mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

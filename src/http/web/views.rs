@@ -137,6 +137,61 @@ pub fn pair_confirm(code_path: &str) -> Markup {
     )
 }
 
+/// The OAuth consent page: who asks (self-asserted), for what, where the answer goes, and the
+/// passphrase to approve.
+pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect: bool) -> Markup {
+    let host = url::Url::parse(&p.redirect_uri)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}{}", u.port().map(|p| format!(":{p}")).unwrap_or_default()))
+        })
+        .unwrap_or_else(|| p.redirect_uri.clone());
+    let name = p.client_name.as_deref().unwrap_or("An unnamed application");
+    page(
+        "Allow an application",
+        None,
+        Nav::None,
+        html! {
+            section.narrow.consent {
+                h1 { "Allow " q #client-name { (name) } "?" }
+                p.muted {
+                    "The name is what the application says about itself; agentgate cannot check it. "
+                    "Client id " code { (p.client_id) } "."
+                }
+                p { "It asks to:" }
+                ul #scopes {
+                    @for scope in p.scopes.iter() {
+                        li { strong { (scope.as_str()) } " — " (crate::oauth::scope_words(scope)) }
+                    }
+                }
+                p { "The answer goes to " strong #redirect-host { (host) } " (" code { (p.redirect_uri) } ")." }
+                @if loopback_redirect {
+                    p.warning role="note" #loopback-warning {
+                        "That is a program on this computer. Approve only if you just started "
+                        "signing in from an application yourself: any local program can ask."
+                    }
+                }
+                @if let Some(e) = error { p.error role="alert" #consent-error { (e) } }
+                form method="post" action="/authorize" {
+                    input type="hidden" name="authz" value=(p.id);
+                    input type="hidden" name="csrf" value=(p.csrf);
+                    label for="passphrase" { "Owner passphrase (to approve)" }
+                    input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus;
+                    label.check {
+                        input type="checkbox" name="remember" value="yes";
+                        " Remember this application for these permissions"
+                    }
+                    div.actions {
+                        button.primary type="submit" name="decision" value="approve" { "Approve" }
+                        button type="submit" name="decision" value="deny" formnovalidate { "Deny" }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// A page with one message (expired link, no passphrase, …).
 pub fn message(title: &str, text: &str, viewer: Option<&Viewer<'_>>) -> Markup {
     page(

@@ -1,0 +1,234 @@
+//! Rows and store operations of the OAuth authorization server: registered clients, remembered
+//! consent, authorization codes, grant families and refresh tokens. Access tokens are rows of
+//! `tokens` (see [`super::TokenRow::oauth`]).
+
+use agentgate_policy::ScopeSet;
+
+use super::{Error, Store, TokenRow};
+use crate::clock::Timestamp;
+
+/// A client registered by RFC 7591 dynamic registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    /// `cli_…`.
+    pub id: String,
+    /// SHA-256 of the client secret; `None` for public clients.
+    pub secret_hash: Option<[u8; 32]>,
+    /// Self-asserted name.
+    pub name: Option<String>,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub auth_method: String,
+    /// `native` or `web`.
+    pub application_type: String,
+    /// Grant types, as registered.
+    pub grant_types: Vec<String>,
+    /// Scope, as registered (informative).
+    pub scope: Option<String>,
+    /// The registration response (JSON, without the secret).
+    pub metadata: String,
+    /// Registration time.
+    pub created_at: Timestamp,
+    /// `Some`: deleted by the owner.
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// Remembered consent: these scopes for this client without the consent page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    /// `grt_…`.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// What the owner allowed.
+    pub scopes: ScopeSet,
+    /// When.
+    pub created_at: Timestamp,
+    /// `Some`: revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An authorization code. Only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// SHA-256 of the code.
+    pub code_hash: [u8; 32],
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The resource (audience) its tokens are for.
+    pub resource: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The family its exchange creates.
+    pub family_id: String,
+    /// Issued at.
+    pub created_at: Timestamp,
+    /// Unusable from then.
+    pub expires_at: Timestamp,
+}
+
+/// One authorization and all the tokens refreshed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRow {
+    /// `fam_…`.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The audience of every access token in it.
+    pub resource: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The code exchange.
+    pub created_at: Timestamp,
+    /// `Some`: revoked (every token of the family is refused).
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A refresh token to store. Only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRow {
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// Its family.
+    pub family_id: String,
+    /// Issued at.
+    pub created_at: Timestamp,
+    /// Unusable from then.
+    pub expires_at: Timestamp,
+}
+
+/// What presenting an authorization code found.
+#[derive(Debug)]
+pub enum CodeUse {
+    /// Unused until now; it is now used.
+    Fresh(CodeRow),
+    /// Used before: the family it created has been revoked; carries the revoked token ids.
+    Reused(Vec<String>),
+    /// No such code.
+    Unknown,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug)]
+pub enum RefreshUse {
+    /// Unused until now (or used within the grace period of a concurrent refresh).
+    Valid(FamilyRow),
+    /// Used before, outside the grace period: the family has been revoked; carries the revoked
+    /// token ids.
+    Reused(Vec<String>),
+    /// Past its expiry, its family revoked, or no such token.
+    Invalid,
+}
+
+impl Store {
+    /// Registers a client, refusing ([`Error::Conflict`]`("client cap")`) when `max` live
+    /// clients exist.
+    pub async fn insert_client(&self, row: &ClientRow, max: u32) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_client(row, max).await,
+        }
+    }
+
+    /// A live client.
+    pub async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.client(id).await,
+        }
+    }
+
+    /// Every live client, oldest first.
+    pub async fn live_clients(&self) -> Result<Vec<ClientRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.live_clients().await,
+        }
+    }
+
+    /// Deletes a live client with its grants, families and tokens. Returns the revoked token
+    /// ids. [`Error::NotFound`] if no live client has that id.
+    pub async fn delete_client(&self, id: &str, now: Timestamp) -> Result<Vec<String>, Error> {
+        match self {
+            Store::Sqlite(s) => s.delete_client(id, now).await,
+        }
+    }
+
+    /// Remembers consent.
+    pub async fn insert_grant(&self, row: &GrantRow) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_grant(row).await,
+        }
+    }
+
+    /// Live remembered consents, of one client or of all.
+    pub async fn live_grants(&self, client_id: Option<&str>) -> Result<Vec<GrantRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.live_grants(client_id).await,
+        }
+    }
+
+    /// Revokes a remembered consent. [`Error::NotFound`] if no live grant has that id.
+    pub async fn revoke_grant(&self, id: &str, now: Timestamp) -> Result<GrantRow, Error> {
+        match self {
+            Store::Sqlite(s) => s.revoke_grant(id, now).await,
+        }
+    }
+
+    /// Stores an authorization code.
+    pub async fn insert_code(&self, row: &CodeRow) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.insert_code(row).await,
+        }
+    }
+
+    /// Uses the code with this hash: the first use wins; a second use revokes what the first
+    /// issued.
+    pub async fn use_code(&self, hash: &[u8; 32], now: Timestamp) -> Result<CodeUse, Error> {
+        match self {
+            Store::Sqlite(s) => s.use_code(hash, now).await,
+        }
+    }
+
+    /// Uses the refresh token with this hash. A token used more than `grace_ms` ago revokes its
+    /// family.
+    pub async fn use_refresh(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        grace_ms: i64,
+    ) -> Result<RefreshUse, Error> {
+        match self {
+            Store::Sqlite(s) => s.use_refresh(hash, now, grace_ms).await,
+        }
+    }
+
+    /// Stores, in one transaction, a new family (for a code exchange), an access token and a
+    /// refresh token. Fails with [`Error::NotFound`] if the family has been revoked meanwhile.
+    pub async fn issue_tokens(
+        &self,
+        family: Option<&FamilyRow>,
+        access: &TokenRow,
+        refresh: &RefreshRow,
+    ) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.issue_tokens(family, access, refresh).await,
+        }
+    }
+
+    /// RFC 7009: revokes the access token or the refresh token (with its family) that hashes to
+    /// `hash`, if it belongs to `client_id`. Returns the revoked access-token ids (none when
+    /// nothing matched, which is not an error).
+    pub async fn revoke_oauth_token(
+        &self,
+        hash: &[u8; 32],
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Error> {
+        match self {
+            Store::Sqlite(s) => s.revoke_oauth_token(hash, client_id, now).await,
+        }
+    }
+}

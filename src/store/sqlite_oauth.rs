@@ -1,0 +1,444 @@
+//! SQLite statements for the OAuth authorization server.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::oauth::{ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse};
+use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
+use super::{Error, SqliteStore, TokenRow};
+use crate::clock::Timestamp;
+
+const CLIENT_COLUMNS: &str = "id, secret_hash, name, redirect_uris, auth_method, \
+     application_type, grant_types, scope, metadata, created_at, deleted_at";
+const GRANT_COLUMNS: &str = "id, client_id, scopes, created_at, revoked_at";
+const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, resource, scopes, \
+     family_id, created_at, expires_at";
+const FAMILY_COLUMNS: &str = "id, client_id, resource, scopes, created_at, revoked_at";
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::Backend(e)
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_client(&self, row: &ClientRow, max: u32) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let live: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_clients WHERE deleted_at IS NULL")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if live >= i64::from(max) {
+            return Err(Error::Conflict("client cap"));
+        }
+        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, auth_method, \
+             application_type, grant_types, scope, metadata, created_at, deleted_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&row.id)
+        .bind(row.secret_hash.as_ref().map(|h| &h[..]))
+        .bind(&row.name)
+        .bind(json(&row.redirect_uris))
+        .bind(&row.auth_method)
+        .bind(&row.application_type)
+        .bind(json(&row.grant_types))
+        .bind(&row.scope)
+        .bind(&row.metadata)
+        .bind(row.created_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    pub(super) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
+        let sql =
+            format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ? AND deleted_at IS NULL");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    pub(super) async fn live_clients(&self) -> Result<Vec<ClientRow>, Error> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE deleted_at IS NULL \
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    pub(super) async fn delete_client(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let deleted = sqlx::query(
+            "UPDATE oauth_clients SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if deleted.rows_affected() == 0 {
+            return Err(Error::NotFound);
+        }
+        sqlx::query("UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let families: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM oauth_families WHERE client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut revoked = Vec::new();
+        for family in families {
+            revoked.extend(revoke_family(&mut tx, &family, "client deleted", now).await?);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(revoked)
+    }
+
+    pub(super) async fn insert_grant(&self, row: &GrantRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(&row.id)
+        .bind(&row.client_id)
+        .bind(row.scopes.to_string())
+        .bind(row.created_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn live_grants(&self, client_id: Option<&str>) -> Result<Vec<GrantRow>, Error> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
+             WHERE revoked_at IS NULL AND (?1 IS NULL OR client_id = ?1) ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    pub(super) async fn revoke_grant(&self, id: &str, now: Timestamp) -> Result<GrantRow, Error> {
+        let sql = format!(
+            "UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+             RETURNING {GRANT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or(Error::NotFound)?;
+        grant_from_row(&row)
+    }
+
+    pub(super) async fn insert_code(&self, row: &CodeRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, \
+             resource, scopes, family_id, created_at, expires_at, used_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&row.code_hash[..])
+        .bind(&row.client_id)
+        .bind(&row.redirect_uri)
+        .bind(&row.code_challenge)
+        .bind(&row.resource)
+        .bind(row.scopes.to_string())
+        .bind(&row.family_id)
+        .bind(row.created_at.as_millis())
+        .bind(row.expires_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    pub(super) async fn use_code(&self, hash: &[u8; 32], now: Timestamp) -> Result<CodeUse, Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let sql = format!(
+            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+             RETURNING {CODE_COLUMNS}"
+        );
+        let fresh = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(&hash[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if let Some(row) = fresh {
+            let code = code_from_row(&row)?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(CodeUse::Fresh(code));
+        }
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = ?")
+                .bind(&hash[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(family) = family else {
+            return Ok(CodeUse::Unknown);
+        };
+        let revoked = revoke_family(&mut tx, &family, "authorization code reused", now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(CodeUse::Reused(revoked))
+    }
+
+    pub(super) async fn use_refresh(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        grace_ms: i64,
+    ) -> Result<RefreshUse, Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let found = sqlx::query(
+            "SELECT family_id, expires_at, used_at FROM oauth_refresh_tokens WHERE token_hash = ?",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(found) = found else {
+            return Ok(RefreshUse::Invalid);
+        };
+        let family_id: String = found.try_get("family_id").map_err(corrupt)?;
+        let expires_at = ts(&found, "expires_at")?;
+        let used_at = opt_ts(&found, "used_at")?;
+        let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = ?");
+        let family = sqlx::query(&sql)
+            .bind(&family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(family_from_row)
+            .transpose()?;
+        let Some(family) = family.filter(|f| f.revoked_at.is_none()) else {
+            return Ok(RefreshUse::Invalid);
+        };
+        match used_at {
+            Some(at) if now.as_millis() - at.as_millis() > grace_ms => {
+                let revoked =
+                    revoke_family(&mut tx, &family_id, "refresh token reused", now).await?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(RefreshUse::Reused(revoked));
+            }
+            Some(_) => {}
+            None => {
+                if expires_at <= now {
+                    return Ok(RefreshUse::Invalid);
+                }
+                sqlx::query("UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?")
+                    .bind(now.as_millis())
+                    .bind(&hash[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(RefreshUse::Valid(family))
+    }
+
+    pub(super) async fn issue_tokens(
+        &self,
+        family: Option<&FamilyRow>,
+        access: &TokenRow,
+        refresh: &RefreshRow,
+    ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        if let Some(f) = family {
+            sqlx::query(
+                "INSERT INTO oauth_families (id, client_id, resource, scopes, created_at, \
+                 revoked_at, revoked_because) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+            )
+            .bind(&f.id)
+            .bind(&f.client_id)
+            .bind(&f.resource)
+            .bind(f.scopes.to_string())
+            .bind(f.created_at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        } else {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM oauth_families WHERE id = ? AND revoked_at IS NULL",
+            )
+            .bind(&refresh.family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if live.is_none() {
+                return Err(Error::NotFound);
+            }
+        }
+        super::sqlite::insert_token(&mut *tx, access).await?;
+        sqlx::query(
+            "INSERT INTO oauth_refresh_tokens (token_hash, family_id, created_at, expires_at, \
+             used_at) VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(&refresh.token_hash[..])
+        .bind(&refresh.family_id)
+        .bind(refresh.created_at.as_millis())
+        .bind(refresh.expires_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    pub(super) async fn revoke_oauth_token(
+        &self,
+        hash: &[u8; 32],
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Error> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let access: Option<String> = sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = ? \
+             WHERE secret_hash = ? AND client_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now.as_millis())
+        .bind(&hash[..])
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(id) = access {
+            tx.commit().await.map_err(backend)?;
+            return Ok(vec![id]);
+        }
+        let family: Option<String> = sqlx::query_scalar(
+            "SELECT r.family_id FROM oauth_refresh_tokens r \
+             JOIN oauth_families f ON f.id = r.family_id \
+             WHERE r.token_hash = ? AND f.client_id = ? AND f.revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(family) = family else {
+            return Ok(Vec::new());
+        };
+        let revoked = revoke_family(&mut tx, &family, "refresh token revoked", now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(revoked)
+    }
+}
+
+/// Revokes a family and every access token issued in it; returns those tokens' ids.
+async fn revoke_family(
+    conn: &mut SqliteConnection,
+    family: &str,
+    because: &str,
+    now: Timestamp,
+) -> Result<Vec<String>, Error> {
+    sqlx::query(
+        "UPDATE oauth_families SET revoked_at = ?, revoked_because = ? \
+         WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(now.as_millis())
+    .bind(because)
+    .bind(family)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    sqlx::query_scalar(
+        "UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(now.as_millis())
+    .bind(family)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+fn strings(row: &SqliteRow, col: &str) -> Result<Vec<String>, Error> {
+    let text: String = row.try_get(col).map_err(corrupt)?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<ClientRow, Error> {
+    let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(corrupt)?;
+    let secret_hash = match secret {
+        None => None,
+        Some(bytes) => Some(
+            bytes
+                .try_into()
+                .map_err(|_| Error::Corrupt("client secret_hash is not 32 bytes".into()))?,
+        ),
+    };
+    Ok(ClientRow {
+        id: row.try_get("id").map_err(corrupt)?,
+        secret_hash,
+        name: row.try_get("name").map_err(corrupt)?,
+        redirect_uris: strings(row, "redirect_uris")?,
+        auth_method: row.try_get("auth_method").map_err(corrupt)?,
+        application_type: row.try_get("application_type").map_err(corrupt)?,
+        grant_types: strings(row, "grant_types")?,
+        scope: row.try_get("scope").map_err(corrupt)?,
+        metadata: row.try_get("metadata").map_err(corrupt)?,
+        created_at: ts(row, "created_at")?,
+        deleted_at: opt_ts(row, "deleted_at")?,
+    })
+}
+
+fn grant_from_row(row: &SqliteRow) -> Result<GrantRow, Error> {
+    Ok(GrantRow {
+        id: row.try_get("id").map_err(corrupt)?,
+        client_id: row.try_get("client_id").map_err(corrupt)?,
+        scopes: scopes(row)?,
+        created_at: ts(row, "created_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
+
+fn code_from_row(row: &SqliteRow) -> Result<CodeRow, Error> {
+    Ok(CodeRow {
+        code_hash: hash32(row, "code_hash")?,
+        client_id: row.try_get("client_id").map_err(corrupt)?,
+        redirect_uri: row.try_get("redirect_uri").map_err(corrupt)?,
+        code_challenge: row.try_get("code_challenge").map_err(corrupt)?,
+        resource: row.try_get("resource").map_err(corrupt)?,
+        scopes: scopes(row)?,
+        family_id: row.try_get("family_id").map_err(corrupt)?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
+    })
+}
+
+fn family_from_row(row: &SqliteRow) -> Result<FamilyRow, Error> {
+    Ok(FamilyRow {
+        id: row.try_get("id").map_err(corrupt)?,
+        client_id: row.try_get("client_id").map_err(corrupt)?,
+        resource: row.try_get("resource").map_err(corrupt)?,
+        scopes: scopes(row)?,
+        created_at: ts(row, "created_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
