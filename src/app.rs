@@ -13,13 +13,13 @@ use tokio::net::TcpListener;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
-use crate::oauth::OAuth;
 use crate::auth::passphrase::Passphrases;
 use crate::auth::session::Sessions;
 use crate::broker::{self, Broker};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState, HostPolicy, Shared};
+use crate::oauth::OAuth;
 use crate::store::Store;
 use agentgate_policy::Scope;
 

@@ -60,7 +60,9 @@ impl OAuthConfig {
         let mut settings = crate::oauth::Settings::default();
         if let Some(max) = self.max_clients {
             if max == 0 {
-                return Err(Error::Invalid("[oauth] max_clients must be at least 1".into()));
+                return Err(Error::Invalid(
+                    "[oauth] max_clients must be at least 1".into(),
+                ));
             }
             settings.max_clients = max;
         }

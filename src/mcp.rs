@@ -49,7 +49,11 @@ pub fn required_scope(tool: &str) -> Option<Scope> {
 pub fn service(broker: Arc<Broker>) -> Service {
     let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     StreamableHttpService::new(
-        move || Ok(Gate { broker: broker.clone() }),
+        move || {
+            Ok(Gate {
+                broker: broker.clone(),
+            })
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     )
@@ -70,7 +74,15 @@ fn schema(value: Value) -> Arc<JsonObject> {
 
 fn tools() -> Vec<Tool> {
     let kinds = json!(["file", "shell", "tool", "network", "directory"]);
-    let ops = json!(["read", "create", "modify", "overwrite", "delete", "rename", "move"]);
+    let ops = json!([
+        "read",
+        "create",
+        "modify",
+        "overwrite",
+        "delete",
+        "rename",
+        "move"
+    ]);
     vec![
         Tool::new(
             "request_permission",
@@ -421,7 +433,10 @@ mod tests {
 
     #[test]
     fn claude_code_tools_become_broker_kinds() {
-        let bash = claude_request("Bash", &json!({"command": "git status", "description": "see"}));
+        let bash = claude_request(
+            "Bash",
+            &json!({"command": "git status", "description": "see"}),
+        );
         assert_eq!(bash.kind, Some(Kind::Shell));
         assert_eq!(bash.command.as_deref(), Some("git status"));
         assert_eq!(bash.reason.as_deref(), Some("see"));

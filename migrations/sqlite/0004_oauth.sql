@@ -68,3 +68,7 @@ CREATE TABLE oauth_refresh_tokens (
     used_at    INTEGER
 );
 CREATE INDEX oauth_refresh_family ON oauth_refresh_tokens(family_id);
+
+-- Who asked, as an actor: the OAuth client for its access tokens (which change on every refresh),
+-- NULL (= requester_id) for other credentials. "Its own requests" and self-approval use it.
+ALTER TABLE permissions ADD COLUMN requester_actor TEXT;

@@ -51,9 +51,7 @@ impl Principal {
     /// Who acts, for "its own requests" and self-approval: the OAuth client for its access
     /// tokens (which change on every refresh), the credential otherwise.
     pub fn actor(&self) -> &str {
-        self.oauth
-            .as_ref()
-            .map_or(&self.token_id, |b| &b.client_id)
+        self.oauth.as_ref().map_or(&self.token_id, |b| &b.client_id)
     }
 }
 

@@ -250,7 +250,8 @@ impl Broker {
             agent: n.request.agent.clone(),
             session: n.request.session.clone(),
             workspace: n.request.workspace.clone(),
-            requester_id: who.actor().to_owned(),
+            requester_id: who.token_id.clone(),
+            requester_actor: who.actor().to_owned(),
             requester_name: who.name.clone(),
             status: status.as_str().to_owned(),
             created_at: now,
@@ -286,7 +287,7 @@ impl Broker {
     /// out first, so nobody ever sees a stale pending.
     pub async fn get(&self, who: &Principal, id: &str) -> Result<PermissionView, Error> {
         let row = self.load(id).await?;
-        if row.requester_id != who.actor() && !who.scopes.allows(Scope::Read) {
+        if row.requester_actor != who.actor() && !who.scopes.allows(Scope::Read) {
             return Err(Error::NotYours);
         }
         self.view(row).await
@@ -435,7 +436,7 @@ impl Broker {
             ));
         }
         let row = self.load(id).await?;
-        if row.requester_id == who.actor() {
+        if row.requester_actor == who.actor() {
             return Err(Error::SelfApproval);
         }
         if row.status != "pending" {

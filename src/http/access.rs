@@ -46,7 +46,8 @@ pub(super) async fn require(
     if access == Access::Public {
         return next.run(req).await;
     }
-    let mcp = (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
+    let mcp =
+        (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
     let found = if mcp.is_some() && !req.headers().contains_key(header::AUTHORIZATION) {
         // `/mcp` takes bearer tokens only: a browser's session cookie is no credential there.
         Err(Failure::Credential {
@@ -67,12 +68,10 @@ pub(super) async fn require(
                 (Surface::Page, Failure::Credential { cookie, .. }) => {
                     web::to_sign_in(req.uri(), cookie)
                 }
-                (_, Failure::Credential { error, .. }) | (_, Failure::Csrf(error)) => {
-                    match &mcp {
-                        Some(challenge) => challenge.unauthorized(error).into_response(),
-                        None => error.into_response(),
-                    }
-                }
+                (_, Failure::Credential { error, .. }) | (_, Failure::Csrf(error)) => match &mcp {
+                    Some(challenge) => challenge.unauthorized(error).into_response(),
+                    None => error.into_response(),
+                },
             };
         }
     };

@@ -142,13 +142,24 @@ mod tests {
     #[test]
     fn tool_calls_need_their_tool_scope_in_single_and_batch_messages() {
         let call = |tool: &str| {
-            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}"}}}}"#)
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}"}}}}"#
+            )
         };
         let agent = who(&[Scope::Request]);
-        assert_eq!(missing_scope(call("request_permission").as_bytes(), &agent), None);
-        assert_eq!(missing_scope(call("reply").as_bytes(), &agent), Some(Scope::Approve));
+        assert_eq!(
+            missing_scope(call("request_permission").as_bytes(), &agent),
+            None
+        );
+        assert_eq!(
+            missing_scope(call("reply").as_bytes(), &agent),
+            Some(Scope::Approve)
+        );
         let batch = format!("[{},{}]", call("approval_prompt"), call("list_pending"));
-        assert_eq!(missing_scope(batch.as_bytes(), &agent), Some(Scope::Approve));
+        assert_eq!(
+            missing_scope(batch.as_bytes(), &agent),
+            Some(Scope::Approve)
+        );
         assert_eq!(missing_scope(batch.as_bytes(), &who(&[Scope::Admin])), None);
         assert_eq!(missing_scope(br#"{"method":"tools/list"}"#, &agent), None);
         assert_eq!(missing_scope(b"not json", &agent), None);

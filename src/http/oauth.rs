@@ -421,9 +421,10 @@ fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         });
     if !form {
         return Err(oauth::Error::InvalidRequest(
@@ -456,12 +457,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let issuer = origin(&headers);
     let resource = |r: &str| canonical_resource(&issuer, r);
     match state.oauth.token(&creds, request, &resource).await {
-        Ok(tokens) => (
-            StatusCode::OK,
-            [(header::PRAGMA, "no-cache")],
-            Json(tokens),
-        )
-            .into_response(),
+        Ok(tokens) => {
+            (StatusCode::OK, [(header::PRAGMA, "no-cache")], Json(tokens)).into_response()
+        }
         Err(e) => oauth_error(&e, basic),
     }
 }
@@ -532,7 +530,11 @@ mod tests {
             "http://127.0.0.1:7700/mcp/",
             "HTTP://127.0.0.1:7700/mcp",
         ] {
-            assert_eq!(canonical_resource(o, ok).as_deref(), Some("http://127.0.0.1:7700/mcp"), "{ok}");
+            assert_eq!(
+                canonical_resource(o, ok).as_deref(),
+                Some("http://127.0.0.1:7700/mcp"),
+                "{ok}"
+            );
         }
         for bad in [
             "http://127.0.0.1:7700/",
@@ -565,7 +567,10 @@ mod tests {
             credentials(&h, &both),
             Err(oauth::Error::InvalidRequest(_))
         ));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer agt_x"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer agt_x"),
+        );
         assert!(matches!(
             credentials(&h, &HashMap::new()),
             Err(oauth::Error::InvalidClient(_))

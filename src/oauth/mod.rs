@@ -103,7 +103,9 @@ pub enum Error {
     #[error("{0}")]
     InvalidClientMetadata(String),
     /// 403: the client cap is reached.
-    #[error("{0} clients are registered, the most allowed; delete unused ones with `agentgate oauth clients rm ID`")]
+    #[error(
+        "{0} clients are registered, the most allowed; delete unused ones with `agentgate oauth clients rm ID`"
+    )]
     TooManyClients(u32),
     /// 404: no such client or grant (owner-side management).
     #[error("no live {0} has id `{1}`")]
@@ -166,7 +168,11 @@ pub fn parse_scopes(text: Option<&str>) -> Result<ScopeSet, Error> {
 
 /// A scope set as OAuth writes it: space-separated.
 pub fn scope_string(scopes: &ScopeSet) -> String {
-    scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
+    scopes
+        .iter()
+        .map(Scope::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a scope lets a client do, in words for the consent page.
@@ -396,8 +402,8 @@ impl OAuth {
         for uri in &redirect_uris {
             redirect::check_registrable(uri).map_err(Error::InvalidRedirectUri)?;
         }
-        let auth_method = text("token_endpoint_auth_method", 64)?
-            .unwrap_or_else(|| "client_secret_basic".into());
+        let auth_method =
+            text("token_endpoint_auth_method", 64)?.unwrap_or_else(|| "client_secret_basic".into());
         if !["none", "client_secret_basic", "client_secret_post"].contains(&auth_method.as_str()) {
             return Err(meta(format!(
                 "token_endpoint_auth_method `{auth_method}` is not supported; use none, \
@@ -458,7 +464,11 @@ impl OAuth {
             created_at: now,
             deleted_at: None,
         };
-        match self.store.insert_client(&row, self.settings.max_clients).await {
+        match self
+            .store
+            .insert_client(&row, self.settings.max_clients)
+            .await
+        {
             Err(store::Error::Conflict("client cap")) => {
                 return Err(Error::TooManyClients(self.settings.max_clients));
             }
@@ -585,10 +595,7 @@ impl OAuth {
             issuer,
         };
         if params.response_type.as_deref() != Some("code") {
-            return Ok(answer.error(
-                "unsupported_response_type",
-                "response_type must be `code`",
-            ));
+            return Ok(answer.error("unsupported_response_type", "response_type must be `code`"));
         }
         let challenge = match (
             params.code_challenge.as_deref(),
@@ -729,10 +736,12 @@ impl OAuth {
             issuer: &pending.issuer,
         };
         if !approve {
-            return Ok(match answer.error("access_denied", "the owner denied access") {
-                Authorize::Redirect(url) => url,
-                _ => pending.redirect_uri.clone(),
-            });
+            return Ok(
+                match answer.error("access_denied", "the owner denied access") {
+                    Authorize::Redirect(url) => url,
+                    _ => pending.redirect_uri.clone(),
+                },
+            );
         }
         if remember {
             self.store
@@ -787,9 +796,7 @@ impl OAuth {
         if let Some(expected) = client.secret_hash {
             let presented = creds.secret.as_deref().unwrap_or("");
             if !TokenHash::of(presented).ct_eq(&expected) {
-                return Err(Error::InvalidClient(
-                    "client authentication failed".into(),
-                ));
+                return Err(Error::InvalidClient("client authentication failed".into()));
             }
         }
         Ok(client)
@@ -852,7 +859,9 @@ impl OAuth {
             ));
         }
         if row.expires_at <= now {
-            return Err(Error::InvalidGrant("the authorization code has expired".into()));
+            return Err(Error::InvalidGrant(
+                "the authorization code has expired".into(),
+            ));
         }
         if req
             .redirect_uri
@@ -864,7 +873,9 @@ impl OAuth {
             ));
         }
         if !pkce::verify(verifier, &row.code_challenge) {
-            return Err(Error::InvalidGrant("the PKCE code_verifier does not match".into()));
+            return Err(Error::InvalidGrant(
+                "the PKCE code_verifier does not match".into(),
+            ));
         }
         check_resource(req.resource.as_deref(), &row.resource, resource)?;
         let family = FamilyRow {

@@ -28,7 +28,11 @@ pub fn challenge_of(verifier: &str) -> String {
 
 /// Whether `verifier` is well formed and hashes to `challenge` (compared in constant time).
 pub fn verify(verifier: &str, challenge: &str) -> bool {
-    valid_verifier(verifier) && challenge_of(verifier).as_bytes().ct_eq(challenge.as_bytes()).into()
+    valid_verifier(verifier)
+        && challenge_of(verifier)
+            .as_bytes()
+            .ct_eq(challenge.as_bytes())
+            .into()
 }
 
 #[cfg(test)]
@@ -42,7 +46,10 @@ mod tests {
         assert_eq!(challenge_of(verifier), challenge);
         assert!(valid_challenge(challenge));
         assert!(verify(verifier, challenge));
-        assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", challenge));
+        assert!(!verify(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
+            challenge
+        ));
         assert!(!verify("short", &challenge_of("short")));
         assert!(!verify(&"a".repeat(129), &challenge_of(&"a".repeat(129))));
         assert!(!valid_verifier(&format!("{}!", "a".repeat(43))));

@@ -4,12 +4,12 @@
 //! `audit`, `oauth`) call it; `http` never does. [`Store`] is an enum over backends (SQLite now,
 //! PostgreSQL later) so handlers stay non-generic and no `dyn` is needed.
 
+pub mod oauth;
 mod sqlite;
 mod sqlite_broker;
 mod sqlite_oauth;
 mod sqlite_web;
 mod sqlite_writer;
-pub mod oauth;
 pub mod web;
 
 use std::path::Path;
@@ -109,6 +109,8 @@ pub struct PermissionRow {
     pub workspace: Option<String>,
     /// The token that asked.
     pub requester_id: String,
+    /// Who asked as an actor (see `Principal::actor`): its OAuth client, else `requester_id`.
+    pub requester_actor: String,
     /// Its name.
     pub requester_name: String,
     /// pending, allowed, denied or timeout.

@@ -160,7 +160,6 @@ impl SqliteStore {
     }
 }
 
-
 /// Inserts a token row on any connection (a pool, or a transaction issuing OAuth tokens).
 pub(super) async fn insert_token<'e, E>(conn: E, row: &TokenRow) -> Result<(), Error>
 where
@@ -168,7 +167,7 @@ where
 {
     let oauth = row.oauth.as_ref();
     sqlx::query(
-    "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
+        "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
      last_used_at, revoked_at, created_by, client_id, audience, family_id) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )

@@ -14,7 +14,8 @@ use crate::audit;
 use crate::clock::Timestamp;
 
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
-     requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message";
+     requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
+     requester_actor";
 const AUDIT_HEAD: &str = "audit_head";
 
 impl SqliteStore {
@@ -29,7 +30,7 @@ impl SqliteStore {
                 Box::pin(async move {
                     sqlx::query(&format!(
                         "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     ))
                     .bind(&row.id)
                     .bind(&row.kind)
@@ -48,6 +49,7 @@ impl SqliteStore {
                     .bind(row.decided_at.map(Timestamp::as_millis))
                     .bind(&row.decided_by)
                     .bind(&row.message)
+                    .bind(&row.requester_actor)
                     .execute(&mut *conn)
                     .await
                     .map_err(Error::Backend)?;
@@ -440,6 +442,10 @@ fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
         agent: r.try_get("agent").map_err(corrupt)?,
         session: r.try_get("session").map_err(corrupt)?,
         workspace: r.try_get("workspace").map_err(corrupt)?,
+        requester_actor: r
+            .try_get::<Option<String>, _>("requester_actor")
+            .map_err(corrupt)?
+            .map_or_else(|| r.try_get("requester_id").map_err(corrupt), Ok)?,
         requester_id: r.try_get("requester_id").map_err(corrupt)?,
         requester_name: r.try_get("requester_name").map_err(corrupt)?,
         status: r.try_get("status").map_err(corrupt)?,

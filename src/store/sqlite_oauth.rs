@@ -20,8 +20,18 @@ fn backend(e: sqlx::Error) -> Error {
 }
 
 impl SqliteStore {
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): these transactions
+    /// read before they write, and a deferred one could not upgrade its lock if another write
+    /// (a token's last-use time, say) committed in between.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, Error> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
     pub(super) async fn insert_client(&self, row: &ClientRow, max: u32) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         let live: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM oauth_clients WHERE deleted_at IS NULL")
                 .fetch_one(&mut *tx)
@@ -53,8 +63,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
-        let sql =
-            format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ? AND deleted_at IS NULL");
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ? AND deleted_at IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -80,7 +91,7 @@ impl SqliteStore {
         id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         let deleted = sqlx::query(
             "UPDATE oauth_clients SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
         )
@@ -92,12 +103,14 @@ impl SqliteStore {
         if deleted.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        sqlx::query("UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL")
-            .bind(now.as_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         let families: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM oauth_families WHERE client_id = ? AND revoked_at IS NULL",
         )
@@ -128,7 +141,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn live_grants(&self, client_id: Option<&str>) -> Result<Vec<GrantRow>, Error> {
+    pub(super) async fn live_grants(
+        &self,
+        client_id: Option<&str>,
+    ) -> Result<Vec<GrantRow>, Error> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM oauth_grants \
              WHERE revoked_at IS NULL AND (?1 IS NULL OR client_id = ?1) ORDER BY created_at, id"
@@ -178,7 +194,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn use_code(&self, hash: &[u8; 32], now: Timestamp) -> Result<CodeUse, Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
              RETURNING {CODE_COLUMNS}"
@@ -214,7 +230,7 @@ impl SqliteStore {
         now: Timestamp,
         grace_ms: i64,
     ) -> Result<RefreshUse, Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         let found = sqlx::query(
             "SELECT family_id, expires_at, used_at FROM oauth_refresh_tokens WHERE token_hash = ?",
         )
@@ -270,7 +286,7 @@ impl SqliteStore {
         access: &TokenRow,
         refresh: &RefreshRow,
     ) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         if let Some(f) = family {
             sqlx::query(
                 "INSERT INTO oauth_families (id, client_id, resource, scopes, created_at, \
@@ -317,7 +333,7 @@ impl SqliteStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, Error> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.write_tx().await?;
         let access: Option<String> = sqlx::query_scalar(
             "UPDATE tokens SET revoked_at = ? \
              WHERE secret_hash = ? AND client_id = ? AND revoked_at IS NULL RETURNING id",

@@ -6,6 +6,7 @@ mod api_tokens;
 mod broker;
 mod cli;
 mod harness;
+mod oauth;
 mod safety;
 mod scope_table;
 mod web;

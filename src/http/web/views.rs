@@ -143,8 +143,12 @@ pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect
     let host = url::Url::parse(&p.redirect_uri)
         .ok()
         .and_then(|u| {
-            u.host_str()
-                .map(|h| format!("{h}{}", u.port().map(|p| format!(":{p}")).unwrap_or_default()))
+            u.host_str().map(|h| {
+                format!(
+                    "{h}{}",
+                    u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            })
         })
         .unwrap_or_else(|| p.redirect_uri.clone());
     let name = p.client_name.as_deref().unwrap_or("An unnamed application");
