@@ -5,6 +5,7 @@
 mod broker;
 mod client;
 mod commands;
+mod oauth;
 mod pair;
 mod serve;
 
@@ -121,6 +122,44 @@ enum Command {
     /// Sign a phone (or another browser) into the web inbox: prints a one-time link and a QR
     /// code; `pair list` and `pair revoke ID` manage pairings
     Pair(PairArgs),
+    /// MCP clients signed in through OAuth: `oauth clients`, `oauth clients rm ID`,
+    /// `oauth grants` (remembered consent), `oauth grants revoke ID`
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// List registered clients, or delete one (`clients rm ID`): its tokens stop working and
+    /// it gets `invalid_client` until it registers again
+    Clients {
+        #[command(subcommand)]
+        command: Option<OauthClientsCommand>,
+    },
+    /// List remembered consent, or revoke one (`grants revoke ID`): the client sees the consent
+    /// page again next time
+    Grants {
+        #[command(subcommand)]
+        command: Option<OauthGrantsCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthClientsCommand {
+    /// Delete a client (cli_…)
+    Rm {
+        /// Client id
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthGrantsCommand {
+    /// Revoke a remembered consent (grt_…)
+    Revoke {
+        /// Grant id
+        id: String,
+    },
 }
 
 /// `agentgate pair [--scope approve] [--expires 10m] [--name phone]`, `pair list`, `pair revoke`.
@@ -351,6 +390,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.global, args).await.map(|()| 0),
             Command::Pair(args) => pair::run(&cli.global, args).await.map(|()| 0),
+            Command::Oauth(command) => oauth::run(&cli.global, command).await.map(|()| 0),
             command => commands::run(&cli.global, command).await,
         }
     });

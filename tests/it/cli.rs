@@ -813,3 +813,88 @@ fn run_request(daemon: &Daemon, token: &str, command: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth_clients_and_remembered_consent_are_listed_and_revoked_from_the_cli() {
+    let daemon = Daemon::start(&[]);
+    ok(daemon.cli_with(
+        &["passphrase", "set", "--stdin"],
+        Some("correct horse battery\n"),
+    ));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let reg: serde_json::Value = http
+        .post(format!("{}/register", daemon.url))
+        .json(
+            &serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb"],
+            "token_endpoint_auth_method": "none", "client_name": "CLI Listed"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client = reg["client_id"].as_str().unwrap().to_owned();
+    let page = http
+        .get(format!(
+            "{}/authorize?response_type=code&client_id={client}&code_challenge=\
+             E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            daemon.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start = page.find(&marker).unwrap() + marker.len();
+        page[start..start + page[start..].find('"').unwrap()].to_owned()
+    };
+    let answer = http
+        .post(format!("{}/authorize", daemon.url))
+        .header("origin", &daemon.url)
+        .form(&[
+            ("authz", field("authz")),
+            ("csrf", field("csrf")),
+            ("passphrase", "correct horse battery".to_owned()),
+            ("decision", "approve".to_owned()),
+            ("remember", "yes".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+
+    let clients = stdout(&ok(daemon.cli(&["oauth", "clients"])));
+    assert!(
+        clients.contains(&client) && clients.contains("CLI Listed"),
+        "{clients}"
+    );
+    assert!(clients.contains("http://127.0.0.1:9/cb"), "{clients}");
+    let grants = stdout(&ok(daemon.cli(&["oauth", "grants"])));
+    assert!(
+        grants.contains(&client) && grants.contains("scope: request"),
+        "{grants}"
+    );
+    let grant = grants.split_whitespace().next().unwrap().to_owned();
+    assert!(grant.starts_with("grt_"), "{grants}");
+    let revoked = stdout(&ok(daemon.cli(&["oauth", "grants", "revoke", &grant])));
+    assert!(revoked.contains("consent page again"), "{revoked}");
+    assert!(stdout(&ok(daemon.cli(&["oauth", "grants"]))).contains("no remembered consent"));
+    // Unknown ids: a clear message and a non-zero exit.
+    let bad = daemon.cli(&["oauth", "grants", "revoke", "grt_0000000000000000"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("no live grant"), "{}", stderr(&bad));
+    let deleted = stdout(&ok(daemon.cli(&["oauth", "clients", "rm", &client])));
+    assert!(deleted.contains(&format!("deleted {client}")), "{deleted}");
+    assert!(stdout(&ok(daemon.cli(&["oauth", "clients"]))).contains("no registered clients"));
+    let bad = daemon.cli(&["oauth", "clients", "rm", &client]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("no live client"), "{}", stderr(&bad));
+}
