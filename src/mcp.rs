@@ -417,11 +417,19 @@ impl ServerHandler for Gate {
             return Ok(failure(format!("this tool needs the `{needed}` scope")).into());
         }
         let args = request.arguments.unwrap_or_default();
-        let result = match &*request.name {
-            "request_permission" => self.request_permission(&who, args).await,
-            "approval_prompt" => self.approval_prompt(&who, args).await,
-            "list_pending" => self.list_pending(args).await,
-            _ => self.reply(&who, args).await,
+        let work = async {
+            match &*request.name {
+                "request_permission" => self.request_permission(&who, args).await,
+                "approval_prompt" => self.approval_prompt(&who, args).await,
+                "list_pending" => self.list_pending(args).await,
+                _ => self.reply(&who, args).await,
+            }
+        };
+        // A client that cancels the call (or goes away) stops the wait; the request itself stays
+        // in the broker, pending or decided, as it would for any other client.
+        let result = tokio::select! {
+            result = work => result,
+            () = context.ct.cancelled() => failure("the call was cancelled"),
         };
         Ok(result.into())
     }
