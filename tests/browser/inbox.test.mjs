@@ -378,3 +378,53 @@ describe('sign-in', () => {
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
   });
 });
+
+describe('OAuth consent page', () => {
+  test('a person approves an MCP client in the browser; the answer reaches its loopback callback', async () => {
+    // The client's redirect URI: a loopback server, like the one an MCP client runs.
+    const hits = [];
+    const callback = createServer((req, res) => {
+      hits.push(new URL(req.url, 'http://127.0.0.1'));
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('signed in');
+    });
+    await new Promise((resolve) => callback.listen(0, '127.0.0.1', resolve));
+    const redirect = `http://127.0.0.1:${callback.address().port}/callback`;
+    const reg = await fetch(`${d.base}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [redirect], token_endpoint_auth_method: 'none', client_name: 'Browser Test Client' }),
+    }).then((r) => r.json());
+    const authorize = `${d.base}/authorize?` + new URLSearchParams({
+      response_type: 'code', client_id: reg.client_id, redirect_uri: redirect, state: 'xyz',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+      scope: 'request approve',
+    });
+    const { context, page } = await desktop();
+    try {
+      await page.goto(authorize);
+      await page.getByText('Browser Test Client').first().waitFor();
+      assert.match(await page.locator('#scopes').innerText(), /Answer permission requests for you/);
+      assert.match(await page.locator('#loopback-warning').innerText(), /a program on this computer/);
+      await page.screenshot({ path: SHOTS + 'consent.png', fullPage: true });
+      // A wrong passphrase shows the form again.
+      await page.getByLabel('Owner passphrase (to approve)').fill('not the passphrase');
+      await page.getByRole('button', { name: 'Approve' }).click();
+      await page.locator('#consent-error').waitFor();
+      assert.match(await page.locator('#consent-error').innerText(), /not right/);
+      // The backoff of that failure passes; then the right passphrase goes through, and the 303
+      // takes the browser to the client's callback (the page's CSP lets its form go there).
+      await sleep(1100);
+      await page.getByLabel('Owner passphrase (to approve)').fill(PASSPHRASE);
+      await page.getByRole('button', { name: 'Approve' }).click();
+      await page.waitForURL((u) => u.href.startsWith(redirect), { timeout: 10_000 });
+      assert.equal(hits.length, 1);
+      assert.equal(hits[0].searchParams.get('state'), 'xyz');
+      assert.equal(hits[0].searchParams.get('iss'), d.base);
+      assert.match(hits[0].searchParams.get('code'), /^agc_[0-9a-f]{64}$/);
+    } finally {
+      await context.close();
+      callback.close();
+    }
+  });
+});
