@@ -128,7 +128,7 @@ fn pct(samples: &mut [Duration], q: f64) -> f64 {
     samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let d = start();
     let http = reqwest::Client::builder()
@@ -270,6 +270,12 @@ async fn main() {
         pct(&mut leg_event, 0.5),
         pct(&mut leg_reply, 0.5),
         pct(&mut leg_release, 0.5)
+    );
+    println!(
+        "  legs p99: create→event seen {:.2} ms, reply {:.2} ms, reply→agent released {:.2} ms",
+        pct(&mut leg_event, 0.99),
+        pct(&mut leg_reply, 0.99),
+        pct(&mut leg_release, 0.99)
     );
 
     // 3. 10,000 concurrent long-polls on pending requests.
