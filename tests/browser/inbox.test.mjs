@@ -384,7 +384,8 @@ describe('OAuth consent page', () => {
     // The client's redirect URI: a loopback server, like the one an MCP client runs.
     const hits = [];
     const callback = createServer((req, res) => {
-      hits.push(new URL(req.url, 'http://127.0.0.1'));
+      const url = new URL(req.url, 'http://127.0.0.1');
+      if (url.pathname === '/callback') hits.push(url); // not the browser's /favicon.ico
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('signed in');
     });
@@ -416,12 +417,31 @@ describe('OAuth consent page', () => {
       // takes the browser to the client's callback (the page's CSP lets its form go there).
       await sleep(1100);
       await page.getByLabel('Owner passphrase (to approve)').fill(PASSPHRASE);
+      await page.getByLabel('Remember this application for these permissions').check();
       await page.getByRole('button', { name: 'Approve' }).click();
       await page.waitForURL((u) => u.href.startsWith(redirect), { timeout: 10_000 });
       assert.equal(hits.length, 1);
       assert.equal(hits[0].searchParams.get('state'), 'xyz');
       assert.equal(hits[0].searchParams.get('iss'), d.base);
       assert.match(hits[0].searchParams.get('code'), /^agc_[0-9a-f]{64}$/);
+      // Remembered: the next sign-in goes straight back to the client.
+      await page.goto(authorize);
+      await page.waitForURL((u) => u.href.startsWith(redirect), { timeout: 10_000 });
+      assert.equal(hits.length, 2);
+      // The owner sees the client and the remembered consent on the Tokens page and revokes both.
+      await signIn(page, d, '/tokens');
+      const client = page.locator(`#client-${reg.client_id}`);
+      assert.match(await client.innerText(), /Browser Test Client/);
+      const grant = page.locator('#oauth-grants li', { hasText: 'Browser Test Client' });
+      assert.match(await grant.innerText(), /approve request/);
+      await grant.getByRole('button', { name: 'Revoke' }).click();
+      await grant.getByRole('button', { name: 'Confirm revoke' }).click();
+      await grant.waitFor({ state: 'detached' });
+      assert.deepEqual((await d.api('GET', '/api/v1/oauth/grants')).grants, []);
+      await client.getByRole('button', { name: 'Delete' }).click();
+      await client.getByRole('button', { name: 'Confirm delete' }).click();
+      await client.waitFor({ state: 'detached' });
+      assert.deepEqual((await d.api('GET', '/api/v1/oauth/clients')).clients, []);
     } finally {
       await context.close();
       callback.close();

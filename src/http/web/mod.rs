@@ -365,8 +365,17 @@ pub async fn tokens(State(state): State<AppState>, visitor: Visitor) -> Result<R
         .map(|row| super::tokens::info(row, now))
         .collect();
     let pairings = state.sessions.pairings().await?;
+    let clients = state.oauth.clients().await?;
+    let grants = state.oauth.grants().await?;
+    let oauth = views::OAuthView {
+        clients: &clients,
+        grants: &grants,
+    };
     let v = visitor.viewer();
-    Ok(html(StatusCode::OK, views::tokens(&v, &tokens, &pairings)))
+    Ok(html(
+        StatusCode::OK,
+        views::tokens(&v, &tokens, &pairings, &oauth),
+    ))
 }
 
 /// `GET /audit`: the latest 100 entries and the chain check.

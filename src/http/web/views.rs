@@ -617,8 +617,21 @@ fn origin_words(origin: &Origin) -> String {
     }
 }
 
-/// Tokens and pairings, for an admin.
-pub fn tokens(viewer: &Viewer<'_>, tokens: &[TokenInfo], pairings: &[PairingInfo]) -> Markup {
+/// What signed in through OAuth, for the Tokens page.
+pub struct OAuthView<'a> {
+    /// Registered clients.
+    pub clients: &'a [crate::oauth::ClientInfo],
+    /// Remembered consent.
+    pub grants: &'a [crate::oauth::GrantInfo],
+}
+
+/// Tokens, pairings and OAuth clients, for an admin.
+pub fn tokens(
+    viewer: &Viewer<'_>,
+    tokens: &[TokenInfo],
+    pairings: &[PairingInfo],
+    oauth: &OAuthView<'_>,
+) -> Markup {
     page(
         "Tokens",
         Some(viewer),
@@ -680,6 +693,29 @@ pub fn tokens(viewer: &Viewer<'_>, tokens: &[TokenInfo], pairings: &[PairingInfo
                             " · created by " (pr.created_by)
                         }
                         button.danger type="button" data-revoke-pairing=(pr.id) { "Revoke" }
+                    }
+                }
+            }
+            h2 { "MCP clients (OAuth)" }
+            p { "Applications that registered to sign in at " code { "/mcp" } ". Their names are what they say about themselves. Deleting one stops its tokens at once." }
+            @if oauth.clients.is_empty() { p.empty { "No registered clients." } }
+            ul.rules #oauth-clients {
+                @for c in oauth.clients {
+                    li #(format!("client-{}", c.client_id)) {
+                        strong { (c.client_name.as_deref().unwrap_or("(no name)")) } " · " code { (c.client_id) }
+                        div.meta { "registered " (c.created_at) " · redirect " (c.redirect_uris.join(" ")) }
+                        button.danger type="button" data-delete-client=(c.client_id) { "Delete" }
+                    }
+                }
+            }
+            h2 { "Remembered consent" }
+            @if oauth.grants.is_empty() { p.empty { "None: every sign-in shows the consent page." } }
+            ul.rules #oauth-grants {
+                @for g in oauth.grants {
+                    li #(format!("grant-{}", g.id)) {
+                        strong { (g.client_name.as_deref().unwrap_or("(no name)")) } " · " (g.scope)
+                        div.meta { "since " (g.created_at) " · " code { (g.client_id) } }
+                        button.danger type="button" data-revoke-grant=(g.id) { "Revoke" }
                     }
                 }
             }

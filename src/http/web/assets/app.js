@@ -70,6 +70,14 @@
       if (!confirmClick(target)) return;
       const r = await api('DELETE', '/api/v1/pairings/' + encodeURIComponent(target.dataset.revokePairing));
       report(target, r, () => target.closest('li').remove());
+    } else if (target.dataset.deleteClient) {
+      if (!confirmClick(target)) return;
+      const r = await api('DELETE', '/api/v1/oauth/clients/' + encodeURIComponent(target.dataset.deleteClient));
+      report(target, r, () => target.closest('li').remove());
+    } else if (target.dataset.revokeGrant) {
+      if (!confirmClick(target)) return;
+      const r = await api('DELETE', '/api/v1/oauth/grants/' + encodeURIComponent(target.dataset.revokeGrant));
+      report(target, r, () => target.closest('li').remove());
     } else if (target.dataset.action === 'copy') {
       const secret = document.getElementById('secret');
       try {
