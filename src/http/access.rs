@@ -94,7 +94,10 @@ pub(super) async fn require(
                 web::forbidden_page(&principal, required, session.as_ref())
             }
             (_, Access::Scope(required)) => ApiError::insufficient_scope(required).into_response(),
-            (_, _) => ApiError::insufficient_scope(Scope::Read).into_response(),
+            (_, other) => {
+                let first = super::oauth::scopes_of(other).first().copied();
+                ApiError::insufficient_scope(first.unwrap_or(Scope::Admin)).into_response()
+            }
         }
     };
     response.extensions_mut().insert(caller);
