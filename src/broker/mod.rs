@@ -442,6 +442,20 @@ impl Broker {
         if row.status != "pending" {
             return Err(Error::AlreadyDecided(Box::new(self.view(row).await?)));
         }
+        if reply.decision == Verdict::Allow
+            && row.approvals_required > 1
+            && reply.remember != Remember::Once
+        {
+            // Only an `ask` rule asks for several approvers, and `ask` outranks any remembered
+            // allow: such a rule could never take effect, so none is saved or half-recorded.
+            return Err(invalid(
+                "remember",
+                &format!(
+                    "this request needs {} approvals (an ask rule requires them), and a                      remembered allow never outranks an ask rule; allow it `once`",
+                    row.approvals_required
+                ),
+            ));
+        }
         let now = self.clock.now();
         let rules = self.remembered_rules(who, &row, &reply, now)?;
         let mut approvers = vec![who.name.clone()];

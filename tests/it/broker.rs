@@ -609,6 +609,29 @@ async fn two_of_m_approvals_and_any_deny_wins() {
     let v = ask(&app, &a.agent, transfer.clone()).await;
     assert_eq!(v["approvals_required"], 2);
     let id = v["id"].as_str().unwrap().to_owned();
+    // Remembering an allow here could never take effect (the ask rule outranks it): refused,
+    // and the approval is not recorded either.
+    for remember in ["session", "always"] {
+        let err = reply(
+            &app,
+            &a.approver,
+            &id,
+            json!({"decision": "allow", "remember": remember}),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+        assert_eq!(err["field"], "remember");
+    }
+    // The inbox does not offer them for such a request.
+    let card = app
+        .get(&format!("/ui/cards/{id}"), Some(&a.approver))
+        .await
+        .text;
+    assert!(card.contains(r#"data-reply="session" disabled"#), "{card}");
+    assert!(
+        card.contains(r#"data-action="always""#) && card.contains("allow it once"),
+        "{card}"
+    );
     let r = reply(&app, &a.approver, &id, json!({"decision": "allow"}))
         .await
         .json();

@@ -298,9 +298,17 @@ pub fn card(viewer: &Viewer<'_>, p: &PermissionView, now: Timestamp) -> Markup {
             @if can_answer {
                 div.actions {
                     button.allow type="button" data-reply="once" { "Allow once" }
-                    button type="button" data-reply="session" disabled[r.session.is_none()]
-                        title=[r.session.is_none().then_some("this request names no session")] { "Allow for session" }
-                    button type="button" data-action="always" aria-expanded="false" aria-controls=(format!("always-{}", p.id)) { "Always allow…" }
+                    @let several = p.approvals_required > 1;
+                    @let session_off = if several {
+                        Some("it needs several approvals, and a remembered allow never outranks the rule asking for them")
+                    } else if r.session.is_none() {
+                        Some("this request names no session")
+                    } else {
+                        None
+                    };
+                    button type="button" data-reply="session" disabled[session_off.is_some()] title=[session_off] { "Allow for session" }
+                    button type="button" data-action="always" aria-expanded="false" aria-controls=(format!("always-{}", p.id))
+                        disabled[several] title=[several.then_some("it needs several approvals; allow it once")] { "Always allow…" }
                     span.deny {
                         label.sr for=(format!("msg-{}", p.id)) { "Message to the agent (optional)" }
                         input #(format!("msg-{}", p.id)) type="text" name="message" maxlength="2000" placeholder="Message to the agent (optional)";
