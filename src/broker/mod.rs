@@ -450,8 +450,8 @@ impl Broker {
             // allow: such a rule could never take effect, so none is saved or half-recorded.
             return Err(invalid(
                 "remember",
-                &format!(
-                    "this request needs {} approvals (an ask rule requires them), and a                      remembered allow never outranks an ask rule; allow it `once`",
+                format!(
+                    "this request needs {} approvals (an ask rule requires them), and a remembered allow never outranks an ask rule; allow it `once`",
                     row.approvals_required
                 ),
             ));
