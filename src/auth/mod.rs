@@ -27,6 +27,9 @@ pub use secret::{Secret, TokenHash};
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// Name of the owner token created on first start.
 pub const OWNER_TOKEN_NAME: &str = "owner";
+/// Revocations buffered for slow stream tasks; one that falls further behind ends its stream
+/// (the client reconnects and authenticates again).
+pub const REVOCATIONS_BUFFERED: usize = 256;
 /// `last_used_at` is written at most this often per token, off the hot path's common case.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -127,6 +130,7 @@ pub struct Authenticator {
     store: Store,
     clock: Clock,
     cache: RwLock<HashMap<TokenHash, Arc<Cached>>>,
+    revoked: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Authenticator {
@@ -136,6 +140,7 @@ impl Authenticator {
             store,
             clock,
             cache: RwLock::new(HashMap::new()),
+            revoked: tokio::sync::broadcast::channel(REVOCATIONS_BUFFERED).0,
         }
     }
 
@@ -209,11 +214,19 @@ impl Authenticator {
         });
     }
 
-    /// Drops a token from the cache after it was revoked in the store.
+    /// Drops a token from the cache after it was revoked in the store, and tells open streams
+    /// authenticated by it to end.
     pub fn forget(&self, token_id: &str) {
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, entry| entry.principal.token_id != token_id);
         }
+        let _ = self.revoked.send(token_id.to_owned());
+    }
+
+    /// The ids of tokens as they are revoked, for long-lived responses (event streams) that must
+    /// end with their credential.
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.revoked.subscribe()
     }
 
     /// Creates a token for `creator`. Only `admin` creates tokens, and never with a scope it does

@@ -91,6 +91,7 @@ pub struct Sessions {
     store: Store,
     clock: Clock,
     settings: SessionSettings,
+    ended: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Sessions {
@@ -100,6 +101,7 @@ impl Sessions {
             store,
             clock,
             settings,
+            ended: tokio::sync::broadcast::channel(super::REVOCATIONS_BUFFERED).0,
         }
     }
 
@@ -188,10 +190,17 @@ impl Sessions {
 
     /// Ends a session.
     pub async fn sign_out(&self, session_id: &str) -> Result<(), Error> {
-        Ok(self
-            .store
+        self.store
             .revoke_session(session_id, self.clock.now())
-            .await?)
+            .await?;
+        let _ = self.ended.send(session_id.to_owned());
+        Ok(())
+    }
+
+    /// The ids of sessions as they end (sign-out, revoked pairing), for event streams that must
+    /// end with their session.
+    pub fn endings(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.ended.subscribe()
     }
 
     /// Creates a one-time pairing link for `creator`, who must hold every scope it grants.
@@ -294,7 +303,12 @@ impl Sessions {
     /// Returns how many sessions ended.
     pub async fn revoke_pairing(&self, id: &str) -> Result<usize, Error> {
         match self.store.revoke_pairing(id, self.clock.now()).await {
-            Ok(ended) => Ok(ended.len()),
+            Ok(ended) => {
+                for session in &ended {
+                    let _ = self.ended.send(session.clone());
+                }
+                Ok(ended.len())
+            }
             Err(crate::store::Error::NotFound) => Err(Error::PairingNotFound(id.to_owned())),
             Err(e) => Err(e.into()),
         }

@@ -1153,3 +1153,54 @@ pattern = "/tmp/ok/**"
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// Reads an event stream until the server ends it; panics if it is still open after 10 s.
+async fn read_until_closed(mut stream: reqwest::Response) -> String {
+    let mut text = String::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None) | Err(_)) => return text,
+            Err(_) => panic!("the stream is still open: {text}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_is_revoked() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let (watcher, watcher_id) = app.create_token("watcher", &["read"], json!("1d")).await;
+    let (other, _) = app.create_token("other", &["read"], json!("1d")).await;
+    let open = |token: String| {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/events", app.base);
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let stream = open(watcher.clone()).await;
+    let unaffected = open(other).await;
+    assert_eq!(stream.status(), 200);
+    ask(&app, &a.agent, shell("make r1")).await;
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{watcher_id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = read_until_closed(stream).await;
+    assert!(seen.contains("permission.created"), "{seen}");
+    // Another token's stream goes on, and the revoked token cannot reconnect.
+    ask(&app, &a.agent, shell("make r2")).await;
+    let mut unaffected = unaffected;
+    let chunk = tokio::time::timeout(Duration::from_secs(10), unaffected.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(chunk.is_some());
+    app.get("/api/v1/events", Some(&watcher))
+        .await
+        .expect_error(401, "unauthorized");
+}

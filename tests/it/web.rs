@@ -329,6 +329,15 @@ async fn a_pairing_link_works_once_before_its_expiry_and_revoking_it_signs_the_d
     )
     .await;
     assert_eq!(me.status, 200);
+    // The phone's open event stream ends with its session too.
+    let mut stream = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .header("cookie", format!("agentgate_session={phone}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
     let revoked = app
         .request(
             Method::DELETE,
@@ -338,6 +347,14 @@ async fn a_pairing_link_works_once_before_its_expiry_and_revoking_it_signs_the_d
         )
         .await;
     assert_eq!(revoked.json()["sessions_ended"], 1);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream is still open after the revocation"
+    );
     let me = browser(
         &app,
         Method::GET,
