@@ -36,7 +36,7 @@ fn missing(what: &str) {
     let message = format!(
         "interop tests NOT RUN: {what}. Install them with: \
          python3 -m venv tests/interop/python/.venv && \
-         tests/interop/python/.venv/bin/pip install -r tests/interop/python/requirements.txt; \
+         tests/interop/python/.venv/bin/pip install --require-hashes -r tests/interop/python/requirements.txt; \
          npm ci --prefix tests/interop/node"
     );
     if std::env::var("AGENTGATE_INTEROP_TESTS").is_ok_and(|v| v == "required") {
