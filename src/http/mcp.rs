@@ -4,17 +4,21 @@
 //! - refuses a tool call the credential lacks the scope for, with a 403 `insufficient_scope`
 //!   challenge naming every scope to ask for (so an MCP client can step up), and
 //! - binds each MCP session to the actor that opened it: another credential presenting the
-//!   session id gets 404, as for an unknown session.
+//!   session id gets 404, as for an unknown session;
+//! - ends an event-stream answer when its token is revoked or expires.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use agentgate_policy::Scope;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::Value;
+use tokio::sync::broadcast;
 
 use super::AppState;
 use super::error::ApiError;
@@ -61,6 +65,46 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Longest single sleep for a stream's expiry.
+const MAX_SLEEP: Duration = Duration::from_secs(365 * 86_400);
+
+/// An event-stream answer (the GET stream, or a POST answered as SSE) ends when the token that
+/// opened it is revoked or expires, as `/api/v1/events` does.
+fn end_with_credential(
+    response: Response,
+    ended: broadcast::Receiver<String>,
+    token_id: String,
+    expiry: Duration,
+) -> Response {
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let expired = Box::pin(tokio::time::sleep(expiry.min(MAX_SLEEP)));
+    let state = (body.into_data_stream(), ended, expired, token_id);
+    let stream =
+        futures_util::stream::unfold(state, |(mut data, mut ended, mut expired, id)| async move {
+            loop {
+                tokio::select! {
+                    chunk = data.next() => {
+                        return chunk.map(|c| (c, (data, ended, expired, id)));
+                    }
+                    gone = ended.recv() => match gone {
+                        Ok(g) if g == id => return None,
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    },
+                    () = &mut expired => return None,
+                }
+            }
+        });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// The scope a JSON-RPC body's tool calls need that `who` lacks, if any (single or batch).
@@ -110,7 +154,13 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     } else {
         req
     };
+    let ended = state.auth.revocations();
+    let expiry = who
+        .expires_at
+        .map(|at| at.since(state.clock.now()))
+        .unwrap_or(MAX_SLEEP);
     let response = state.mcp.handle(req).await.map(Body::new);
+    let response = end_with_credential(response, ended, who.token_id.clone(), expiry);
     match (&session, session_id(response.headers())) {
         (None, Some(new)) if response.status().is_success() => {
             state.mcp_sessions.record(new, who.actor());

@@ -1342,3 +1342,50 @@ async fn approval_prompt_speaks_claude_codes_contract_and_a_person_answers_throu
     let audit = app.get("/api/v1/audit", Some(&app.admin)).await.text;
     assert!(audit.contains("oauth.Test"), "{audit}");
 }
+
+#[tokio::test]
+async fn an_mcp_event_stream_ends_when_its_token_is_revoked() {
+    let app = spawn_app().await;
+    set_passphrase(&app).await;
+    let (client, t) = signed_in(&app, "request").await;
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let session = mcp_session(&app, &access).await;
+    let mut stream = app
+        .http
+        .get(format!("{}/mcp", app.base))
+        .bearer_auth(&access)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let r = token_revoke(&app, &client, &access).await;
+    assert_eq!(r.status, 200);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the MCP stream is still open after revocation"
+    );
+}
+
+async fn token_revoke(app: &TestApp, client: &str, token: &str) -> Reply {
+    reply(
+        app.http
+            .post(format!("{}/revoke", app.base))
+            .form(&[("token", token), ("client_id", client)])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
