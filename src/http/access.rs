@@ -83,21 +83,14 @@ pub(super) async fn require(
         }
         next.run(req).await
     } else {
-        match (surface, access) {
-            (Surface::Mcp, _) => match &mcp {
-                Some(challenge) => challenge
-                    .insufficient(&principal, super::oauth::scopes_of(access))
-                    .into_response(),
-                None => ApiError::insufficient_scope(Scope::Request).into_response(),
-            },
-            (Surface::Page, Access::Scope(required)) => {
-                web::forbidden_page(&principal, required, session.as_ref())
-            }
-            (_, Access::Scope(required)) => ApiError::insufficient_scope(required).into_response(),
-            (_, other) => {
-                let first = super::oauth::scopes_of(other).first().copied();
-                ApiError::insufficient_scope(first.unwrap_or(Scope::Admin)).into_response()
-            }
+        // Every scope the rule names is missing (a refused rule names at least one).
+        let required = access.scopes().first().copied().unwrap_or(Scope::Admin);
+        match (surface, &mcp) {
+            (_, Some(challenge)) => challenge
+                .insufficient(&principal, access.scopes())
+                .into_response(),
+            (Surface::Page, None) => web::forbidden_page(&principal, required, session.as_ref()),
+            (_, None) => ApiError::insufficient_scope(required).into_response(),
         }
     };
     response.extensions_mut().insert(caller);

@@ -22,9 +22,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, oauth_error};
 use super::permissions::path;
-use super::routes::Access;
-use super::web::views;
-use crate::auth::{Principal, passphrase};
+use super::web::{Refusal, html, views};
+use crate::auth::Principal;
 use crate::oauth::{self, Authorize, AuthorizeParams, ClientCredentials, Pending, TokenRequest};
 
 /// A registration body larger than this is refused.
@@ -115,17 +114,6 @@ impl Challenge {
     }
 }
 
-/// The scopes an access rule names.
-pub fn scopes_of(access: Access) -> &'static [Scope] {
-    match access {
-        Access::AnyOf(any) => any,
-        Access::Scope(Scope::Request) => &[Scope::Request],
-        Access::Scope(Scope::Approve) => &[Scope::Approve],
-        Access::Scope(Scope::Read) => &[Scope::Read],
-        _ => &[],
-    }
-}
-
 fn scopes_supported() -> Vec<&'static str> {
     oauth::SCOPES.iter().map(|s| s.as_str()).collect()
 }
@@ -195,15 +183,6 @@ fn pairs(text: &[u8]) -> Result<HashMap<String, String>, String> {
         }
     }
     Ok(map)
-}
-
-fn html(status: StatusCode, markup: maud::Markup) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        markup.into_string(),
-    )
-        .into_response()
 }
 
 fn error_page(status: StatusCode, text: &str) -> Response {
@@ -315,42 +294,17 @@ pub async fn consent(
                 Some("Enter the owner passphrase to approve."),
             );
         }
-        match state
+        if let Err(e) = state
             .passphrases
             .verify(peer.ip(), passphrase.to_owned())
             .await
         {
-            Ok(()) => {}
-            Err(passphrase::Error::Wrong) => {
-                return consent_page(
-                    StatusCode::UNAUTHORIZED,
-                    &pending,
-                    Some(
-                        "That passphrase is not right. Each failed attempt makes the next one \
-                         wait longer.",
-                    ),
-                );
-            }
-            Err(passphrase::Error::Backoff(wait)) => {
-                let secs = wait.as_secs().max(1);
-                let mut response = consent_page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &pending,
-                    Some(&format!("Too many failed attempts. Try again in {secs} s.")),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                return response;
-            }
-            Err(passphrase::Error::NotSet) => {
-                return consent_page(
-                    StatusCode::CONFLICT,
-                    &pending,
-                    Some("No owner passphrase is set yet: run `agentgate passphrase set` first."),
-                );
-            }
-            Err(e) => return ApiError::from(e).into_response(),
+            return match Refusal::of(e) {
+                Ok(refusal) => {
+                    refusal.apply(consent_page(refusal.status, &pending, Some(&refusal.text)))
+                }
+                Err(e) => e.into_response(),
+            };
         }
     }
     let remember = field("remember") == "yes";
@@ -434,15 +388,22 @@ fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>
     pairs(body).map_err(oauth::Error::InvalidRequest)
 }
 
+/// The form of `/token` or `/revoke` and the client credentials it (or `Basic`) carries, with
+/// whether `Basic` was tried; a bad form or malformed credentials are answered here.
+fn client_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(HashMap<String, String>, ClientCredentials, bool), Response> {
+    let form = form_body(headers, body).map_err(|e| oauth_error(&e, false))?;
+    let (creds, basic) = credentials(headers, &form).map_err(|e| oauth_error(&e, true))?;
+    Ok((form, creds, basic))
+}
+
 /// `POST /token`: `authorization_code` and `refresh_token`.
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match form_body(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, false),
-    };
-    let (creds, basic) = match credentials(&headers, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e, true),
+    let (form, creds, basic) = match client_form(&headers, &body) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let get = |k: &str| form.get(k).cloned();
     let request = TokenRequest {
@@ -466,13 +427,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 
 /// `POST /revoke` (RFC 7009): 200 whether or not the token was known.
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match form_body(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e, false),
-    };
-    let (creds, basic) = match credentials(&headers, &form) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e, true),
+    let (form, creds, basic) = match client_form(&headers, &body) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
         return oauth_error(

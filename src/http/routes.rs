@@ -33,6 +33,15 @@ impl Access {
             Access::AnyOf(any) => any.iter().any(|s| scopes.allows(*s)),
         }
     }
+
+    /// The scopes the rule names (none for public or any-credential routes).
+    pub fn scopes(&self) -> &[Scope] {
+        match self {
+            Access::Public | Access::AnyCredential => &[],
+            Access::Scope(one) => std::slice::from_ref(one),
+            Access::AnyOf(any) => any,
+        }
+    }
 }
 
 /// Who a route answers: programs (JSON errors) or a browser (a missing credential redirects to

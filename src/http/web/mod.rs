@@ -60,8 +60,61 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
     }
 }
 
+/// How a page answers a passphrase the verifier refused (the sign-in page and the OAuth consent
+/// page alike): the status, the sentence to show with the form, and `Retry-After` during a
+/// backoff. Any other failure is an error of the API.
+pub(super) struct Refusal {
+    /// 401, 429 or 409.
+    pub status: StatusCode,
+    /// What the page says.
+    pub text: String,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    pub(super) fn of(err: passphrase::Error) -> Result<Refusal, ApiError> {
+        let (status, text, retry_after) = match err {
+            passphrase::Error::Wrong => (
+                StatusCode::UNAUTHORIZED,
+                "That passphrase is not right. Each failed attempt makes the next one wait longer."
+                    .to_owned(),
+                None,
+            ),
+            passphrase::Error::Backoff(wait) => {
+                let secs = wait.as_secs().max(1);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed attempts. Try again in {secs} s."),
+                    Some(secs),
+                )
+            }
+            passphrase::Error::NotSet => (
+                StatusCode::CONFLICT,
+                "No owner passphrase is set yet. Set one with `agentgate passphrase set` first."
+                    .to_owned(),
+                None,
+            ),
+            other => return Err(other.into()),
+        };
+        Ok(Refusal {
+            status,
+            text,
+            retry_after,
+        })
+    }
+
+    /// Adds `Retry-After` to the page that shows the refusal.
+    pub(super) fn apply(&self, mut page: Response) -> Response {
+        if let Some(secs) = self.retry_after {
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        page
+    }
+}
+
 /// An HTML response with a status.
-fn html(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn html(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [(
@@ -192,32 +245,11 @@ pub async fn sign_in(
     let Some(passphrase) = passphrase.filter(|p| !p.is_empty()) else {
         return fail(StatusCode::BAD_REQUEST, "Enter the passphrase.");
     };
-    match state.passphrases.verify(peer.ip(), passphrase).await {
-        Ok(()) => {}
-        Err(passphrase::Error::Wrong) => {
-            return fail(
-                StatusCode::UNAUTHORIZED,
-                "That passphrase is not right. Each failed attempt makes the next one wait longer.",
-            );
-        }
-        Err(passphrase::Error::Backoff(wait)) => {
-            let secs = wait.as_secs().max(1);
-            let mut response = fail(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too many failed attempts. Try again in {secs} s."),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return response;
-        }
-        Err(passphrase::Error::NotSet) => {
-            return fail(
-                StatusCode::CONFLICT,
-                "No owner passphrase is set yet. Set one with `agentgate passphrase set`, then sign in.",
-            );
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+    if let Err(e) = state.passphrases.verify(peer.ip(), passphrase).await {
+        return match Refusal::of(e) {
+            Ok(refusal) => refusal.apply(fail(refusal.status, &refusal.text)),
+            Err(e) => e.into_response(),
+        };
     }
     let new = match state.sessions.sign_in_owner().await {
         Ok(new) => new,
