@@ -6,6 +6,7 @@
 //! Page routes answer a missing credential with a redirect to the sign-in page and a missing
 //! scope with an HTML page; API routes answer both in the JSON error shape.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -18,7 +19,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::routes::{Access, Surface};
 use super::web;
-use crate::auth::{Principal, Rejection};
+use crate::auth::{CredentialKind, Principal, Rejection};
 use agentgate_policy::Scope;
 
 /// Name of the web session cookie.
@@ -124,6 +125,41 @@ fn audience_check(
         ),
         cookie: false,
     })
+}
+
+/// Resolves when `who`'s credential ends: revoked (OAuth family revocations and deleted clients
+/// included), its session signed out or its pairing revoked, or its expiry passed. It listens
+/// from the moment it is made, so an ending that comes later is never missed; long-lived answers
+/// (event streams) stop with it, and the client's reconnect must authenticate again.
+pub(super) fn credential_ended(
+    state: &AppState,
+    who: &Principal,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut endings = match who.kind {
+        CredentialKind::Token => state.auth.revocations(),
+        CredentialKind::Session => state.sessions.endings(),
+    };
+    let expiry = who.expires_at.map(|at| at.since(state.clock.now()));
+    let id = who.token_id.clone();
+    async move {
+        let ended = async move {
+            loop {
+                match endings.recv().await {
+                    Ok(gone) if gone == id => return,
+                    Ok(_) => {}
+                    // Missed some (ours may be among them), or the daemon is going away.
+                    Err(_) => return,
+                }
+            }
+        };
+        match expiry {
+            Some(left) => tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep(left) => {}
+            },
+            None => ended.await,
+        }
+    }
 }
 
 enum Failure {

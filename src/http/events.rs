@@ -3,10 +3,6 @@
 //! from the store after subscribing to live events, and duplicates are skipped by id.
 
 use std::convert::Infallible;
-use std::time::Duration;
-
-/// Longest single sleep for a stream's expiry (a credential without one never expires).
-const MAX_SLEEP: Duration = Duration::from_secs(365 * 86_400);
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -23,7 +19,6 @@ use super::extract::Authed;
 use super::permissions::query;
 use crate::api::{AuditEntry, AuditPage};
 use crate::audit::Verification;
-use crate::auth::CredentialKind;
 
 /// `?after=N&limit=M` for the audit log; `?last_event_id=N` for events.
 #[derive(Debug, Deserialize)]
@@ -92,18 +87,10 @@ pub async fn events(
     let (tx, rx) = mpsc::channel::<Event>(256);
     let mut live = broker.subscribe();
     let stopped = broker.until_stopped();
-    let mut ended = match who.kind {
-        CredentialKind::Token => state.auth.revocations(),
-        CredentialKind::Session => state.sessions.endings(),
-    };
-    let expiry = who
-        .expires_at
-        .map(|at| at.since(state.clock.now()))
-        .unwrap_or(Duration::MAX);
+    let ended = super::access::credential_ended(&state, &who);
     tokio::spawn(async move {
         tokio::pin!(stopped);
-        let expired = tokio::time::sleep(expiry.min(MAX_SLEEP));
-        tokio::pin!(expired);
+        tokio::pin!(ended);
         'outer: loop {
             // Backlog (or catching up after lagging behind the live channel).
             loop {
@@ -134,14 +121,7 @@ pub async fn events(
                     },
                     _ = &mut stopped => break 'outer,
                     _ = tx.closed() => break 'outer,
-                    gone = ended.recv() => match gone {
-                        Ok(id) if id == who.token_id => break 'outer,
-                        Ok(_) => {}
-                        // Missed some (cannot tell whether ours was among them), or the daemon
-                        // is going away.
-                        Err(_) => break 'outer,
-                    },
-                    () = &mut expired, if expiry < MAX_SLEEP => break 'outer,
+                    () = &mut ended => break 'outer,
                 }
             }
         }

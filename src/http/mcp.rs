@@ -8,8 +8,8 @@
 //! - ends an event-stream answer when its token is revoked or expires.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agentgate_policy::Scope;
 use axum::body::Body;
@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::broadcast;
 
 use super::AppState;
 use super::error::ApiError;
@@ -67,16 +66,11 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Longest single sleep for a stream's expiry.
-const MAX_SLEEP: Duration = Duration::from_secs(365 * 86_400);
-
-/// An event-stream answer (the GET stream, or a POST answered as SSE) ends when the token that
-/// opened it is revoked or expires, as `/api/v1/events` does.
+/// An event-stream answer (the GET stream, or a POST answered as SSE) ends with its credential,
+/// as `/api/v1/events` does.
 fn end_with_credential(
     response: Response,
-    ended: broadcast::Receiver<String>,
-    token_id: String,
-    expiry: Duration,
+    ended: impl Future<Output = ()> + Send + 'static,
 ) -> Response {
     let streaming = response
         .headers()
@@ -86,25 +80,8 @@ fn end_with_credential(
         return response;
     }
     let (parts, body) = response.into_parts();
-    let expired = Box::pin(tokio::time::sleep(expiry.min(MAX_SLEEP)));
-    let state = (body.into_data_stream(), ended, expired, token_id);
-    let stream =
-        futures_util::stream::unfold(state, |(mut data, mut ended, mut expired, id)| async move {
-            loop {
-                tokio::select! {
-                    chunk = data.next() => {
-                        return chunk.map(|c| (c, (data, ended, expired, id)));
-                    }
-                    gone = ended.recv() => match gone {
-                        Ok(g) if g == id => return None,
-                        Ok(_) => {}
-                        Err(_) => return None,
-                    },
-                    () = &mut expired => return None,
-                }
-            }
-        });
-    Response::from_parts(parts, Body::from_stream(stream))
+    let data = body.into_data_stream().take_until(Box::pin(ended));
+    Response::from_parts(parts, Body::from_stream(data))
 }
 
 /// The scope a JSON-RPC body's tool calls need that `who` lacks, if any (single or batch).
@@ -154,13 +131,9 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     } else {
         req
     };
-    let ended = state.auth.revocations();
-    let expiry = who
-        .expires_at
-        .map(|at| at.since(state.clock.now()))
-        .unwrap_or(MAX_SLEEP);
+    let ended = super::access::credential_ended(&state, &who);
     let response = state.mcp.handle(req).await.map(Body::new);
-    let response = end_with_credential(response, ended, who.token_id.clone(), expiry);
+    let response = end_with_credential(response, ended);
     match (&session, session_id(response.headers())) {
         (None, Some(new)) if response.status().is_success() => {
             state.mcp_sessions.record(new, who.actor());

@@ -393,9 +393,10 @@ fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>
 fn client_form(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(HashMap<String, String>, ClientCredentials, bool), Response> {
-    let form = form_body(headers, body).map_err(|e| oauth_error(&e, false))?;
-    let (creds, basic) = credentials(headers, &form).map_err(|e| oauth_error(&e, true))?;
+) -> Result<(HashMap<String, String>, ClientCredentials, bool), Box<Response>> {
+    let form = form_body(headers, body).map_err(|e| Box::new(oauth_error(&e, false)))?;
+    let (creds, basic) =
+        credentials(headers, &form).map_err(|e| Box::new(oauth_error(&e, true)))?;
     Ok((form, creds, basic))
 }
 
@@ -403,7 +404,7 @@ fn client_form(
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (form, creds, basic) = match client_form(&headers, &body) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let get = |k: &str| form.get(k).cloned();
     let request = TokenRequest {
@@ -429,7 +430,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (form, creds, basic) = match client_form(&headers, &body) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
         return oauth_error(
