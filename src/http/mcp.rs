@@ -30,31 +30,40 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// 404 and initialize again).
 const MAX_SESSIONS: usize = 10_000;
 
-/// Which actor opened which MCP session.
+/// Which actor opened which MCP session, each numbered in the order it was opened.
 #[derive(Default)]
-pub struct SessionOwners(Mutex<HashMap<String, (u64, String)>>);
+pub struct SessionOwners(Mutex<Owners>);
+
+#[derive(Default)]
+struct Owners {
+    opened: u64,
+    by_session: HashMap<String, (u64, String)>,
+}
 
 impl SessionOwners {
     fn owned_by(&self, session: &str, actor: &str) -> bool {
-        self.0
-            .lock()
-            .is_ok_and(|m| m.get(session).is_some_and(|(_, owner)| owner == actor))
+        self.0.lock().is_ok_and(|o| {
+            o.by_session
+                .get(session)
+                .is_some_and(|(_, owner)| owner == actor)
+        })
     }
 
     fn record(&self, session: String, actor: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            let next = map.values().map(|(n, _)| *n).max().unwrap_or(0) + 1;
-            if map.len() >= MAX_SESSIONS {
-                let cut = next.saturating_sub(MAX_SESSIONS as u64 / 2);
-                map.retain(|_, (n, _)| *n >= cut);
+        if let Ok(mut o) = self.0.lock() {
+            o.opened += 1;
+            let number = o.opened;
+            if o.by_session.len() >= MAX_SESSIONS {
+                let cut = number.saturating_sub(MAX_SESSIONS as u64 / 2);
+                o.by_session.retain(|_, (n, _)| *n >= cut);
             }
-            map.insert(session, (next, actor.to_owned()));
+            o.by_session.insert(session, (number, actor.to_owned()));
         }
     }
 
     fn forget(&self, session: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(session);
+        if let Ok(mut o) = self.0.lock() {
+            o.by_session.remove(session);
         }
     }
 }
