@@ -49,6 +49,17 @@
     return false;
   }
 
+  // Buttons that delete what their data attribute names (after a confirming second click), and
+  // the row that goes with it: [data key, API path, row selector].
+  const DELETIONS = [
+    ['deleteRule', '/api/v1/rules/', 'li'],
+    ['revokeToken', '/api/v1/tokens/', 'tr'],
+    ['revokePairing', '/api/v1/pairings/', 'li'],
+    ['deleteClient', '/api/v1/oauth/clients/', 'li'],
+    ['revokeGrant', '/api/v1/oauth/grants/', 'li'],
+  ];
+  const deletion = (button) => DELETIONS.find(([key]) => button.dataset[key]);
+
   document.addEventListener('click', async (ev) => {
     const target = ev.target instanceof Element ? ev.target.closest('button') : null;
     if (!target) return;
@@ -58,26 +69,11 @@
     } else if (target.dataset.action === 'help') {
       const keys = document.getElementById('keys');
       if (keys) keys.hidden = !keys.hidden;
-    } else if (target.dataset.deleteRule) {
+    } else if (deletion(target)) {
+      const [key, path, row] = deletion(target);
       if (!confirmClick(target)) return;
-      const r = await api('DELETE', '/api/v1/rules/' + encodeURIComponent(target.dataset.deleteRule));
-      report(target, r, () => target.closest('li').remove());
-    } else if (target.dataset.revokeToken) {
-      if (!confirmClick(target)) return;
-      const r = await api('DELETE', '/api/v1/tokens/' + encodeURIComponent(target.dataset.revokeToken));
-      report(target, r, () => target.closest('tr').remove());
-    } else if (target.dataset.revokePairing) {
-      if (!confirmClick(target)) return;
-      const r = await api('DELETE', '/api/v1/pairings/' + encodeURIComponent(target.dataset.revokePairing));
-      report(target, r, () => target.closest('li').remove());
-    } else if (target.dataset.deleteClient) {
-      if (!confirmClick(target)) return;
-      const r = await api('DELETE', '/api/v1/oauth/clients/' + encodeURIComponent(target.dataset.deleteClient));
-      report(target, r, () => target.closest('li').remove());
-    } else if (target.dataset.revokeGrant) {
-      if (!confirmClick(target)) return;
-      const r = await api('DELETE', '/api/v1/oauth/grants/' + encodeURIComponent(target.dataset.revokeGrant));
-      report(target, r, () => target.closest('li').remove());
+      const r = await api('DELETE', path + encodeURIComponent(target.dataset[key]));
+      report(target, r, () => target.closest(row).remove());
     } else if (target.dataset.action === 'copy') {
       const secret = document.getElementById('secret');
       try {
