@@ -14,61 +14,16 @@
     clippy::disallowed_methods
 )]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+mod common;
+use common::{start, token};
+
 const LONG_POLLS: usize = 10_000;
-
-struct Daemon {
-    child: Child,
-    base: String,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready");
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
-        .arg(&ready)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("AGENTGATE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let addr = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    Daemon {
-        child,
-        base: format!("http://{addr}"),
-        admin,
-        _dir: dir,
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -78,20 +33,6 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
-}
-
-async fn token(http: &reqwest::Client, d: &Daemon, name: &str, scope: &str) -> String {
-    let v: Value = http
-        .post(format!("{}/api/v1/tokens", d.base))
-        .bearer_auth(&d.admin)
-        .json(&json!({"name": name, "scopes": [scope]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["token"].as_str().unwrap().to_owned()
 }
 
 /// Requests per second of `make()` over `secs` with `workers` concurrent clients.
@@ -130,7 +71,7 @@ fn pct(samples: &mut [Duration], q: f64) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let d = start();
+    let d = start("");
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(64)
@@ -265,18 +206,14 @@ async fn main() {
         "goal approval p99 <= 5 ms: {}",
         if t99 <= 5.0 { "met" } else { "MISSED" }
     );
-    println!(
-        "  legs p50: create→event seen {:.2} ms, reply {:.2} ms, reply→agent released {:.2} ms",
-        pct(&mut leg_event, 0.5),
-        pct(&mut leg_reply, 0.5),
-        pct(&mut leg_release, 0.5)
-    );
-    println!(
-        "  legs p99: create→event seen {:.2} ms, reply {:.2} ms, reply→agent released {:.2} ms",
-        pct(&mut leg_event, 0.99),
-        pct(&mut leg_reply, 0.99),
-        pct(&mut leg_release, 0.99)
-    );
+    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "  legs {name}: create→event seen {:.2} ms, reply {:.2} ms, reply→agent released {:.2} ms",
+            pct(&mut leg_event, q),
+            pct(&mut leg_reply, q),
+            pct(&mut leg_release, q)
+        );
+    }
 
     // 3. 10,000 concurrent long-polls on pending requests.
     let list: Value = http

@@ -15,72 +15,19 @@
     clippy::disallowed_methods
 )]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agentgate::auth::passphrase;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+mod common;
+use common::{Daemon, start, token};
+
 const PASSPHRASE: &str = "correct horse battery staple";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const ROUNDS: usize = 21;
-
-struct Daemon {
-    child: Child,
-    base: String,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "[[rules]]\naction = \"allow\"\nkind = \"shell\"\npattern = \"echo *\"\n",
-    )
-    .unwrap();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
-        .arg(&ready)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("AGENTGATE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let addr = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    Daemon {
-        child,
-        base: format!("http://{addr}"),
-        admin,
-        _dir: dir,
-    }
-}
 
 fn field(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
@@ -210,7 +157,7 @@ fn median_ms(samples: &mut [Duration]) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let d = start();
+    let d = start("[[rules]]\naction = \"allow\"\nkind = \"shell\"\npattern = \"echo *\"\n");
     let http = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -224,17 +171,7 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let token: Value = http
-        .post(format!("{}/api/v1/tokens", d.base))
-        .bearer_auth(&d.admin)
-        .json(&json!({"name": "agent", "scopes": ["request"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let static_token = token["token"].as_str().unwrap().to_owned();
+    let static_token = token(&http, &d, "agent", "request").await;
     // The passphrase check on its own, in this process (the daemon runs the same code).
     let phc = passphrase::hash(PASSPHRASE).unwrap();
     // Warm up connections and caches once.

@@ -1,0 +1,79 @@
+//! What the benchmarks against the real daemon share: the release binary started as its own
+//! process on `127.0.0.1:0` with a temp data dir (and optional config), and API tokens.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
+
+/// The daemon; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the daemon with `config` as its config file (empty: none), logging warnings only.
+pub fn start(config: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    if !config.is_empty() {
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, config).unwrap();
+        command.arg("--config").arg(file);
+    }
+    let child = command
+        .env("AGENTGATE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let addr = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    Daemon {
+        child,
+        base: format!("http://{addr}"),
+        admin,
+        _dir: dir,
+    }
+}
+
+/// A new API token with one scope, as the owner.
+pub async fn token(http: &reqwest::Client, d: &Daemon, name: &str, scope: &str) -> String {
+    let v: Value = http
+        .post(format!("{}/api/v1/tokens", d.base))
+        .bearer_auth(&d.admin)
+        .json(&json!({"name": name, "scopes": [scope]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
