@@ -136,6 +136,33 @@ async fn consent(app: &TestApp, client: &str, extra: &[(&str, &str)]) -> HashMap
     query_of(&location)
 }
 
+/// The consent form answered Approve with `passphrase`.
+async fn approve(app: &TestApp, authz: &str, csrf: &str, passphrase: &str) -> Reply {
+    answer(
+        app,
+        &[
+            ("authz", authz),
+            ("csrf", csrf),
+            ("passphrase", passphrase),
+            ("decision", "approve"),
+        ],
+    )
+    .await
+}
+
+/// A public client's refresh.
+async fn refresh_grant(app: &TestApp, client: &str, refresh_token: &str) -> Reply {
+    token(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client),
+        ],
+    )
+    .await
+}
+
 async fn token(app: &TestApp, form: &[(&str, &str)]) -> Reply {
     reply(
         app.http
@@ -393,16 +420,7 @@ async fn an_mcp_client_registers_consents_calls_tools_and_refreshes() {
     assert_eq!(page.header("x-frame-options"), "DENY");
     assert_eq!(page.header("referrer-policy"), "no-referrer");
     let (authz, csrf) = form_fields(&page.text);
-    let r = answer(
-        &app,
-        &[
-            ("authz", &authz),
-            ("csrf", &csrf),
-            ("passphrase", PASSPHRASE),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let r = approve(&app, &authz, &csrf, PASSPHRASE).await;
     assert_eq!(r.status, 303, "never 307: {}", r.text);
     let q = query_of(&r.header("location"));
     assert_eq!(q["state"], "st4te");
@@ -458,54 +476,22 @@ async fn an_mcp_client_registers_consents_calls_tools_and_refreshes() {
         .await
         .expect_error(401, "unauthorized");
     // Refresh rotates; the new access token works.
-    let r = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client),
-        ],
-    )
-    .await;
+    let r = refresh_grant(&app, &client, &refresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let access2 = r.json()["access_token"].as_str().unwrap().to_owned();
     let refresh2 = r.json()["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh2, refresh);
     mcp_session(&app, &access2).await;
     // A concurrent refresh within the grace period is not reuse…
-    let r = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client),
-        ],
-    )
-    .await;
+    let r = refresh_grant(&app, &client, &refresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // …but reuse after it revokes the whole family.
     app.clock.advance(Duration::from_secs(10));
-    let r = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client),
-        ],
-    )
-    .await;
+    let r = refresh_grant(&app, &client, &refresh).await;
     oauth_error(&r, 400, "invalid_grant");
     let (r, _) = mcp(&app, &access2, None, json!({})).await;
     assert_eq!(r.status, 401, "family revoked: {}", r.text);
-    let r = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh2),
-            ("client_id", &client),
-        ],
-    )
-    .await;
+    let r = refresh_grant(&app, &client, &refresh2).await;
     oauth_error(&r, 400, "invalid_grant");
 }
 
@@ -547,16 +533,7 @@ async fn the_consent_form_refuses_wrong_passphrases_replays_and_other_origins() 
     assert_eq!(r.status, 400);
     assert_eq!(r.header("location"), "");
     // Wrong passphrase: the form again, with a new CSRF token.
-    let r = answer(
-        &app,
-        &[
-            ("authz", &authz),
-            ("csrf", &csrf),
-            ("passphrase", "wrong passphrase"),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let r = approve(&app, &authz, &csrf, "wrong passphrase").await;
     assert_eq!(r.status, 401);
     assert!(
         r.text.contains("That passphrase is not right"),
@@ -566,29 +543,11 @@ async fn the_consent_form_refuses_wrong_passphrases_replays_and_other_origins() 
     let (_, csrf2) = form_fields(&r.text);
     assert_ne!(csrf2, csrf);
     // The used CSRF token cannot be replayed, even with the right passphrase.
-    let r = answer(
-        &app,
-        &[
-            ("authz", &authz),
-            ("csrf", &csrf),
-            ("passphrase", PASSPHRASE),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let r = approve(&app, &authz, &csrf, PASSPHRASE).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.header("location"), "");
     // Each failure makes the next attempt wait: now even the right passphrase is held back.
-    let r = answer(
-        &app,
-        &[
-            ("authz", &authz),
-            ("csrf", &csrf2),
-            ("passphrase", PASSPHRASE),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let r = approve(&app, &authz, &csrf2, PASSPHRASE).await;
     assert_eq!(r.status, 429, "{}", r.text);
     assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
     let (_, csrf3) = form_fields(&r.text);
@@ -616,16 +575,7 @@ async fn the_consent_form_refuses_wrong_passphrases_replays_and_other_origins() 
     let page = authorize(&app, &authorize_query(&client, &[])).await;
     let (authz, csrf) = form_fields(&page.text);
     app.clock.advance(Duration::from_secs(601));
-    let r = answer(
-        &app,
-        &[
-            ("authz", &authz),
-            ("csrf", &csrf),
-            ("passphrase", PASSPHRASE),
-            ("decision", "approve"),
-        ],
-    )
-    .await;
+    let r = approve(&app, &authz, &csrf, PASSPHRASE).await;
     assert_eq!(r.status, 400);
 }
 
@@ -809,15 +759,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_what_was_asked() {
     assert_eq!(r.status, 401, "{}", r.text);
     let refresh = first.json()["refresh_token"].as_str().unwrap().to_owned();
     oauth_error(
-        &token(
-            &app,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh),
-                ("client_id", &client),
-            ],
-        )
-        .await,
+        &refresh_grant(&app, &client, &refresh).await,
         400,
         "invalid_grant",
     );
