@@ -50,6 +50,20 @@ fn node() -> Option<PathBuf> {
     node.exists().then_some(node)
 }
 
+/// The contents of a ready file once `what` has written it (30 s at most).
+fn wait_for_file(path: &Path, what: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_owned();
+        }
+        assert!(Instant::now() < until, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -88,14 +102,7 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("starting agentgate under setsid");
-        let until = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(addr) = std::fs::read_to_string(&ready) {
-                break addr.trim().to_owned();
-            }
-            assert!(Instant::now() < until, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let addr = wait_for_file(&ready, "the daemon");
         // The daemon case: its own session, no controlling terminal.
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
         let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
@@ -430,16 +437,7 @@ fn the_conformance_suite_server_scenarios_pass() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&ready)
-            && !p.is_empty()
-        {
-            break p;
-        }
-        assert!(Instant::now() < until, "the forwarder did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let port = wait_for_file(&ready, "the forwarder");
     let url = format!("http://127.0.0.1:{port}/mcp");
     let mut failures = Vec::new();
     for scenario in SERVER_SCENARIOS {

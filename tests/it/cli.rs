@@ -851,17 +851,13 @@ async fn oauth_clients_and_remembered_consent_are_listed_and_revoked_from_the_cl
         .text()
         .await
         .unwrap();
-    let field = |name: &str| {
-        let marker = format!(r#"name="{name}" value=""#);
-        let start = page.find(&marker).unwrap() + marker.len();
-        page[start..start + page[start..].find('"').unwrap()].to_owned()
-    };
+    let (authz, csrf) = crate::oauth::form_fields(&page);
     let answer = http
         .post(format!("{}/authorize", daemon.url))
         .header("origin", &daemon.url)
         .form(&[
-            ("authz", field("authz")),
-            ("csrf", field("csrf")),
+            ("authz", authz),
+            ("csrf", csrf),
             ("passphrase", "correct horse battery".to_owned()),
             ("decision", "approve".to_owned()),
             ("remember", "yes".to_owned()),

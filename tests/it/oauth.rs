@@ -30,7 +30,7 @@ fn query_of(location: &str) -> HashMap<String, String> {
 }
 
 /// The hidden fields of a consent form.
-fn form_fields(page: &str) -> (String, String) {
+pub fn form_fields(page: &str) -> (String, String) {
     let field = |name: &str| {
         let marker = format!(r#"name="{name}" value=""#);
         let start = page
