@@ -252,20 +252,13 @@ impl Authenticator {
             Expiry::Never => None,
             Expiry::After(d) => Some(now.plus(d)),
         };
-        let secret = Secret::mint().map_err(Error::Random)?;
+        let (secret, row) = mint_row(request.name, scopes, now)?;
         let row = TokenRow {
-            id: secret::new_id("tok_").map_err(Error::Random)?,
-            name: request.name,
-            secret_hash: secret.hash().0,
-            scopes,
-            created_at: now,
             expires_at,
-            last_used_at: None,
-            revoked_at: None,
             // The creating token, for the record; a web session is not a token, so a token it
             // creates has no creating token (the audit names the session).
             created_by: (creator.kind == CredentialKind::Token).then(|| creator.token_id.clone()),
-            oauth: None,
+            ..row
         };
         match self.store.insert_token(&row).await {
             Ok(()) => Ok((secret, row)),
@@ -308,19 +301,8 @@ impl Authenticator {
         {
             return Ok(Arc::new(principal_of(&row)));
         }
-        let secret = Secret::mint().map_err(Error::Random)?;
-        let row = TokenRow {
-            id: secret::new_id("tok_").map_err(Error::Random)?,
-            name: name.to_owned(),
-            secret_hash: secret.hash().0,
-            scopes,
-            created_at: self.clock.now(),
-            expires_at: None,
-            last_used_at: None,
-            revoked_at: None,
-            created_by: None,
-            oauth: None,
-        };
+        // The secret is dropped unseen: nobody ever presents this token.
+        let (_, row) = mint_row(name.to_owned(), scopes, self.clock.now())?;
         match self.store.insert_token(&row).await {
             Ok(()) => Ok(Arc::new(principal_of(&row))),
             Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(name.to_owned())),
@@ -339,19 +321,11 @@ impl Authenticator {
         if self.store.count_tokens().await? > 0 {
             return Ok((path, false));
         }
-        let secret = Secret::mint().map_err(Error::Random)?;
-        let row = TokenRow {
-            id: secret::new_id("tok_").map_err(Error::Random)?,
-            name: OWNER_TOKEN_NAME.to_owned(),
-            secret_hash: secret.hash().0,
-            scopes: [Scope::Admin].into_iter().collect(),
-            created_at: self.clock.now(),
-            expires_at: None,
-            last_used_at: None,
-            revoked_at: None,
-            created_by: None,
-            oauth: None,
-        };
+        let (secret, row) = mint_row(
+            OWNER_TOKEN_NAME.to_owned(),
+            [Scope::Admin].into_iter().collect(),
+            self.clock.now(),
+        )?;
         // The file first: a token nobody can read is worse than none, and on the next start
         // an empty store tries again.
         write_private(&path, secret.expose()).map_err(|e| BootstrapError::File(path.clone(), e))?;
@@ -390,6 +364,29 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// A new secret and the row that stores its hash: a fresh `tok_` id, created `now`, no expiry,
+/// no creator, not an OAuth token (callers set what differs).
+pub fn mint_row(
+    name: String,
+    scopes: ScopeSet,
+    now: Timestamp,
+) -> Result<(Secret, TokenRow), Error> {
+    let secret = Secret::mint().map_err(Error::Random)?;
+    let row = TokenRow {
+        id: secret::new_id("tok_").map_err(Error::Random)?,
+        name,
+        secret_hash: secret.hash().0,
+        scopes,
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        created_by: None,
+        oauth: None,
+    };
+    Ok((secret, row))
 }
 
 fn principal_of(row: &TokenRow) -> Principal {

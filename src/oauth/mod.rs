@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::auth::secret::{self, Secret, TokenHash};
+use crate::auth::secret::{self, TokenHash};
 use crate::auth::{Authenticator, Principal};
 use crate::clock::{Clock, Timestamp};
 use crate::store::oauth::{
@@ -949,9 +949,9 @@ impl OAuth {
         scopes: ScopeSet,
     ) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
-        let access = Secret::mint().map_err(|_| Error::Random)?;
+        let (access, row) =
+            crate::auth::mint_row(String::new(), scopes, now).map_err(|_| Error::Random)?;
         let refresh = random(REFRESH_PREFIX)?;
-        let token_id = id("tok_")?;
         let label: String = client
             .name
             .as_deref()
@@ -961,20 +961,14 @@ impl OAuth {
             .take(24)
             .collect();
         let row = TokenRow {
-            name: format!("oauth.{label}.{}", &token_id[4..]),
-            id: token_id,
-            secret_hash: access.hash().0,
-            scopes,
-            created_at: now,
+            name: format!("oauth.{label}.{}", &row.id[4..]),
             expires_at: Some(now.plus(self.settings.access_ttl)),
-            last_used_at: None,
-            revoked_at: None,
-            created_by: None,
             oauth: Some(OAuthBinding {
                 client_id: client.id.clone(),
                 audience: family.resource.clone(),
                 family_id: family.id.clone(),
             }),
+            ..row
         };
         let refresh_row = RefreshRow {
             token_hash: TokenHash::of(&refresh).0,
