@@ -190,30 +190,6 @@ fn view_json(view: &PermissionView) -> Value {
 }
 
 impl Gate {
-    async fn decide(
-        &self,
-        who: &Principal,
-        request: NewPermission,
-        wait: Duration,
-        until_decided: bool,
-    ) -> Result<PermissionView, broker::Error> {
-        let mut view = self.broker.create(who, request).await?;
-        let mut left = wait;
-        while view.status == Status::Pending && (until_decided || !left.is_zero()) {
-            let step = if until_decided {
-                broker::MAX_WAIT
-            } else {
-                left.min(broker::MAX_WAIT)
-            };
-            view = self.broker.wait(who, &view.id, step).await?;
-            left = left.saturating_sub(step);
-            if *self.broker.stopping().borrow() {
-                break;
-            }
-        }
-        Ok(view)
-    }
-
     async fn request_permission(&self, who: &Principal, mut args: JsonObject) -> CallToolResult {
         let wait = match args.remove("wait") {
             None | Some(Value::Null) => DEFAULT_WAIT,
@@ -226,7 +202,7 @@ impl Gate {
             Ok(r) => r,
             Err(e) => return failure(format!("invalid request: {e}")),
         };
-        match self.decide(who, request, wait, false).await {
+        match self.broker.ask_and_wait(who, request, Some(wait)).await {
             Ok(view) => text(view_json(&view), false),
             Err(e) => failure(e),
         }
@@ -240,13 +216,14 @@ impl Gate {
             return failure("`input` must be an object");
         };
         let request = claude_request(tool_name, input);
-        let view = match self.decide(who, request, Duration::ZERO, true).await {
+        let view = match self.broker.ask_and_wait(who, request, None).await {
             Ok(view) => view,
             Err(broker::Error::Invalid(_)) => {
                 // The mapped request did not validate (a relative path, say): ask about the
                 // tool call as such instead.
                 match self
-                    .decide(who, tool_request(tool_name, input), Duration::ZERO, true)
+                    .broker
+                    .ask_and_wait(who, tool_request(tool_name, input), None)
                     .await
                 {
                     Ok(view) => view,

@@ -310,6 +310,29 @@ impl Broker {
         Ok(row)
     }
 
+    /// An agent asks and waits for the decision: up to `max`, or with `None` until it is decided
+    /// (by a person, a rule or its timeout) or the daemon stops. Returns the request as it then
+    /// stands, pending if the wait ran out.
+    pub async fn ask_and_wait(
+        &self,
+        who: &Principal,
+        request: NewPermission,
+        max: Option<Duration>,
+    ) -> Result<PermissionView, Error> {
+        // Boxed: a long wait parks here, and should not carry the creation's state with it.
+        let mut view = Box::pin(self.create(who, request)).await?;
+        let mut left = max;
+        while view.status == Status::Pending
+            && left.is_none_or(|l| !l.is_zero())
+            && !*self.stopping().borrow()
+        {
+            let step = left.map_or(MAX_WAIT, |l| l.min(MAX_WAIT));
+            view = self.wait(who, &view.id, step).await?;
+            left = left.map(|l| l.saturating_sub(step));
+        }
+        Ok(view)
+    }
+
     /// Waits up to `max` (capped at [`MAX_WAIT`]) for `id` to be decided; returns it either way.
     pub async fn wait(
         &self,

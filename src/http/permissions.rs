@@ -84,15 +84,8 @@ pub async fn create_permission(
     wait: Result<Query<WaitQuery>, QueryRejection>,
     JsonBody(request): JsonBody<NewPermission>,
 ) -> Result<(StatusCode, Json<PermissionView>), ApiError> {
-    let wait = query(wait)?.wait.unwrap_or(0);
-    // Boxed: a long-poll parks in `wait`, and should not carry the creation's state with it.
-    let mut view = Box::pin(state.broker.create(&who, request)).await?;
-    if view.status == Status::Pending && wait > 0 {
-        view = state
-            .broker
-            .wait(&who, &view.id, Duration::from_secs(wait))
-            .await?;
-    }
+    let wait = Duration::from_secs(query(wait)?.wait.unwrap_or(0)).min(crate::broker::MAX_WAIT);
+    let view = state.broker.ask_and_wait(&who, request, Some(wait)).await?;
     Ok(respond(view))
 }
 
@@ -195,20 +188,7 @@ pub async fn openwork_permission(
         agent: Some("openwork".into()),
         ..NewPermission::default()
     };
-    let outcome = async {
-        let mut view = state.broker.create(&who, request).await?;
-        while view.status == Status::Pending {
-            view = state
-                .broker
-                .wait(&who, &view.id, crate::broker::MAX_WAIT)
-                .await?;
-            if *state.broker.stopping().borrow() {
-                break;
-            }
-        }
-        Ok::<_, crate::broker::Error>(view)
-    }
-    .await;
+    let outcome = state.broker.ask_and_wait(&who, request, None).await;
     match outcome {
         Ok(view) if view.status == Status::Timeout => (
             StatusCode::REQUEST_TIMEOUT,
