@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
-use super::routes::CORS_PATHS;
+use super::routes::{CORS_PATHS, MCP_PATH};
 
 /// Scripts, styles and connections from our own origin only; no inline script or style; never
 /// framed; forms post only to us.
@@ -146,7 +146,7 @@ fn check(hosts: &HostPolicy, req: &Request, cors: bool) -> Result<(), ApiError> 
     }
     // Open-CORS paths take any origin (they hold no cookie-borne authority). `/mcp` checks the
     // Origin on every method, as the MCP transport requires against DNS rebinding.
-    if !cors && (!is_safe(req.method()) || req.uri().path() == "/mcp") {
+    if !cors && (!is_safe(req.method()) || req.uri().path() == MCP_PATH) {
         check_origin(headers, host)?;
     }
     let declared = headers

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, oauth_error};
 use super::permissions::path;
+use super::routes::MCP_PATH;
 use super::web::{Refusal, html, views};
 use crate::auth::Principal;
 use crate::oauth::{self, Authorize, AuthorizeParams, ClientCredentials, Pending, TokenRequest};
@@ -40,7 +41,7 @@ pub fn origin(headers: &HeaderMap) -> String {
 
 /// The MCP endpoint's resource identifier for this request.
 fn mcp_resource(origin: &str) -> String {
-    format!("{origin}/mcp")
+    format!("{origin}{MCP_PATH}")
 }
 
 /// A requested `resource` in canonical form, if it is our MCP endpoint under this request's host
@@ -51,7 +52,7 @@ fn canonical_resource(origin: &str, requested: &str) -> Option<String> {
     let same = asked.scheme() == ours.scheme()
         && asked.host() == ours.host()
         && asked.port_or_known_default() == ours.port_or_known_default()
-        && matches!(asked.path(), "/mcp" | "/mcp/")
+        && asked.path().strip_suffix('/').unwrap_or(asked.path()) == MCP_PATH
         && asked.query().is_none()
         && asked.fragment().is_none();
     same.then(|| mcp_resource(origin))

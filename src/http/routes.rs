@@ -138,6 +138,9 @@ impl Route {
     }
 }
 
+/// The MCP endpoint (also the OAuth resource: `http://<host>/mcp`).
+pub const MCP_PATH: &str = "/mcp";
+
 /// Who may use `/mcp` at all: agents (`request`) and approvers (`approve`); each tool then needs
 /// its own scope (see `mcp::required_scope`).
 pub const MCP: Access = Access::AnyOf(&[Scope::Request, Scope::Approve]);
@@ -273,9 +276,9 @@ pub fn table() -> Vec<Route> {
             oauth::revoke_grant,
         ),
         // The MCP endpoint (streamable HTTP): agents ask, approvers answer.
-        Route::new(Post, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
-        Route::new(Get, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
-        Route::new(Delete, "/mcp", MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Post, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Get, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Delete, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
         // Drop-in for the OpenWork Permission API.
         Route::new(
             Post,
