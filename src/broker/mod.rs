@@ -10,6 +10,7 @@ pub mod normalize;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -99,6 +100,9 @@ pub struct Broker {
     waiters: Mutex<HashMap<String, watch::Sender<()>>>,
     events: broadcast::Sender<Arc<AuditEntry>>,
     wake_expirer: Notify,
+    /// When the expirer next wakes by itself (ms since the epoch), so a new request wakes it only
+    /// if its deadline comes sooner; `i64::MIN` while the expirer is looking at the store.
+    expirer_wakes_at: AtomicI64,
     stopping: watch::Sender<bool>,
 }
 
@@ -122,6 +126,7 @@ impl Broker {
             waiters: Mutex::new(HashMap::new()),
             events,
             wake_expirer: Notify::new(),
+            expirer_wakes_at: AtomicI64::new(i64::MIN),
             stopping: watch::channel(false).0,
         };
         broker.reload_policy().await?;
@@ -135,6 +140,8 @@ impl Broker {
         tokio::spawn(async move {
             loop {
                 let Some(b) = broker.upgrade() else { return };
+                // A request created from here on wakes the next sleep at once (its permit is kept).
+                b.expirer_wakes_at.store(i64::MIN, Ordering::SeqCst);
                 if let Err(err) = b.expire_due().await {
                     tracing::error!(error = %err, "expiring pending requests failed");
                 }
@@ -142,10 +149,13 @@ impl Broker {
                     Ok(Some(at)) => at.since(b.clock.now()).min(Duration::from_secs(60)),
                     _ => Duration::from_secs(60),
                 };
+                let wait = wait.max(Duration::from_millis(5));
+                b.expirer_wakes_at
+                    .store(b.clock.now().plus(wait).as_millis(), Ordering::SeqCst);
                 let stopped = b.until_stopped();
                 tokio::select! {
                     _ = b.wake_expirer.notified() => {}
-                    _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stopped => {}
                 }
                 if *b.stopping.borrow() {
@@ -277,7 +287,8 @@ impl Broker {
         }
         let rows = self.store.insert_permission(&row, entries).await?;
         self.publish(rows);
-        if !decided {
+        if deadline.is_some_and(|at| at.as_millis() < self.expirer_wakes_at.load(Ordering::SeqCst))
+        {
             self.wake_expirer.notify_one();
         }
         self.view(row).await

@@ -359,7 +359,7 @@ async fn timeouts_are_explicit_outcomes_never_a_persons_denial() {
 }
 
 #[tokio::test]
-async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout() {
+async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout_behind_a_later_deadline() {
     let app = spawn_app_with(RULES).await;
     let a = actors(&app).await;
     // The system clock drives this one: a real second passes.
@@ -386,9 +386,34 @@ async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout() {
         .json()
         .await
         .unwrap();
+    let token = agent["token"].as_str().unwrap();
+    // A later deadline first: the expirer plans to sleep until it (or a minute), and the shorter
+    // deadline that follows must wake it sooner.
+    let long: Value = http
+        .post(format!("http://{addr}/api/v1/permissions"))
+        .bearer_auth(token)
+        .json(&json!({"kind": "shell", "command": "make long", "timeout": 3600}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(long["status"], "pending");
+    // Nobody waits on or reads this one: only the expirer can time it out.
+    let unwatched: Value = http
+        .post(format!("http://{addr}/api/v1/permissions"))
+        .bearer_auth(token)
+        .json(&json!({"kind": "shell", "command": "make unwatched", "timeout": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let resp = http
         .post(format!("http://{addr}/api/v1/permissions?wait=20"))
-        .bearer_auth(agent["token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&shell("make slow"))
         .send()
         .await
@@ -396,6 +421,37 @@ async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout() {
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["status"], "timeout");
+    let still: Value = http
+        .get(format!(
+            "http://{addr}/api/v1/permissions/{}",
+            long["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "pending");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audit: Value = http
+        .get(format!("http://{addr}/api/v1/audit"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let timed_out: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "permission.decided" && e["data"]["status"] == "timeout")
+        .map(|e| &e["subject"])
+        .collect();
+    assert!(timed_out.contains(&&unwatched["id"]), "{audit}");
     let _ = a;
 }
 
