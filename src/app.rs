@@ -7,7 +7,6 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use std::sync::Arc;
@@ -142,9 +141,6 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         // Long-polls and event streams end when shutdown begins, so in-flight requests finish.
         let broker = self.broker.clone();
         let shutdown = async move {
@@ -152,23 +148,14 @@ impl App {
             broker.begin_shutdown();
         };
         if let Some((listener, router)) = self.openwork {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
             let stopped = self.broker.until_stopped();
             tokio::spawn(async move {
-                let served = axum::serve(listener, service)
-                    .with_graceful_shutdown(stopped)
-                    .await;
-                if let Err(e) = served {
+                if let Err(e) = http::serve::serve(listener, router, stopped).await {
                     tracing::error!(error = %e, "the [compat.openwork] listener failed");
                 }
             });
         }
-        // Small answers (a decision, an SSE event) go out at once rather than waiting on Nagle.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
+        http::serve::serve(self.listener, self.router, shutdown)
             .await
             .context("serving HTTP")
     }

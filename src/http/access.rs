@@ -56,7 +56,8 @@ pub(super) async fn require(
             cookie: false,
         })
     } else {
-        authenticate(&state, req.headers(), req.method()).await
+        // Boxed: a long-poll parks below in `next.run`, and should not carry this state with it.
+        Box::pin(authenticate(&state, req.headers(), req.method())).await
     };
     let found = found.and_then(|(principal, session)| {
         audience_check(&principal, mcp.as_ref())?;

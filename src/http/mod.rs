@@ -18,6 +18,7 @@ mod passphrase;
 mod permissions;
 pub mod routes;
 mod rules;
+pub mod serve;
 mod system;
 mod tokens;
 mod web;

@@ -85,7 +85,8 @@ pub async fn create_permission(
     JsonBody(request): JsonBody<NewPermission>,
 ) -> Result<(StatusCode, Json<PermissionView>), ApiError> {
     let wait = Duration::from_secs(query(wait)?.wait.unwrap_or(0)).min(crate::broker::MAX_WAIT);
-    let view = state.broker.ask_and_wait(&who, request, Some(wait)).await?;
+    // Boxed here and below: what a parked long-poll holds is this handler's state plus the wait's.
+    let view = Box::pin(state.broker.ask_and_wait(&who, request, Some(wait))).await?;
     Ok(respond(view))
 }
 
@@ -99,12 +100,9 @@ pub async fn get_permission(
     let id = path(id)?;
     let wait = query(wait)?.wait.unwrap_or(0);
     let view = if wait > 0 {
-        state
-            .broker
-            .wait(&who, &id, Duration::from_secs(wait))
-            .await?
+        Box::pin(state.broker.wait(&who, &id, Duration::from_secs(wait))).await?
     } else {
-        state.broker.get(&who, &id).await?
+        Box::pin(state.broker.get(&who, &id)).await?
     };
     Ok(respond(view))
 }

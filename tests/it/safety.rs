@@ -139,3 +139,30 @@ async fn oversized_bodies_are_413_before_auth_and_responses_carry_safety_headers
     assert_eq!(reply.header("x-content-type-options"), "nosniff");
     assert_eq!(reply.header("content-type"), "application/json");
 }
+
+#[tokio::test]
+async fn a_request_with_too_many_headers_is_refused_with_431() {
+    let app = spawn_app().await;
+    let many: String = (0..agentgate::http::serve::MAX_HEADERS + 1)
+        .map(|i| format!("X-Filler-{i}: {i}\r\n"))
+        .collect();
+    let (code, _) = app
+        .raw(&format!(
+            "POST /api/v1/tokens HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{many}Content-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{{\"name\":\"many\"}}",
+            app.addr, app.admin
+        ))
+        .await;
+    assert_eq!(code, 431);
+    assert!(!app.token_names().await.contains(&"many".to_owned()));
+    // Just under the limit is served.
+    let fewer: String = (0..agentgate::http::serve::MAX_HEADERS - 8)
+        .map(|i| format!("X-Filler-{i}: {i}\r\n"))
+        .collect();
+    let (code, body) = app
+        .raw(&format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\n{fewer}Connection: close\r\n\r\n",
+            app.addr
+        ))
+        .await;
+    assert_eq!(code, 200, "{body}");
+}

@@ -1,0 +1,88 @@
+//! The connection loop under the router: hyper's HTTP/1.1 connection builder, set up here rather
+//! than with `axum::serve`'s defaults, because a gate holds thousands of parked long-polls and must
+//! bound what an idle or slow client can hold.
+//!
+//! - A client has [`HEADER_READ_TIMEOUT`] to send a request's head (slowloris), and an idle
+//!   keep-alive connection is closed after the same time.
+//! - At most [`MAX_HEADERS`] headers per request.
+//! - Replies go out at once (`TCP_NODELAY`): a decision or an event is a small write.
+//! - Shutdown stops accepting, lets requests in flight finish (long-polls and event streams end
+//!   themselves: see `Broker::begin_shutdown`), and closes idle connections.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+/// How long a client may take to send a request's head, or stay idle between requests.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most headers in one request; more is answered 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes what is in flight.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            router.clone().call(request.map(Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A failed accept: the peer's own trouble is skipped; anything else (out of file descriptors)
+/// is logged and waited out, so the loop does not spin.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
