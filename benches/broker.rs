@@ -327,12 +327,17 @@ async fn polls(s: Setup) {
     // Let every poll reach the daemon and park.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let held_rss = rss_kib(d.child.id());
+    // Every poll is a connection the daemon accepted and still holds.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+        .unwrap()
+        .count();
+    assert!(open >= LONG_POLLS, "only {open} descriptors open");
     println!(
         "daemon RSS idle (baseline):          {:8.1} MB",
         idle_rss as f64 / 1024.0
     );
     println!(
-        "daemon RSS with {LONG_POLLS} long-polls held: {:8.1} MB  (+{:.1} KB per poll)",
+        "daemon RSS with {LONG_POLLS} long-polls held: {:8.1} MB  (+{:.1} KB per poll; {open} fds open)",
         held_rss as f64 / 1024.0,
         (held_rss.saturating_sub(idle_rss)) as f64 / LONG_POLLS as f64
     );

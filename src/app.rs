@@ -25,13 +25,13 @@ use agentgate_policy::Scope;
 /// A built daemon, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
-    router: axum::Router,
+    site: http::Site,
     local_addr: SocketAddr,
     admin_token_file: PathBuf,
     admin_token_created: bool,
     store: Store,
     broker: std::sync::Arc<Broker>,
-    openwork: Option<(TcpListener, axum::Router)>,
+    openwork: Option<(TcpListener, http::Site)>,
 }
 
 impl App {
@@ -91,10 +91,10 @@ impl App {
         });
         Ok(App {
             listener,
-            router: http::router(state.clone()),
+            site: http::site(state.clone()),
             openwork: openwork.map(|(listener, bound, principal)| {
                 let hosts = HostPolicy::new(bound.port(), &config.allowed_hosts);
-                (listener, http::openwork_router(state, principal, hosts))
+                (listener, http::openwork_site(state, principal, hosts))
             }),
             broker,
             local_addr,
@@ -147,15 +147,15 @@ impl App {
             shutdown.await;
             broker.begin_shutdown();
         };
-        if let Some((listener, router)) = self.openwork {
+        if let Some((listener, site)) = self.openwork {
             let stopped = self.broker.until_stopped();
             tokio::spawn(async move {
-                if let Err(e) = http::serve::serve(listener, router, stopped).await {
+                if let Err(e) = http::serve::serve(listener, site, stopped).await {
                     tracing::error!(error = %e, "the [compat.openwork] listener failed");
                 }
             });
         }
-        http::serve::serve(self.listener, self.router, shutdown)
+        http::serve::serve(self.listener, self.site, shutdown)
             .await
             .context("serving HTTP")
     }

@@ -90,6 +90,61 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     })
 }
 
+/// What a waiter does after looking at its request.
+enum Look {
+    Done(Box<PermissionView>),
+    Park(tokio::time::Instant),
+}
+
+/// A waiter's interest in one request. When the waiter is done (answered, timed out, or its
+/// client went away), the request's watch is forgotten if nobody else is watching it, so the
+/// waiter map holds only requests that someone waits on.
+struct Interest<'a> {
+    broker: &'a Broker,
+    id: &'a str,
+    rx: Option<watch::Receiver<()>>,
+}
+
+impl<'a> Interest<'a> {
+    fn new(broker: &'a Broker, id: &'a str) -> Self {
+        Interest {
+            broker,
+            id,
+            rx: Some(broker.watch(id)),
+        }
+    }
+
+    /// Resolves when the request may have changed (or its watch was dropped: look again).
+    async fn changed(&mut self) {
+        if let Some(rx) = &mut self.rx {
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// Watches afresh after a change (a decision takes the old watch out of the map).
+    fn renew(&mut self) {
+        self.rx = None;
+        self.rx = Some(self.broker.watch(self.id));
+    }
+}
+
+impl Drop for Interest<'_> {
+    fn drop(&mut self) {
+        self.rx = None;
+        let mut waiters = self
+            .broker
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if waiters
+            .get(self.id)
+            .is_some_and(|s| s.receiver_count() == 0)
+        {
+            waiters.remove(self.id);
+        }
+    }
+}
+
 /// The broker. Shared behind an `Arc`.
 pub struct Broker {
     store: Store,
@@ -168,6 +223,11 @@ impl Broker {
     /// Ends long-polls and event streams so the daemon can stop.
     pub fn begin_shutdown(&self) {
         let _ = self.stopping.send(true);
+        // Waiters park on their request's watch alone: wake them all to see the stop.
+        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for sender in waiters.values() {
+            let _ = sender.send(());
+        }
     }
 
     /// A receiver that turns true when the daemon is stopping.
@@ -345,45 +405,62 @@ impl Broker {
     }
 
     /// Waits up to `max` (capped at [`MAX_WAIT`]) for `id` to be decided; returns it either way.
+    /// A waiter parks holding only its watch receiver and a timer (about 400 bytes), so 10,000
+    /// of them stay small; everything else is looked up again when it wakes.
     pub async fn wait(
         &self,
         who: &Principal,
         id: &str,
         max: Duration,
     ) -> Result<PermissionView, Error> {
-        let max = max.min(MAX_WAIT);
+        let until = tokio::time::Instant::now() + max.min(MAX_WAIT);
         // Check existence and access before registering interest, so unknown ids leave nothing
-        // behind in the waiter map.
-        let first = Box::pin(self.get(who, id)).await?;
-        if first.status != Status::Pending || max.is_zero() {
-            return Ok(first);
+        // behind in the waiter map. (No view is kept in this frame: it would be parked with us.)
+        if let Look::Done(view) = Box::pin(self.look(who, id, until)).await? {
+            return Ok(*view);
         }
-        drop(first);
-        let mut changed = self.watch(id);
-        let stopped = self.until_stopped();
-        tokio::pin!(stopped);
-        let until = tokio::time::Instant::now() + max;
+        // Registered before each look, so a decision made after the look still wakes us.
+        let mut interest = Interest::new(self, id);
         loop {
-            // Boxed so the parked future is small: only the select below lives across the wait.
-            let view = Box::pin(self.get(who, id)).await?;
-            if view.status != Status::Pending || tokio::time::Instant::now() >= until {
-                return Ok(view);
-            }
-            // Hold nothing but the deadline while parked: 10,000 waiters must stay small.
-            let deadline = view.deadline;
-            drop(view);
-            // Wake at the request's own deadline too, to report its timeout.
-            let mut wake = until;
-            if let Some(deadline) = deadline {
-                let left = deadline.since(self.clock.now()) + Duration::from_millis(5);
-                wake = wake.min(tokio::time::Instant::now() + left);
-            }
-            tokio::select! {
-                _ = changed.changed() => { changed = self.watch(id); }
-                _ = tokio::time::sleep_until(wake) => {}
-                _ = &mut stopped => return Box::pin(self.get(who, id)).await,
+            let wake = match Box::pin(self.look(who, id, until)).await? {
+                Look::Done(view) => return Ok(*view),
+                Look::Park(wake) => wake,
+            };
+            if tokio::time::timeout_at(wake, interest.changed())
+                .await
+                .is_ok()
+            {
+                interest.renew();
             }
         }
+    }
+
+    /// One look at a waited-on request: done (decided, the wait is over or the daemon is
+    /// stopping), or when to look again at the latest: at the end of the wait, or just after the
+    /// request's own deadline (to report its timeout).
+    async fn look(
+        &self,
+        who: &Principal,
+        id: &str,
+        until: tokio::time::Instant,
+    ) -> Result<Look, Error> {
+        let view = self.get(who, id).await?;
+        let now = tokio::time::Instant::now();
+        if view.status != Status::Pending || now >= until || *self.stopping.borrow() {
+            return Ok(Look::Done(Box::new(view)));
+        }
+        Ok(Look::Park(match view.deadline {
+            Some(deadline) => {
+                let left = deadline.since(self.clock.now()) + Duration::from_millis(5);
+                until.min(now + left)
+            }
+            None => until,
+        }))
+    }
+
+    /// Requests that parked waiters are watching (each is forgotten once nobody watches it).
+    pub fn watched(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn watch(&self, id: &str) -> watch::Receiver<()> {

@@ -10,12 +10,9 @@
 //!   `Content-Security-Policy` without inline script that forbids framing, `X-Frame-Options: DENY`
 //!   and `Referrer-Policy: no-referrer`.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-use std::sync::Arc;
 
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
@@ -60,17 +57,32 @@ impl HostPolicy {
     }
 }
 
-pub(super) async fn guard(
-    State(hosts): State<Arc<HostPolicy>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// What the guard makes of a request before routing.
+pub(super) enum Screen {
+    /// Route it; `cors`: an open-CORS path (its answer says `Access-Control-Allow-Origin: *`).
+    Pass { cors: bool },
+    /// Answer it at once: a refusal, or a CORS preflight's answer.
+    Answer { response: Response, cors: bool },
+}
+
+/// Checks a request before routing.
+pub(super) fn screen(hosts: &HostPolicy, req: &Request) -> Screen {
     let cors = CORS_PATHS.contains(&req.uri().path());
-    let mut response = match check(&hosts, &req, cors) {
-        Ok(()) if cors && req.method() == Method::OPTIONS => preflight(),
-        Ok(()) => next.run(req).await,
-        Err(err) => err.into_response(),
-    };
+    match check(hosts, req, cors) {
+        Ok(()) if cors && req.method() == Method::OPTIONS => Screen::Answer {
+            response: preflight(),
+            cors,
+        },
+        Ok(()) => Screen::Pass { cors },
+        Err(err) => Screen::Answer {
+            response: err.into_response(),
+            cors,
+        },
+    }
+}
+
+/// The headers every answer carries.
+pub(super) fn secure(response: &mut Response, cors: bool) {
     let headers = response.headers_mut();
     if cors {
         headers.insert(
@@ -96,7 +108,6 @@ pub(super) async fn guard(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    response
 }
 
 /// The answer to a CORS preflight on an open path.

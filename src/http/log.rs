@@ -4,19 +4,15 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
+use axum::http::Method;
 use axum::response::Response;
 
 use super::access::Caller;
 use super::error::ErrorCause;
 
-pub(super) async fn log_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = redacted(req.uri().path());
-    let response = next.run(req).await;
-    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+/// The request's log line, once its answer is known.
+pub(super) fn record(method: &Method, path: &str, started: Instant, response: &Response) {
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let token = response
         .extensions()
         .get::<Caller>()
@@ -34,11 +30,10 @@ pub(super) async fn log_request(req: Request, next: Next) -> Response {
             "request"
         ),
     }
-    response
 }
 
 /// The path as logged: a pairing link's code is replaced.
-fn redacted(path: &str) -> String {
+pub(super) fn redacted(path: &str) -> String {
     match path.strip_prefix("/pair/") {
         Some(rest) if !rest.is_empty() => "/pair/[code]".to_owned(),
         _ => path.to_owned(),

@@ -1,7 +1,7 @@
 //! The HTTP surface: the router built from the scope table, and the layers every request passes.
 //!
-//! Order, outermost first: request log → browser safety (`Host`, `Origin`, credentials in the
-//! URL, body size, response headers) → routing (404/405 for anything not in the table) → the
+//! Order, outermost first: the edge ([`Site::handle`]: request log, then browser safety: `Host`,
+//! `Origin`, credentials in the URL, body size, response headers) → routing (404/405 for anything not in the table) → the
 //! route's access check (401/403) → the handler. Handlers are thin: extract, call a domain
 //! module, map its error through [`error::ApiError`]. This module never touches SQL.
 
@@ -80,8 +80,46 @@ impl Deref for AppState {
     }
 }
 
-/// The daemon's router: exactly the routes of [`routes::table`], each behind its access check.
-pub fn router(state: AppState) -> Router {
+/// What a listener serves: its router behind the edge that every request passes first and
+/// last, the request log and the browser-safety guard. The edge is one plain function around the
+/// router rather than two middleware layers, so a parked long-poll holds one small future here
+/// instead of two boxed layers, each with its own copy of the request.
+#[derive(Clone)]
+pub struct Site {
+    router: Router,
+    hosts: Arc<HostPolicy>,
+}
+
+impl Site {
+    /// Answers one request: log timer → guard (421/400/403/413, preflights) → router → safety
+    /// headers → log line. Never fails (errors are answers); the `Result` is hyper's service
+    /// shape, so the connection holds this future itself rather than a wrapper around it.
+    pub async fn handle(
+        mut self,
+        req: axum::extract::Request,
+    ) -> Result<axum::response::Response, std::convert::Infallible> {
+        use tower_service::Service;
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let path = log::redacted(req.uri().path());
+        let (mut response, cors) = match guard::screen(&self.hosts, &req) {
+            guard::Screen::Pass { cors } => {
+                let response = match self.router.call(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                (response, cors)
+            }
+            guard::Screen::Answer { response, cors } => (response, cors),
+        };
+        guard::secure(&mut response, cors);
+        log::record(&method, &path, started, &response);
+        Ok(response)
+    }
+}
+
+/// The daemon's site: exactly the routes of [`routes::table`], each behind its access check.
+pub fn site(state: AppState) -> Site {
     let mut router = Router::new();
     for route in routes::table() {
         let check = from_fn_with_state(
@@ -90,22 +128,21 @@ pub fn router(state: AppState) -> Router {
         );
         router = router.route(route.path, route.handler.route_layer(check));
     }
-    router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(from_fn_with_state(
-            Arc::new(state.hosts.clone()),
-            guard::guard,
-        ))
-        .layer(from_fn(log::log_request))
-        .with_state(state)
+    let hosts = Arc::new(state.hosts.clone());
+    Site {
+        router: router
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+            .with_state(state),
+        hosts,
+    }
 }
 
 /// The opt-in OpenWork listener: only `POST /permission`, with no credential, every request made
 /// as `principal` (a `request`-only service token). Loopback only, with the same Host and Origin
 /// checks as the main listener. Weaker by design: any local process can ask (never answer).
-pub fn openwork_router(state: AppState, principal: Arc<Principal>, hosts: HostPolicy) -> Router {
+pub fn openwork_site(state: AppState, principal: Arc<Principal>, hosts: HostPolicy) -> Site {
     let as_service = move |mut req: axum::extract::Request, next: axum::middleware::Next| {
         let principal = principal.clone();
         async move {
@@ -115,18 +152,19 @@ pub fn openwork_router(state: AppState, principal: Arc<Principal>, hosts: HostPo
             response
         }
     };
-    Router::new()
-        .route(
-            "/permission",
-            axum::routing::post(permissions::openwork_permission),
-        )
-        .route_layer(from_fn(as_service))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(from_fn_with_state(Arc::new(hosts), guard::guard))
-        .layer(from_fn(log::log_request))
-        .with_state(state)
+    Site {
+        router: Router::new()
+            .route(
+                "/permission",
+                axum::routing::post(permissions::openwork_permission),
+            )
+            .route_layer(from_fn(as_service))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+            .with_state(state),
+        hosts: Arc::new(hosts),
+    }
 }
 
 async fn not_found() -> ApiError {

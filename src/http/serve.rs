@@ -13,16 +13,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tower_service::Service;
+
+use super::Site;
 
 /// How long a client may take to send a request's head, or stay idle between requests.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,10 +31,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most headers in one request; more is answered 431.
 pub const MAX_HEADERS: usize = 64;
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes what is in flight.
+/// Serves `site` on `listener` until `shutdown` completes, then finishes what is in flight.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    site: Site,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
@@ -54,19 +55,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let router = router.clone();
+        let site = site.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().call(request.map(Body::new))
+            site.clone().handle(request.map(Body::new))
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        // `map`, not an async block around `.await`: the block would hold the connection twice
+        // (once captured, once awaited), and 10,000 parked long-polls would pay for both.
+        tokio::spawn(connection.map(move |served| {
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     graceful.shutdown().await;

@@ -1260,3 +1260,70 @@ async fn an_event_stream_ends_when_its_token_is_revoked() {
         .await
         .expect_error(401, "unauthorized");
 }
+
+/// Polls `f` until it holds (a condition the daemon reaches on its own time).
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
+    let mut app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let long_poll = |id: String| {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/permissions/{id}?wait=100", app.base);
+        let token = a.agent.clone();
+        tokio::spawn(async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        })
+    };
+    let one = ask(&app, &a.agent, shell("make one")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let two = ask(&app, &a.agent, shell("make two")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = long_poll(one.clone());
+    let abandoned = long_poll(two);
+    eventually("both requests watched", || app.broker.watched() == 2).await;
+
+    // A client that goes away: its waiter ends with its connection.
+    abandoned.abort();
+    eventually("the abandoned watch forgotten", || {
+        app.broker.watched() == 1
+    })
+    .await;
+
+    // An answer releases the other, and nothing stays in the waiter map.
+    let r = app
+        .post(
+            &format!("/api/v1/permissions/{one}/reply"),
+            Some(&a.approver),
+            json!({"decision": "allow"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (status, v) = answered.await.unwrap();
+    assert_eq!((status, v["status"].as_str()), (200, Some("allowed")));
+    eventually("no watch left", || app.broker.watched() == 0).await;
+
+    // Shutdown answers a parked long-poll at once with the request as it stands.
+    let three = ask(&app, &a.agent, shell("make three")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parked = long_poll(three);
+    eventually("the third watched", || app.broker.watched() == 1).await;
+    app.shutdown().await; // fails after 10 s if the long-poll holds it up
+    let (status, v) = parked.await.unwrap();
+    assert_eq!((status, v["status"].as_str()), (202, Some("pending")));
+}
