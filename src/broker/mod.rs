@@ -405,8 +405,8 @@ impl Broker {
     }
 
     /// Waits up to `max` (capped at [`MAX_WAIT`]) for `id` to be decided; returns it either way.
-    /// A waiter parks holding only its watch receiver and a timer (about 400 bytes), so 10,000
-    /// of them stay small; everything else is looked up again when it wakes.
+    /// A waiter parks holding only its watch receiver and a timer, so 10,000 of them stay small;
+    /// everything else is looked up again when it wakes.
     pub async fn wait(
         &self,
         who: &Principal,
