@@ -1,8 +1,8 @@
 //! The HTTP surface: the router built from the scope table, and the layers every request passes.
 //!
 //! Order, outermost first: the edge ([`Site::handle`]: request log, then browser safety: `Host`,
-//! `Origin`, credentials in the URL, body size, response headers) → routing (404/405 for anything not in the table) → the
-//! route's access check (401/403) → the handler. Handlers are thin: extract, call a domain
+//! `Origin`, credentials in the URL, body size, response headers) → routing (404/405 for anything
+//! not in the table) → the route's access check (401/403) → the handler. Handlers are thin: extract, call a domain
 //! module, map its error through [`error::ApiError`]. This module never touches SQL.
 
 mod access;
