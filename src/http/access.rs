@@ -6,14 +6,19 @@
 //! Page routes answer a missing credential with a redirect to the sign-in page and a missing
 //! scope with an HTML page; API routes answer both in the JSON error shape.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use subtle::ConstantTimeEq;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::AppState;
 use super::error::ApiError;
@@ -39,13 +44,120 @@ pub struct WebSession {
     pub csrf: String,
 }
 
-pub(super) async fn require(
-    State((state, access, surface)): State<(AppState, Access, Surface)>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The access check of one route, as a layer over its handler (`MethodRouter::route_layer`).
+/// Written out as a service with its own small future rather than `from_fn`: a parked long-poll
+/// holds this layer's future, and `from_fn`'s keeps two copies of the request and a boxed `Next`
+/// for the whole wait.
+#[derive(Clone)]
+pub(super) struct Require {
+    pub(super) state: AppState,
+    pub(super) access: Access,
+    pub(super) surface: Surface,
+}
+
+impl<S> Layer<S> for Require {
+    type Service = Checked<S>;
+
+    fn layer(&self, inner: S) -> Checked<S> {
+        Checked {
+            inner,
+            rule: self.clone(),
+        }
+    }
+}
+
+/// A route's handler behind its access check.
+#[derive(Clone)]
+pub(super) struct Checked<S> {
+    inner: S,
+    rule: Require,
+}
+
+impl<S> Service<Request> for Checked<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CheckFuture<S>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> CheckFuture<S> {
+        let Require {
+            state,
+            access,
+            surface,
+        } = self.rule.clone();
+        CheckFuture::Admitting {
+            admit: Box::pin(admit(state, access, surface, req)),
+            inner: Some(self.inner.clone()),
+        }
+    }
+}
+
+/// The outcome of the check: the request, with its principal (and web session) attached, to be
+/// handled; or the answer that refuses it.
+type Admitted = Result<(Request, Option<Caller>), Response>;
+
+pin_project! {
+    /// Checking (boxed: it ends before the handler starts), then the handler's own future and the
+    /// caller to put on its response.
+    #[project = CheckProj]
+    pub(super) enum CheckFuture<S: Service<Request>> {
+        Admitting {
+            admit: Pin<Box<dyn Future<Output = Admitted> + Send>>,
+            inner: Option<S>,
+        },
+        Handling {
+            #[pin]
+            handled: S::Future,
+            caller: Option<Caller>,
+        },
+    }
+}
+
+impl<S> Future for CheckFuture<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                CheckProj::Admitting { admit, inner } => {
+                    let (req, caller) = match ready!(admit.as_mut().poll(cx)) {
+                        Ok(admitted) => admitted,
+                        Err(refusal) => return Poll::Ready(Ok(refusal)),
+                    };
+                    let Some(mut inner) = inner.take() else {
+                        // Polled again after handing the request on: never happens.
+                        return Poll::Ready(Ok(
+                            ApiError::internal("access check reused").into_response()
+                        ));
+                    };
+                    let handled = inner.call(req);
+                    self.set(CheckFuture::Handling { handled, caller });
+                }
+                CheckProj::Handling { handled, caller } => {
+                    let mut response = ready!(handled.poll(cx))?;
+                    if let Some(caller) = caller.take() {
+                        response.extensions_mut().insert(caller);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+/// Authenticates `req` and checks its scopes against the route's `access`.
+async fn admit(state: AppState, access: Access, surface: Surface, mut req: Request) -> Admitted {
     if access == Access::Public {
-        return next.run(req).await;
+        return Ok((req, None));
     }
     let mcp =
         (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
@@ -56,8 +168,7 @@ pub(super) async fn require(
             cookie: false,
         })
     } else {
-        // Boxed: a long-poll parks below in `next.run`, and should not carry this state with it.
-        Box::pin(authenticate(&state, req.headers(), req.method())).await
+        authenticate(&state, req.headers(), req.method()).await
     };
     let found = found.and_then(|(principal, session)| {
         audience_check(&principal, mcp.as_ref())?;
@@ -66,7 +177,7 @@ pub(super) async fn require(
     let (principal, session) = match found {
         Ok(found) => found,
         Err(failure) => {
-            return match (surface, failure) {
+            return Err(match (surface, failure) {
                 (Surface::Page, Failure::Credential { cookie, .. }) => {
                     web::to_sign_in(req.uri(), cookie)
                 }
@@ -74,29 +185,28 @@ pub(super) async fn require(
                     Some(challenge) => challenge.unauthorized(error).into_response(),
                     None => error.into_response(),
                 },
-            };
+            });
         }
     };
     let caller = Caller(principal.clone());
-    let mut response = if access.allows(&principal.scopes) {
-        req.extensions_mut().insert::<Arc<Principal>>(principal);
-        if let Some(session) = session {
-            req.extensions_mut().insert(session);
-        }
-        next.run(req).await
-    } else {
+    if !access.allows(&principal.scopes) {
         // Every scope the rule names is missing (a refused rule names at least one).
         let required = access.scopes().first().copied().unwrap_or(Scope::Admin);
-        match (surface, &mcp) {
+        let mut refusal = match (surface, &mcp) {
             (_, Some(challenge)) => challenge
                 .insufficient(&principal, access.scopes())
                 .into_response(),
             (Surface::Page, None) => web::forbidden_page(&principal, required, session.as_ref()),
             (_, None) => ApiError::insufficient_scope(required).into_response(),
-        }
-    };
-    response.extensions_mut().insert(caller);
-    response
+        };
+        refusal.extensions_mut().insert(caller);
+        return Err(refusal);
+    }
+    req.extensions_mut().insert::<Arc<Principal>>(principal);
+    if let Some(session) = session {
+        req.extensions_mut().insert(session);
+    }
+    Ok((req, Some(caller)))
 }
 
 /// An OAuth access token is accepted only on the resource it was issued for (RFC 8707): `/mcp`,

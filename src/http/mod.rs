@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn;
 
 use crate::auth::passphrase::Passphrases;
 use crate::auth::session::Sessions;
@@ -122,10 +122,11 @@ impl Site {
 pub fn site(state: AppState) -> Site {
     let mut router = Router::new();
     for route in routes::table() {
-        let check = from_fn_with_state(
-            (state.clone(), route.access, route.surface),
-            access::require,
-        );
+        let check = access::Require {
+            state: state.clone(),
+            access: route.access,
+            surface: route.surface,
+        };
         router = router.route(route.path, route.handler.route_layer(check));
     }
     let hosts = Arc::new(state.hosts.clone());
