@@ -70,6 +70,28 @@ where
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The machine's CPU time so far, as (stolen by the hypervisor, all), from `/proc/stat`.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    (ticks.get(7).copied().unwrap_or(0), ticks.iter().sum())
+}
+
+/// The share of CPU time the hypervisor took since `before`: a tail latency measured on a
+/// virtual machine is only as good as this is low.
+fn steal_since(before: (u64, u64)) -> f64 {
+    let now = cpu_ticks();
+    let all = now.1.saturating_sub(before.1).max(1);
+    100.0 * now.0.saturating_sub(before.0) as f64 / all as f64
+}
+
 fn pct(samples: &mut [Duration], q: f64) -> f64 {
     samples.sort();
     samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
@@ -219,6 +241,7 @@ async fn trip(s: Setup, backlog: usize) {
             }
         }
     });
+    let ticks = cpu_ticks();
     let mut trips = Vec::new();
     let mut plain = Vec::new();
     let (mut leg_event, mut leg_reply, mut leg_release) = (Vec::new(), Vec::new(), Vec::new());
@@ -273,7 +296,10 @@ async fn trip(s: Setup, backlog: usize) {
     }
     let (t50, t99) = (pct(&mut trips, 0.5), pct(&mut trips, 0.99));
     let (p50, p99) = (pct(&mut plain, 0.5), pct(&mut plain, 0.99));
-    println!("with {backlog} other requests pending:");
+    println!(
+        "with {backlog} other requests pending (CPU stolen by the hypervisor meanwhile: {:.1}%):",
+        steal_since(ticks)
+    );
     println!("healthz round trip (baseline):       p50 {p50:6.2} ms  p99 {p99:6.2} ms");
     println!("approval round trip (4 HTTP legs):   p50 {t50:6.2} ms  p99 {t99:6.2} ms");
     println!(
