@@ -357,11 +357,17 @@ impl Broker {
     /// One request, for its requester or a `read` holder. A request past its deadline is timed
     /// out first, so nobody ever sees a stale pending.
     pub async fn get(&self, who: &Principal, id: &str) -> Result<PermissionView, Error> {
+        let row = self.load_for(who, id).await?;
+        self.view(row).await
+    }
+
+    /// The stored row of a request `who` may follow (timed out first if past its deadline).
+    async fn load_for(&self, who: &Principal, id: &str) -> Result<PermissionRow, Error> {
         let row = self.load(id).await?;
         if row.requester_actor != who.actor() && !who.scopes.allows(Scope::Read) {
             return Err(Error::NotYours);
         }
-        self.view(row).await
+        Ok(row)
     }
 
     async fn load(&self, id: &str) -> Result<PermissionRow, Error> {
@@ -444,12 +450,14 @@ impl Broker {
         id: &str,
         until: tokio::time::Instant,
     ) -> Result<Look, Error> {
-        let view = self.get(who, id).await?;
+        // The row alone says whether to park; the view (with its suggested rules) is built only
+        // for the answer.
+        let row = self.load_for(who, id).await?;
         let now = tokio::time::Instant::now();
-        if view.status != Status::Pending || now >= until || *self.stopping.borrow() {
-            return Ok(Look::Done(Box::new(view)));
+        if row.status != "pending" || now >= until || *self.stopping.borrow() {
+            return Ok(Look::Done(Box::new(self.view(row).await?)));
         }
-        Ok(Look::Park(match view.deadline {
+        Ok(Look::Park(match row.deadline {
             Some(deadline) => {
                 let left = deadline.since(self.clock.now()) + Duration::from_millis(5);
                 until.min(now + left)

@@ -86,6 +86,12 @@ where
     }
 
     fn call(&mut self, req: Request) -> CheckFuture<S> {
+        if self.rule.access == Access::Public {
+            return CheckFuture::Handling {
+                handled: self.inner.call(req),
+                caller: None,
+            };
+        }
         let Require {
             state,
             access,
@@ -154,11 +160,8 @@ where
     }
 }
 
-/// Authenticates `req` and checks its scopes against the route's `access`.
+/// Authenticates `req` and checks its scopes against the route's (non-public) `access`.
 async fn admit(state: AppState, access: Access, surface: Surface, mut req: Request) -> Admitted {
-    if access == Access::Public {
-        return Ok((req, None));
-    }
     let mcp =
         (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
     let found = if mcp.is_some() && !req.headers().contains_key(header::AUTHORIZATION) {
