@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{start, token};
+use common::{send, start, token};
 
 const LONG_POLLS: usize = 10_000;
 /// Pending requests already waiting when the round trip is measured again.
@@ -256,16 +256,12 @@ async fn trip(s: Setup, backlog: usize) {
         let (h, b, t) = (http.clone(), d.base.clone(), agent.clone());
         let start = Instant::now();
         let waiter = tokio::spawn(async move {
-            let r: Value = h
-                .post(format!("{b}/api/v1/permissions?wait=30"))
-                .bearer_auth(&t)
-                .json(&json!({"kind": "shell", "command": format!("deploy {i}")}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r: Value = send(
+                h.post(format!("{b}/api/v1/permissions?wait=30"))
+                    .bearer_auth(&t)
+                    .json(&json!({"kind": "shell", "command": format!("deploy {i}")})),
+            )
+            .await;
             assert_eq!(r["status"], "allowed");
             Instant::now()
         });
@@ -325,16 +321,12 @@ async fn polls(s: Setup) {
         approver,
     } = s;
     let idle_rss = rss_kib(d.child.id());
-    let pending: Value = http
-        .post(format!("{}/api/v1/permissions", d.base))
-        .bearer_auth(&agent)
-        .json(&json!({"kind": "shell", "command": "deploy", "timeout": 3600}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending: Value = send(
+        http.post(format!("{}/api/v1/permissions", d.base))
+            .bearer_auth(&agent)
+            .json(&json!({"kind": "shell", "command": "deploy", "timeout": 3600})),
+    )
+    .await;
     let id = pending["id"].as_str().unwrap().to_owned();
     let polling = Arc::new(AtomicU64::new(0));
     let mut polls = Vec::with_capacity(LONG_POLLS);

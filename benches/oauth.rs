@@ -21,7 +21,7 @@ use agentgate::auth::passphrase;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Daemon, start, token};
+use common::{Daemon, send, start, token};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
@@ -85,16 +85,12 @@ async fn mcp_session(http: &reqwest::Client, d: &Daemon, token: &str) {
 /// that verifies the passphrase) and of all the other steps together, each measured directly.
 async fn sign_in(http: &reqwest::Client, d: &Daemon) -> (Duration, Duration) {
     let start = Instant::now();
-    let reg: Value = http
-        .post(format!("{}/register", d.base))
-        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-                      "client_name": "bench", "grant_types": ["authorization_code", "refresh_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg: Value = send(
+        http.post(format!("{}/register", d.base))
+            .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+                          "client_name": "bench", "grant_types": ["authorization_code", "refresh_token"]})),
+    )
+    .await;
     let client = reg["client_id"].as_str().unwrap().to_owned();
     let page = http
         .get(format!(
@@ -131,21 +127,14 @@ async fn sign_in(http: &reqwest::Client, d: &Daemon) -> (Duration, Duration) {
         .unwrap()
         .1
         .into_owned();
-    let tokens: Value = http
-        .post(format!("{}/token", d.base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = send(http.post(format!("{}/token", d.base)).form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client),
+    ]))
+    .await;
     mcp_session(http, d, tokens["access_token"].as_str().unwrap()).await;
     (consent, start.elapsed() - consent)
 }

@@ -63,17 +63,18 @@ pub fn start(config: &str) -> Daemon {
     }
 }
 
+/// Sends a request to the daemon and reads its JSON answer.
+pub async fn send(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// A new API token with one scope, as the owner.
 pub async fn token(http: &reqwest::Client, d: &Daemon, name: &str, scope: &str) -> String {
-    let v: Value = http
-        .post(format!("{}/api/v1/tokens", d.base))
-        .bearer_auth(&d.admin)
-        .json(&json!({"name": name, "scopes": [scope]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = send(
+        http.post(format!("{}/api/v1/tokens", d.base))
+            .bearer_auth(&d.admin)
+            .json(&json!({"name": name, "scopes": [scope]})),
+    )
+    .await;
     v["token"].as_str().unwrap().to_owned()
 }
