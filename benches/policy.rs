@@ -52,12 +52,11 @@ fn subjects() -> Vec<Subject> {
     .iter()
     .map(|c| Subject {
         kind: Kind::Shell,
-        targets: shell::parts(c).unwrap(),
+        targets: shell::targets(c),
         operation: None,
         agent: Some("opencode".into()),
         workspace: Some("/home/u/proj".into()),
         session: Some("s".into()),
-        unparsed: false,
     })
     .collect()
 }

@@ -1,6 +1,7 @@
 //! Wire types of the permission broker: requests, their views, replies, rules, events and audit.
 
-use agentgate_policy::{Decision, Effect, FileOp, Kind, Origin, RuleSpec};
+use agentgate_policy::shell::Part;
+use agentgate_policy::{Decision, Effect, FileOp, Kind, Origin, RuleSpec, Target};
 use serde::{Deserialize, Serialize};
 
 use super::Expiry;
@@ -151,6 +152,10 @@ pub struct PermissionView {
     pub summary: String,
     /// The normalised targets the policy matched.
     pub targets: Vec<String>,
+    /// The same targets with what the policy knows about each: the forms ask and deny rules
+    /// also match, and why no allow rule can cover a part (`opaque`).
+    #[serde(default)]
+    pub parts: Vec<Target>,
     /// The request as submitted, normalised.
     pub request: NewPermission,
     /// The token that asked.
@@ -299,6 +304,10 @@ pub struct RuleList {
 pub struct Explanation {
     /// The normalised targets.
     pub targets: Vec<String>,
+    /// For a shell command: every part with its assignments, redirections, the forms ask and
+    /// deny rules also match, and why a part is opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<Part>>,
     /// The decision with every matching rule per target and why the winner won.
     pub decision: Decision,
 }

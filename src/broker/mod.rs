@@ -6,7 +6,9 @@
 //! one store transaction with its audit entries; the decision is on disk before anyone is told.
 //! Waiters and event subscribers are woken only after the commit.
 
+mod network;
 pub mod normalize;
+mod paths;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use agentgate_policy::{
-    Effect, Kind, Origin, Rule, RuleError, RuleSet, RuleSpec, Subject, narrow_rules,
+    Effect, Kind, Origin, Rule, RuleError, RuleSet, RuleSpec, Subject, Target, narrow_rules,
 };
 use serde_json::json;
 use tokio::sync::{Notify, broadcast, watch};
@@ -270,8 +272,13 @@ impl Broker {
         let decision = self
             .policy()
             .decide(&n.subject, self.clock.now().as_millis());
+        let shell = match n.subject.kind {
+            Kind::Shell => agentgate_policy::shell::parse(&n.summary).ok(),
+            _ => None,
+        };
         Ok(Explanation {
-            targets: n.subject.targets,
+            targets: n.subject.targets.iter().map(|t| t.text.clone()).collect(),
+            shell,
             decision,
         })
     }
@@ -336,7 +343,7 @@ impl Broker {
             event: "permission.created",
             subject: Some(id.clone()),
             data: to_json(&json!({
-                "kind": row.kind, "summary": row.summary, "targets": n.subject.targets,
+                "kind": row.kind, "summary": row.summary, "targets": texts(&n.subject.targets),
                 "requester": who.name, "agent": row.agent, "session": row.session,
                 "workspace": row.workspace, "policy": decision.effect, "rule": decision.rule,
                 "reason": decision.reason, "deadline": deadline, "approvals_required": decision.approvals,
@@ -968,18 +975,21 @@ impl Broker {
             .into_iter()
             .find(|k| k.as_str() == row.kind)
             .ok_or_else(|| Error::Corrupt(format!("kind `{}`", row.kind)))?;
+        let subject = subject_of(&row)?;
         let suggested_rules = if status == Status::Pending {
-            narrow_rules(&subject_of(&row)?, false)
+            narrow_rules(&subject, false)
         } else {
             Vec::new()
         };
+        let parts = subject.targets;
         Ok(PermissionView {
             suggested_rules,
             id: row.id,
             status,
             kind,
             summary: row.summary,
-            targets: from_json(&row.targets)?,
+            targets: texts(&parts),
+            parts,
             request: from_json(&row.body)?,
             requester: row.requester_name,
             created_at: row.created_at,
@@ -994,26 +1004,31 @@ impl Broker {
     }
 }
 
-/// What the policy matches for a stored request: its targets as normalised when it was asked.
+/// What the policy matches for a stored request: its targets as normalised when it was asked
+/// (a shell command is parsed again, so rows stored before a parser change are read as the
+/// parser reads them now).
 fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
     let request: NewPermission = from_json(&row.body)?;
     let kind = request
         .kind
         .ok_or_else(|| Error::Corrupt(format!("request {} has no kind", row.id)))?;
-    let unparsed = kind == Kind::Shell
-        && request
-            .command
-            .as_deref()
-            .is_none_or(|c| agentgate_policy::shell::parts(c).is_err());
+    let targets = match (kind, request.command.as_deref()) {
+        (Kind::Shell, Some(command)) => agentgate_policy::shell::targets(command),
+        _ => from_json(&row.targets)?,
+    };
     Ok(Subject {
         kind,
-        targets: from_json(&row.targets)?,
+        targets,
         operation: request.operation,
         agent: request.agent,
         workspace: request.workspace,
         session: request.session,
-        unparsed,
     })
+}
+
+/// The targets' texts, as the API lists them.
+fn texts(targets: &[Target]) -> Vec<String> {
+    targets.iter().map(|t| t.text.clone()).collect()
 }
 
 fn decided_entry(

@@ -3,9 +3,11 @@
 //! `$HOME` expanded, `.`/`..` resolved, symlinks resolved where the path exists), shell commands
 //! split into parts, URLs reduced to `host/path`. This is the broker's only filesystem access.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use agentgate_policy::{FileOp, Kind, Subject, shell};
+use agentgate_policy::{FileOp, Kind, Subject, Target, shell};
+
+use super::paths;
 
 use crate::api::NewPermission;
 
@@ -106,8 +108,7 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
             ));
         }
     }
-    let mut unparsed = false;
-    let (targets, summary) = match kind {
+    let (targets, summary): (Vec<Target>, String) = match kind {
         Kind::File => {
             let ops: Vec<&str> = FileOp::ALL.iter().map(|o| o.as_str()).collect();
             let op = req.operation.ok_or_else(|| {
@@ -132,12 +133,17 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
                     return Err(invalid("path", "required for file requests (or `paths`)"));
                 }
             };
+            let mut targets = Vec::with_capacity(paths.len() + 1);
             for p in &mut paths {
-                *p = absolute("path", p, home)?;
+                let t = path_target("path", p, home)?;
+                p.clone_from(&t.text);
+                targets.push(t);
             }
             match (op, req.target_path.take()) {
                 (FileOp::Rename | FileOp::Move, Some(t)) => {
-                    req.target_path = Some(absolute("target_path", &t, home)?)
+                    let t = path_target("target_path", &t, home)?;
+                    req.target_path = Some(t.text.clone());
+                    targets.push(t);
                 }
                 (FileOp::Rename | FileOp::Move, None) => {
                     return Err(invalid(
@@ -159,8 +165,6 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
                 (_, [one]) => format!("{} {one}", op.as_str()),
                 (_, many) => format!("{} {} files", op.as_str(), many.len()),
             };
-            let mut targets = paths.clone();
-            targets.extend(req.target_path.clone());
             if paths.len() == 1 {
                 req.path = paths.pop();
             } else {
@@ -177,14 +181,7 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
             if let Some(cwd) = req.cwd.take() {
                 req.cwd = Some(absolute("cwd", &cwd, home)?);
             }
-            let targets = match shell::parts(&command) {
-                Ok(parts) => parts,
-                Err(_) => {
-                    unparsed = true;
-                    vec![command.trim().to_owned()]
-                }
-            };
-            (targets, command)
+            (shell::targets(&command), command)
         }
         Kind::Tool => {
             let name = req.name.clone().unwrap_or_default();
@@ -194,23 +191,14 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
                     "required for tool requests: 1 to 256 printable characters",
                 ));
             }
-            (vec![name.clone()], name)
+            (vec![Target::new(&name)], name)
         }
         Kind::Network => {
             let raw = req
                 .url
                 .clone()
                 .ok_or_else(|| invalid("url", "required for network requests"))?;
-            let url = url::Url::parse(&raw)
-                .map_err(|e| invalid("url", format!("not an absolute URL: {e}")))?;
-            let host = url
-                .host_str()
-                .ok_or_else(|| invalid("url", "needs a host"))?
-                .to_ascii_lowercase();
-            let target = match url.port() {
-                Some(port) => format!("{host}:{port}{}", url.path()),
-                None => format!("{host}{}", url.path()),
-            };
+            let target = super::network::target(&raw).map_err(|e| invalid("url", e))?;
             let method = match req.method.take() {
                 Some(m)
                     if !m.is_empty()
@@ -230,9 +218,10 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
                 .path
                 .take()
                 .ok_or_else(|| invalid("path", "required for directory requests"))?;
-            let path = absolute("path", &path, home)?;
-            req.path = Some(path.clone());
-            (vec![path.clone()], format!("access {path}"))
+            let path = path_target("path", &path, home)?;
+            req.path = Some(path.text.clone());
+            let summary = format!("access {}", path.text);
+            (vec![path], summary)
         }
     };
     let subject = Subject {
@@ -242,7 +231,6 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         agent: req.agent.clone(),
         workspace: req.workspace.clone(),
         session: req.session.clone(),
-        unparsed,
     };
     Ok(Normalized {
         request: req,
@@ -261,9 +249,17 @@ fn check_len(field: &'static str, value: Option<&str>, max: usize) -> Result<(),
     }
 }
 
-/// Expands `~`/`$HOME`, requires an absolute path, resolves `.` and `..`, then resolves symlinks
-/// in the longest prefix that exists.
+/// Expands `~`/`$HOME`, requires an absolute path and resolves it as the kernel will.
 fn absolute(field: &'static str, raw: &str, home: Option<&Path>) -> Result<String, Invalid> {
+    Ok(resolved(field, raw, home)?.text)
+}
+
+/// A path target: resolved as the kernel will, or opaque when that cannot be done safely.
+fn path_target(field: &'static str, raw: &str, home: Option<&Path>) -> Result<Target, Invalid> {
+    resolved(field, raw, home)
+}
+
+fn resolved(field: &'static str, raw: &str, home: Option<&Path>) -> Result<Target, Invalid> {
     if raw.is_empty() || raw.len() > 4096 || raw.contains('\0') {
         return Err(invalid(
             field,
@@ -283,50 +279,28 @@ fn absolute(field: &'static str, raw: &str, home: Option<&Path>) -> Result<Strin
             format!("must be absolute (or start with ~): `{raw}`"),
         ));
     }
-    let mut clean = PathBuf::new();
-    for c in expanded.components() {
-        match c {
-            Component::ParentDir => {
-                clean.pop();
-            }
-            Component::CurDir => {}
-            other => clean.push(other.as_os_str()),
-        }
-    }
-    let resolved = resolve_existing(&clean);
-    resolved
-        .to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| invalid(field, "must be valid UTF-8"))
-}
-
-fn resolve_existing(path: &Path) -> PathBuf {
-    let mut existing = path.to_owned();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
-            let mut out = real;
-            for part in rest.iter().rev() {
-                out.push(part);
-            }
-            return out;
-        }
-        match (
-            existing.file_name().map(|n| n.to_owned()),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_owned();
-            }
-            _ => return path.to_owned(),
-        }
+    let utf8 = |p: PathBuf| {
+        p.into_os_string()
+            .into_string()
+            .map_err(|_| invalid(field, "must be valid UTF-8"))
+    };
+    match (paths::resolve(&expanded), paths::resolve(&expanded)) {
+        (Ok(a), Ok(b)) if a == b => Ok(Target::new(utf8(a)?)),
+        (Ok(_), Ok(_)) => Ok(Target::opaque(
+            utf8(paths::lexical(&expanded))?,
+            "the path changed while it was being resolved",
+        )),
+        (Err(why), _) | (_, Err(why)) => Ok(Target::opaque(utf8(paths::lexical(&expanded))?, why)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn texts(n: &Normalized) -> Vec<String> {
+        n.subject.targets.iter().map(|t| t.text.clone()).collect()
+    }
 
     fn req(kind: Kind) -> NewPermission {
         NewPermission {
@@ -352,7 +326,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            n.subject.targets,
+            texts(&n),
             vec![format!("{}/new.txt", real.display())]
         );
         let n = normalize(
@@ -363,7 +337,7 @@ mod tests {
             Some(Path::new("/home/u")),
         )
         .unwrap();
-        assert_eq!(n.subject.targets, vec!["/home/u/proj"]);
+        assert_eq!(texts(&n), vec!["/home/u/proj"]);
     }
 
     #[test]
@@ -454,7 +428,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(n.subject.targets, vec!["api.github.com:8443/repos/x"]);
+        assert_eq!(texts(&n), vec!["api.github.com:8443/repos/x"]);
         assert_eq!(n.request.method.as_deref(), Some("GET"));
     }
 }

@@ -16,7 +16,7 @@ pub struct Subject {
     /// What kind of action.
     pub kind: Kind,
     /// The normalised targets: one per path, command part, tool name or URL.
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
     /// The file operation, for file requests.
     pub operation: Option<FileOp>,
     /// The asking agent's name.
@@ -25,8 +25,73 @@ pub struct Subject {
     pub workspace: Option<String>,
     /// The agent's session id.
     pub session: Option<String>,
-    /// The shell command could not be parsed: never allow without asking.
-    pub unparsed: bool,
+}
+
+/// One thing a request touches, as the policy matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TargetRepr")]
+pub struct Target {
+    /// What every rule matches (allow rules only this).
+    pub text: String,
+    /// Further forms only ask and deny rules match (a command by basename, the command a
+    /// wrapper runs at each place it could start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+    /// Why the normaliser cannot know what this target really is; an allow never covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<String>,
+}
+
+impl Target {
+    /// A target known completely.
+    pub fn new(text: impl Into<String>) -> Target {
+        Target {
+            text: text.into(),
+            also: Vec::new(),
+            opaque: None,
+        }
+    }
+
+    /// A target no allow rule covers, and why.
+    pub fn opaque(text: impl Into<String>, why: impl Into<String>) -> Target {
+        Target {
+            opaque: Some(why.into()),
+            ..Target::new(text)
+        }
+    }
+}
+
+impl From<crate::shell::Part> for Target {
+    fn from(p: crate::shell::Part) -> Target {
+        Target {
+            text: p.text,
+            also: p.also,
+            opaque: p.opaque,
+        }
+    }
+}
+
+/// Stored targets are objects; rows written before opaque targets existed hold plain strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TargetRepr {
+    Plain(String),
+    Full {
+        text: String,
+        #[serde(default)]
+        also: Vec<String>,
+        #[serde(default)]
+        opaque: Option<String>,
+    },
+}
+
+impl From<TargetRepr> for Target {
+    fn from(r: TargetRepr) -> Target {
+        match r {
+            TargetRepr::Plain(text) => Target::new(text),
+            TargetRepr::Full { text, also, opaque } => Target { text, also, opaque },
+        }
+    }
 }
 
 /// One rule that matched one target.
@@ -51,6 +116,9 @@ pub struct PartDecision {
     pub rule: Option<String>,
     /// Every rule that matched, sorted by id.
     pub matched: Vec<RuleMatch>,
+    /// Why no allow rule can cover this part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<String>,
 }
 
 /// What the policy says about a request, and why.
@@ -136,12 +204,25 @@ impl RuleSet {
         for target in &subject.targets {
             let mut matched: Vec<(&Rule, Effect)> = Vec::new();
             if let Some(index) = index {
-                for hit in index.set.matches(target) {
-                    let Some(rule) = index.rules.get(hit).and_then(|&i| self.rules.get(i)) else {
-                        continue;
-                    };
-                    if applies(rule, subject, now) {
-                        matched.push((rule, rule.spec.action));
+                let forms = std::iter::once((&target.text, true))
+                    .chain(target.also.iter().map(|a| (a, false)));
+                for (form, primary) in forms {
+                    for hit in index.set.matches(form) {
+                        let Some(rule) = index.rules.get(hit).and_then(|&i| self.rules.get(i))
+                        else {
+                            continue;
+                        };
+                        // An allow covers only what the normaliser understood completely, as
+                        // written; ask and deny match every form the target could have.
+                        let allow = rule.spec.action == Effect::Allow;
+                        if allow && (!primary || target.opaque.is_some()) {
+                            continue;
+                        }
+                        if applies(rule, subject, now)
+                            && !matched.iter().any(|(r, _)| r.id == rule.id)
+                        {
+                            matched.push((rule, rule.spec.action));
+                        }
                     }
                 }
             }
@@ -164,7 +245,8 @@ impl RuleSet {
                 }
             }
             parts.push(PartDecision {
-                target: target.clone(),
+                target: target.text.clone(),
+                opaque: target.opaque.clone(),
                 effect,
                 rule,
                 matched: matched
@@ -177,20 +259,27 @@ impl RuleSet {
                     .collect(),
             });
         }
-        let mut effect = parts.iter().fold(Effect::Allow, |acc, p| acc.max(p.effect));
-        if parts.is_empty() {
-            effect = Effect::Ask;
-        }
+        let effect = if parts.is_empty() {
+            Effect::Ask
+        } else {
+            parts.iter().fold(Effect::Allow, |acc, p| acc.max(p.effect))
+        };
         let deciding = parts.iter().find(|p| p.effect == effect);
         let rule = deciding.and_then(|p| p.rule.clone());
-        let mut reason = match deciding {
+        let reason = match deciding {
             None => "nothing to match: ask".to_owned(),
-            Some(p) => match (&p.rule, p.effect) {
-                (None, _) => format!("no rule matches `{}`, so a person decides", p.target),
-                (Some(id), Effect::Allow) if parts.len() > 1 => {
+            Some(p) => match (&p.rule, p.effect, &p.opaque) {
+                (None, _, Some(why)) => format!(
+                    "no rule can allow `{}` ({why}), so a person decides",
+                    p.target
+                ),
+                (None, _, None) => {
+                    format!("no rule matches `{}`, so a person decides", p.target)
+                }
+                (Some(id), Effect::Allow, _) if parts.len() > 1 => {
                     format!("every part is allowed (first by rule `{id}`)")
                 }
-                (Some(id), e) => {
+                (Some(id), e, _) => {
                     let pattern = p
                         .matched
                         .iter()
@@ -200,21 +289,13 @@ impl RuleSet {
                 }
             },
         };
-        if subject.unparsed && effect == Effect::Allow {
-            effect = Effect::Ask;
-            reason = "the command could not be parsed, so a person decides".to_owned();
-        }
         if effect != Effect::Ask {
             timeout = None;
             approvals = 1;
         }
         Decision {
             effect,
-            rule: if subject.unparsed && effect == Effect::Ask {
-                None
-            } else {
-                rule
-            },
+            rule,
             parts,
             timeout,
             approvals,
@@ -259,14 +340,18 @@ fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
 /// prefix of each shell part, the exact paths, tool name or `host/path`, limited to this agent and
 /// workspace (and session). Shown to the approver before saving.
 pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
+    // An opaque target cannot be allowed by any rule, so none is suggested for it.
+    let known = subject
+        .targets
+        .iter()
+        .filter(|t| t.opaque.is_none())
+        .map(|t| t.text.as_str());
     let mut patterns: Vec<String> = match subject.kind {
-        Kind::Shell => subject.targets.iter().map(|t| command_prefix(t)).collect(),
-        Kind::Directory => subject
-            .targets
-            .iter()
+        Kind::Shell => known.map(command_prefix).collect(),
+        Kind::Directory => known
             .map(|t| format!("{}/**", escape(t.trim_end_matches('/'))))
             .collect(),
-        _ => subject.targets.iter().map(|t| escape(t)).collect(),
+        _ => known.map(escape).collect(),
     };
     patterns.dedup();
     patterns
@@ -332,18 +417,13 @@ mod tests {
     }
 
     fn shell_subject(cmd: &str) -> Subject {
-        let (targets, unparsed) = match shell::parts(cmd) {
-            Ok(p) => (p, false),
-            Err(_) => (vec![cmd.to_owned()], true),
-        };
         Subject {
             kind: Kind::Shell,
-            targets,
+            targets: shell::targets(cmd),
             operation: None,
             agent: Some("opencode".into()),
             workspace: Some("/home/u/proj".into()),
             session: Some("s1".into()),
-            unparsed,
         }
     }
 
@@ -412,7 +492,7 @@ mod tests {
         assert_eq!(set.decide(&shell_subject("ls"), 100).effect, Effect::Ask);
         let d = set.decide(&shell_subject("echo 'unterminated"), 0);
         assert_eq!(d.effect, Effect::Ask);
-        assert!(d.reason.contains("could not be parsed"));
+        assert!(d.reason.contains("cannot parse"), "{}", d.reason);
     }
 
     #[test]
@@ -424,12 +504,11 @@ mod tests {
         .unwrap();
         let file = |p: &str| Subject {
             kind: Kind::File,
-            targets: vec![p.into()],
+            targets: vec![Target::new(p)],
             operation: Some(FileOp::Modify),
             agent: None,
             workspace: None,
             session: None,
-            unparsed: false,
         };
         assert_eq!(
             set.decide(&file("/home/u/proj/src/main.rs"), 0).effect,

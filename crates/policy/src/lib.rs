@@ -11,6 +11,6 @@ pub mod rule;
 pub mod scope;
 pub mod shell;
 
-pub use eval::{Decision, PartDecision, RuleMatch, RuleSet, Subject, narrow_rules};
+pub use eval::{Decision, PartDecision, RuleMatch, RuleSet, Subject, Target, narrow_rules};
 pub use rule::{Effect, FileOp, Kind, Origin, Rule, RuleError, RuleSpec};
 pub use scope::{Scope, ScopeSet, UnknownScope};
