@@ -57,6 +57,7 @@ fn subjects() -> Vec<Subject> {
         agent: Some("opencode".into()),
         workspace: Some("/home/u/proj".into()),
         session: Some("s".into()),
+        requester: Some("tok_bench".into()),
     })
     .collect()
 }

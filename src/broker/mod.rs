@@ -65,6 +65,9 @@ pub enum Error {
     /// The same approver twice on an N-of-M request.
     #[error("this credential already approved the request; it needs other approvers")]
     AlreadyApproved,
+    /// A reply's edited pattern is wider than the suggested rule and the replier is not `admin`.
+    #[error("{0}")]
+    PatternTooWide(String),
     /// Neither the requester nor a `read` holder.
     #[error("only the credential that asked, or one with the `read` scope, may see this request")]
     NotYours,
@@ -289,8 +292,9 @@ impl Broker {
         who: &Principal,
         request: NewPermission,
     ) -> Result<PermissionView, Error> {
-        let n =
+        let mut n =
             normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
+        n.subject.requester = Some(who.actor().to_owned());
         let now = self.clock.now();
         let decision = self.policy().decide(&n.subject, now.as_millis());
         let id = secret::new_id("req_").map_err(|_| Error::Random)?;
@@ -638,7 +642,7 @@ impl Broker {
         let mut resolved = Vec::new();
         if !rules.is_empty() {
             // `settle` already put the new rules in force.
-            resolved = self.resolve_covered().await?;
+            resolved = self.resolve_covered(who.actor()).await?;
         }
         let permission = self.view(self.load(id).await?).await?;
         Ok(ReplyOutcome {
@@ -678,7 +682,14 @@ impl Broker {
                 "`session` needs a request that names its session",
             ));
         }
-        let mut specs = narrow_rules(&subject_of(row)?, session_only);
+        let subject = subject_of(row)?;
+        let mut specs = narrow_rules(&subject, session_only);
+        if specs.is_empty() {
+            return Err(invalid(
+                "remember",
+                "no rule can cover this request (a part the policy cannot know statically); answer it `once`",
+            ));
+        }
         if let Some(pattern) = &reply.pattern {
             if specs.len() != 1 {
                 return Err(invalid(
@@ -686,6 +697,7 @@ impl Broker {
                     "only a request with one target can take an edited pattern",
                 ));
             }
+            check_pattern(who, &subject, &specs, pattern)?;
             if let Some(spec) = specs.first_mut() {
                 spec.pattern = pattern.clone();
             }
@@ -714,8 +726,9 @@ impl Broker {
             .collect()
     }
 
-    /// Decides every pending request that the current rules now allow or deny.
-    async fn resolve_covered(&self) -> Result<Vec<String>, Error> {
+    /// Decides every pending request that the current rules now allow or deny, except those
+    /// `creator` made: a credential never releases its own request, not even through a rule.
+    async fn resolve_covered(&self, creator: &str) -> Result<Vec<String>, Error> {
         let now = self.clock.now();
         let policy = self.policy();
         let mut resolved = Vec::new();
@@ -726,7 +739,7 @@ impl Broker {
                 .list_permissions(Some("pending"), cursor.take(), MAX_PAGE)
                 .await?;
             let last = page.last().map(|r| (r.created_at, r.id.clone()));
-            for row in &page {
+            for row in page.iter().filter(|r| r.requester_actor != creator) {
                 let decision = policy.decide(&subject_of(row)?, now.as_millis());
                 let status = match decision.effect {
                     Effect::Ask => continue,
@@ -885,7 +898,7 @@ impl Broker {
             .await?;
         self.publish(rows);
         self.reload_policy().await?;
-        let resolved = self.resolve_covered().await?;
+        let resolved = self.resolve_covered(who.actor()).await?;
         Ok((self.rule_view(rule), resolved))
     }
 
@@ -1023,7 +1036,47 @@ fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
         agent: request.agent,
         workspace: request.workspace,
         session: request.session,
+        requester: Some(row.requester_actor.clone()),
     })
+}
+
+/// A replier's edited pattern must still cover the request it answers (every target) and, unless
+/// the replier holds `admin` (who may write any rule), be no wider than the suggested rule.
+fn check_pattern(
+    who: &Principal,
+    subject: &Subject,
+    suggested: &[RuleSpec],
+    pattern: &str,
+) -> Result<(), Error> {
+    let kind = subject.kind;
+    let probe = Rule::new(
+        RuleSpec::new(Effect::Allow, kind, pattern),
+        "probe".into(),
+        Origin::Config { index: 0 },
+    )
+    .map_err(rule_error)?;
+    let set = RuleSet::new(vec![probe]).map_err(rule_error)?;
+    let only_targets = Subject {
+        agent: None,
+        workspace: None,
+        session: None,
+        requester: None,
+        operation: subject.operation,
+        ..subject.clone()
+    };
+    if set.decide(&only_targets, 0).effect != Effect::Allow {
+        return Err(invalid(
+            "pattern",
+            "the edited pattern must match every target of the request it answers",
+        ));
+    }
+    if !who.scopes.allows(Scope::Admin) && !agentgate_policy::no_wider(pattern, suggested) {
+        return Err(Error::PatternTooWide(format!(
+            "the pattern `{pattern}` is wider than the suggested rule `{}`; only `admin` may write wider rules",
+            suggested.first().map_or("", |s| s.pattern.as_str())
+        )));
+    }
+    Ok(())
 }
 
 /// The targets' texts, as the API lists them.

@@ -48,8 +48,13 @@ fn ambiguity(raw: &str, url: &url::Url, host: &str) -> Option<String> {
         return Some("a trailing dot in the host".into());
     }
     let path = url.path().to_ascii_lowercase();
-    if ["%2f", "%5c", "%2e", "%00"].iter().any(|e| path.contains(e)) {
-        return Some("an encoded separator or dot in the path: servers decode it differently".into());
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|e| path.contains(e))
+    {
+        return Some(
+            "an encoded separator or dot in the path: servers decode it differently".into(),
+        );
     }
     None
 }
@@ -66,7 +71,10 @@ fn written_host(raw: &str) -> &str {
     let auth = authority(raw);
     let host = auth.rsplit('@').next().unwrap_or(auth);
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     host.rsplit_once(':')
         .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
@@ -83,11 +91,17 @@ mod tests {
 
     #[test]
     fn https_is_host_and_path_and_other_schemes_are_spelled_out() {
-        assert_eq!(t("https://API.GitHub.com:8443/repos/x?q=1").text, "api.github.com:8443/repos/x");
+        assert_eq!(
+            t("https://API.GitHub.com:8443/repos/x?q=1").text,
+            "api.github.com:8443/repos/x"
+        );
         assert_eq!(t("https://api.github.com:443/x").text, "api.github.com/x");
         assert_eq!(t("http://api.github.com/x").text, "http://api.github.com/x");
         assert_eq!(t("ftp://api.github.com/x").text, "ftp://api.github.com/x");
-        assert_eq!(t("gopher://api.github.com/x").text, "gopher://api.github.com/x");
+        assert_eq!(
+            t("gopher://api.github.com/x").text,
+            "gopher://api.github.com/x"
+        );
         assert_eq!(t("file:///etc/passwd").text, "file:/etc/passwd");
         assert!(t("https://api.github.com/repos/x").opaque.is_none());
         assert!(target("not a url").is_err());
@@ -104,7 +118,9 @@ mod tests {
             "https://2130706433/x",
             "https://127.1/x",
             "https://api.github.com./x",
-            "https://xn--fsqu00a.com/x".replace("xn--fsqu00a", "例子").as_str(),
+            "https://xn--fsqu00a.com/x"
+                .replace("xn--fsqu00a", "例子")
+                .as_str(),
             "https://api%2egithub.com/x",
             "https://api.github.com/a/..%2f..%2fx",
             "https://api.github.com/a%2Fb",

@@ -231,6 +231,7 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         agent: req.agent.clone(),
         workspace: req.workspace.clone(),
         session: req.session.clone(),
+        requester: None,
     };
     Ok(Normalized {
         request: req,
@@ -325,10 +326,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(
-            texts(&n),
-            vec![format!("{}/new.txt", real.display())]
-        );
+        assert_eq!(texts(&n), vec![format!("{}/new.txt", real.display())]);
         let n = normalize(
             NewPermission {
                 path: Some("~/proj".into()),

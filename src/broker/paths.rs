@@ -43,8 +43,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf, String> {
                                 out.display()
                             ));
                         }
-                        let target = std::fs::read_link(&next)
-                            .map_err(|e| format!("cannot read the link `{}`: {e}", next.display()))?;
+                        let target = std::fs::read_link(&next).map_err(|e| {
+                            format!("cannot read the link `{}`: {e}", next.display())
+                        })?;
                         if target.is_absolute() {
                             out = PathBuf::from("/");
                         }
@@ -127,20 +128,32 @@ mod tests {
     fn dangling_links_resolve_to_where_a_write_lands() {
         let d = dirs();
         symlink(d.root.join("outside/new.txt"), d.root.join("ws/dangling")).unwrap();
-        assert_eq!(resolve(&d.root.join("ws/dangling")).unwrap(), d.root.join("outside/new.txt"));
+        assert_eq!(
+            resolve(&d.root.join("ws/dangling")).unwrap(),
+            d.root.join("outside/new.txt")
+        );
         std::fs::write(d.root.join("ws/dangling"), "k").unwrap();
         assert!(d.root.join("outside/new.txt").exists());
         // Relative link targets resolve against the link's directory.
         symlink("../outside/a", d.root.join("ws/rel")).unwrap();
-        assert_eq!(resolve(&d.root.join("ws/rel/b/../c")).unwrap(), d.root.join("outside/a/c"));
+        assert_eq!(
+            resolve(&d.root.join("ws/rel/b/../c")).unwrap(),
+            d.root.join("outside/a/c")
+        );
     }
 
     #[test]
     fn chains_that_climb_out_and_loops() {
         let d = dirs();
         symlink("..", d.root.join("ws/up")).unwrap();
-        assert_eq!(resolve(&d.root.join("ws/up/outside/a")).unwrap(), d.root.join("outside/a"));
-        assert_eq!(resolve(&d.root.join("ws/up/ws/up/../x")).unwrap(), d.root.parent().unwrap().join("x"));
+        assert_eq!(
+            resolve(&d.root.join("ws/up/outside/a")).unwrap(),
+            d.root.join("outside/a")
+        );
+        assert_eq!(
+            resolve(&d.root.join("ws/up/ws/up/../x")).unwrap(),
+            d.root.parent().unwrap().join("x")
+        );
         assert_eq!(
             resolve(&d.root.join("ws/../../../../../../../etc/passwd")).unwrap(),
             PathBuf::from("/etc/passwd")

@@ -250,6 +250,9 @@ impl From<broker::Error> for ApiError {
             E::AlreadyApproved => {
                 ApiError::new(StatusCode::CONFLICT, "already_approved", err.to_string())
             }
+            E::PatternTooWide(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "pattern_too_wide", err.to_string())
+            }
             E::NotYours => ApiError::insufficient_scope(Scope::Read),
             E::RuleNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "rule_not_found", err.to_string())

@@ -1318,3 +1318,158 @@ async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
     let (status, v) = parked.await.unwrap();
     assert_eq!((status, v["status"].as_str()), (202, Some("pending")));
 }
+
+#[tokio::test]
+async fn no_credential_releases_its_own_request_through_a_rule_it_writes() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let both = app
+        .create_token("both", &["request", "approve"], json!("1d"))
+        .await
+        .0;
+    // The same command, asked by `both` and by the agent, with the same declared names.
+    let own = ask(&app, &both, shell("npm publish")).await;
+    let theirs = ask(&app, &a.agent, shell("npm publish")).await;
+    let r = reply(
+        &app,
+        &both,
+        theirs["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "always"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = r.json();
+    assert_eq!(out["resolved"], json!([]), "{out}");
+    let own_now = app
+        .get(
+            &format!("/api/v1/permissions/{}", own["id"].as_str().unwrap()),
+            Some(&both),
+        )
+        .await
+        .json();
+    assert_eq!(own_now["status"], "pending", "{own_now}");
+    // The rule is bound to the credential that asked, not to the names it declared.
+    assert_eq!(
+        ask(&app, &both, shell("npm publish")).await["status"],
+        "pending"
+    );
+    let impostor = app
+        .create_token("impostor", &["request"], json!("1d"))
+        .await
+        .0;
+    assert_eq!(
+        ask(&app, &impostor, shell("npm publish")).await["status"],
+        "pending",
+        "another token declaring the same agent, workspace and session"
+    );
+    assert_eq!(
+        ask(&app, &a.agent, shell("npm publish")).await["status"],
+        "allowed"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_pattern_must_cover_the_request_and_be_no_wider_unless_admin() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    let v = ask(&app, &a.agent, shell("cargo test --all")).await;
+    let id = v["id"].as_str().unwrap();
+    for wide in ["*", "cargo *", "{cargo test *,curl *}"] {
+        reply(
+            &app,
+            &a.approver,
+            id,
+            json!({"decision": "allow", "remember": "always", "pattern": wide}),
+        )
+        .await
+        .expect_error(403, "pattern_too_wide");
+    }
+    reply(
+        &app,
+        &a.approver,
+        id,
+        json!({"decision": "allow", "remember": "always", "pattern": "ls *"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert_eq!(
+        app.get("/api/v1/rules", Some(&app.admin)).await.json()["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "nothing was written"
+    );
+    // Narrower than the suggestion is fine for an approver; wider is fine for admin.
+    let r = reply(
+        &app,
+        &a.approver,
+        id,
+        json!({"decision": "allow", "remember": "always", "pattern": "cargo test --all*"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = ask(&app, &a.agent, shell("cargo fmt")).await;
+    let r = reply(
+        &app,
+        &app.admin,
+        v["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "always", "pattern": "cargo *"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn opaque_commands_are_never_allowed_by_a_rule_and_deny_sees_through_wrappers() {
+    let app = spawn_app_with(RULES).await;
+    let a = actors(&app).await;
+    for cmd in [
+        "git status $(( $(touch /tmp/m) ))",
+        "case a in $(touch /tmp/m)) ;; *) git status;; esac",
+        "x='$(touch /tmp/m)'; git status ${x@P}",
+        "PATH=/tmp/evil git status",
+        "GIT_SSH_COMMAND='touch /tmp/m' git fetch",
+        "git status >&/tmp/some-file",
+    ] {
+        let v = ask(&app, &a.agent, shell(cmd)).await;
+        assert_eq!(v["status"], "pending", "{cmd}: {v}");
+    }
+    for cmd in [
+        "sudo -u root rm -rf /x",
+        "timeout -s KILL 5 rm x",
+        "env -u HOME rm x",
+        "exec -a x rm y",
+        "stdbuf -o L rm x",
+        "/bin/rm x",
+        "$'\\x72m' x",
+    ] {
+        let v = ask(&app, &a.agent, shell(cmd)).await;
+        assert_eq!(v["status"], "denied", "{cmd}: {v}");
+    }
+    let explained = app
+        .post(
+            "/api/v1/policy/explain",
+            Some(&app.admin),
+            json!({"kind": "shell", "command": "PATH=/tmp/e git status $x > out"}),
+        )
+        .await
+        .json();
+    let part = &explained["shell"][0];
+    assert_eq!(part["assignments"], json!(["PATH=/tmp/e"]), "{explained}");
+    assert_eq!(part["redirects"], json!([">out"]), "{explained}");
+    assert!(
+        part["opaque"].as_str().unwrap().contains("$x"),
+        "{explained}"
+    );
+    // A remembered "always" cannot be saved for an opaque command: it could never apply.
+    let v = ask(&app, &a.agent, shell("git status $x")).await;
+    reply(
+        &app,
+        &a.approver,
+        v["id"].as_str().unwrap(),
+        json!({"decision": "allow", "remember": "always"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+}

@@ -25,6 +25,9 @@ pub struct Subject {
     pub workspace: Option<String>,
     /// The agent's session id.
     pub session: Option<String>,
+    /// The verified credential that asked (a token, an OAuth client, a bridge), as opposed to
+    /// the names it declared about itself. `None` when nobody asks (`policy explain`).
+    pub requester: Option<String>,
 }
 
 /// One thing a request touches, as the policy matches it.
@@ -328,12 +331,17 @@ fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
         .session
         .as_ref()
         .is_none_or(|s| subject.session.as_deref() == Some(s.as_str()));
+    let requester_ok = rule
+        .spec
+        .requester
+        .as_ref()
+        .is_none_or(|r| subject.requester.as_deref() == Some(r.as_str()));
     let operation_ok = rule
         .spec
         .operations
         .as_ref()
         .is_none_or(|ops| subject.operation.is_some_and(|op| ops.contains(&op)));
-    !rule.expired(now) && agent_ok && workspace_ok && session_ok && operation_ok
+    !rule.expired(now) && agent_ok && workspace_ok && session_ok && requester_ok && operation_ok
 }
 
 /// The narrow rules that "always allow this" (or "for this session") would save: the command
@@ -364,10 +372,59 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
             } else {
                 None
             },
+            requester: subject.requester.clone(),
             operations: subject.operation.map(|op| vec![op]),
             ..RuleSpec::new(Effect::Allow, subject.kind, pattern)
         })
         .collect()
+}
+
+/// Whether `pattern` (a replier's edit of a suggested rule) covers nothing the suggested narrow
+/// rules do not: equal to one of them, or, where a suggestion ends in "anything" (`{X,X *}` for
+/// a command, `D/**` for a directory), a pattern whose literal start already lies inside it.
+/// The caller also checks that the pattern matches every target of the request.
+pub fn no_wider(pattern: &str, suggested: &[RuleSpec]) -> bool {
+    let literal = literal_prefix(pattern);
+    let exact = literal.len() == pattern.len();
+    suggested.iter().any(|s| {
+        if s.pattern == pattern {
+            return true;
+        }
+        if let Some(inner) = s
+            .pattern
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix(" *}"))
+        {
+            if let Some((first, second)) = inner.split_once(',') {
+                if first == second {
+                    let command = literal_prefix(first);
+                    return literal.starts_with(&format!("{command} "))
+                        || (exact && literal == command);
+                }
+            }
+        }
+        if let Some(dir) = s.pattern.strip_suffix("/**") {
+            return literal.starts_with(&format!("{}/", literal_prefix(dir)));
+        }
+        false
+    })
+}
+
+/// The text before the first unescaped glob metacharacter, unescaped.
+fn literal_prefix(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => out.push(n),
+                None => break,
+            },
+            '*' | '?' | '[' | '{' => return out,
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `git commit -m x` → `{git commit,git commit *}`: a command with a sub-command word keeps that
@@ -424,6 +481,7 @@ mod tests {
             agent: Some("opencode".into()),
             workspace: Some("/home/u/proj".into()),
             session: Some("s1".into()),
+            requester: Some("tok_agent".into()),
         }
     }
 
@@ -509,6 +567,7 @@ mod tests {
             agent: None,
             workspace: None,
             session: None,
+            requester: None,
         };
         assert_eq!(
             set.decide(&file("/home/u/proj/src/main.rs"), 0).effect,
@@ -565,6 +624,96 @@ mod tests {
             (ls[0].pattern.as_str(), ls[0].session.as_deref()),
             ("ls", Some("s1"))
         );
+    }
+
+    #[test]
+    fn an_edited_pattern_is_no_wider_than_the_suggestion() {
+        let git = narrow_rules(&shell_subject("git commit -m x"), false);
+        assert!(no_wider("{git commit,git commit *}", &git));
+        assert!(no_wider("git commit -m *", &git));
+        assert!(no_wider("git commit", &git));
+        for wide in [
+            "*",
+            "git *",
+            "{git commit *,rm *}",
+            "git commi*",
+            "rm *",
+            "git commitx *",
+        ] {
+            assert!(!no_wider(wide, &git), "{wide}");
+        }
+        let rm = narrow_rules(&shell_subject("rm '*'"), false);
+        assert_eq!(rm[0].pattern, "rm \\*");
+        assert!(no_wider("rm \\*", &rm));
+        assert!(!no_wider("rm *", &rm), "an escaped star is not a star");
+        let dir = vec![RuleSpec::new(
+            Effect::Allow,
+            Kind::Directory,
+            "/home/u/x/**",
+        )];
+        assert!(no_wider("/home/u/x/sub/**", &dir));
+        assert!(!no_wider("/home/u/**", &dir));
+        assert!(!no_wider("/home/u/x**", &dir));
+    }
+
+    #[test]
+    fn remembered_rules_bind_the_verified_requester() {
+        let specs = narrow_rules(&shell_subject("ls"), false);
+        assert_eq!(specs[0].requester.as_deref(), Some("tok_agent"));
+        let rules: Vec<Rule> = specs
+            .into_iter()
+            .map(|s| Rule::new(s, "n".into(), Origin::Config { index: 0 }).unwrap())
+            .collect();
+        let set = RuleSet::new(rules).unwrap();
+        assert_eq!(set.decide(&shell_subject("ls"), 0).effect, Effect::Allow);
+        let mut other = shell_subject("ls");
+        other.requester = Some("tok_other".into());
+        assert_eq!(
+            set.decide(&other, 0).effect,
+            Effect::Ask,
+            "same names, another credential"
+        );
+    }
+
+    #[test]
+    fn an_allow_never_covers_an_opaque_part_but_deny_sees_every_form() {
+        let set = RuleSet::new(vec![
+            rule("git", Effect::Allow, Kind::Shell, "git *"),
+            rule("no-rm", Effect::Deny, Kind::Shell, "rm *"),
+        ])
+        .unwrap();
+        for cmd in [
+            "PATH=/tmp/evil git status",
+            "git status $(( $(touch /tmp/m) ))",
+            "x='$(touch /tmp/m)'; git status ${x@P}",
+            "git status $x",
+        ] {
+            assert_eq!(
+                set.decide(&shell_subject(cmd), 0).effect,
+                Effect::Ask,
+                "{cmd}"
+            );
+        }
+        for cmd in [
+            "sudo -u root rm -rf /",
+            "timeout -s KILL 5 rm x",
+            "env -u HOME rm x",
+            "exec -a x rm y",
+            "stdbuf -o L rm x",
+            "/bin/rm x",
+            "$'\\x72m' x",
+            "X=1 rm x",
+            "sudo --weird rm x",
+            "xargs rm",
+            "git status $(rm -rf /)",
+            "echo $(( $(rm x) ))",
+        ] {
+            assert_eq!(
+                set.decide(&shell_subject(cmd), 0).effect,
+                Effect::Deny,
+                "{cmd}"
+            );
+        }
     }
 
     fn effect() -> impl Strategy<Value = Effect> {

@@ -11,6 +11,8 @@ pub mod rule;
 pub mod scope;
 pub mod shell;
 
-pub use eval::{Decision, PartDecision, RuleMatch, RuleSet, Subject, Target, narrow_rules};
+pub use eval::{
+    Decision, PartDecision, RuleMatch, RuleSet, Subject, Target, narrow_rules, no_wider,
+};
 pub use rule::{Effect, FileOp, Kind, Origin, Rule, RuleError, RuleSpec};
 pub use scope::{Scope, ScopeSet, UnknownScope};

@@ -216,6 +216,10 @@ pub struct RuleSpec {
     /// Only for this session id (remembered "for the session" decisions).
     #[serde(default)]
     pub session: Option<String>,
+    /// Only for requests made by this verified credential (a `tok_…` id or OAuth client id):
+    /// remembered rules are bound to whoever asked, not only to the names it declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
     /// Only these file operations (file rules).
     #[serde(default)]
     pub operations: Option<Vec<FileOp>>,
@@ -241,6 +245,7 @@ impl RuleSpec {
             agent: None,
             workspace: None,
             session: None,
+            requester: None,
             operations: None,
             timeout: None,
             approvals: None,

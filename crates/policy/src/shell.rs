@@ -261,7 +261,8 @@ impl Walker {
         for item in simple.suffix.iter().flat_map(|s| s.0.iter()) {
             match item {
                 // After the name, `X=1` is an argument (declaration builtins read it themselves).
-                CommandPrefixOrSuffixItem::Word(w) | CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                CommandPrefixOrSuffixItem::Word(w)
+                | CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
                     let d = self.word(&w.value, Place::Command, depth)?;
                     note(&mut opaque, d.opaque);
                     words.push(d.value);
@@ -347,7 +348,9 @@ impl Walker {
                     a.starts_with('-') && !a.starts_with("--") && a.contains(['C', 'F', 'x'])
                 }) =>
             {
-                Ok(Some(format!("`{name}` runs a callback given as an argument")))
+                Ok(Some(format!(
+                    "`{name}` runs a callback given as an argument"
+                )))
             }
             _ if BUILTINS.contains(&name) => Ok(args
                 .iter()
@@ -408,8 +411,10 @@ impl Walker {
                 for w in f.values.iter().flatten() {
                     let d = self.word(&w.value, Place::Data, depth)?;
                     if let Some(why) = d.opaque {
-                        self.parts
-                            .push(Part::opaque(format!("for {} in {}", f.variable_name, w.value), why));
+                        self.parts.push(Part::opaque(
+                            format!("for {} in {}", f.variable_name, w.value),
+                            why,
+                        ));
                     }
                 }
                 self.list(&f.body.list, depth)
@@ -452,7 +457,10 @@ impl Walker {
                 Ok(())
             }
             CompoundCommand::ArithmeticForClause(f) => {
-                for e in [&f.initializer, &f.condition, &f.updater].into_iter().flatten() {
+                for e in [&f.initializer, &f.condition, &f.updater]
+                    .into_iter()
+                    .flatten()
+                {
                     self.arithmetic(&e.value, depth)?;
                 }
                 self.list(&f.body.list, depth)
@@ -496,10 +504,14 @@ impl Walker {
                         note(d.opaque.clone());
                         let is_fd = d.value == "-"
                             || (!d.value.is_empty()
-                                && d.value.trim_end_matches('-').chars().all(|c| c.is_ascii_digit()));
+                                && d.value
+                                    .trim_end_matches('-')
+                                    .chars()
+                                    .all(|c| c.is_ascii_digit()));
                         let duplicate = matches!(
                             kind,
-                            IoFileRedirectKind::DuplicateOutput | IoFileRedirectKind::DuplicateInput
+                            IoFileRedirectKind::DuplicateOutput
+                                | IoFileRedirectKind::DuplicateInput
                         );
                         // `>&word` with a word that is not a descriptor writes the file (as `&>`).
                         let writes = match kind {
@@ -622,7 +634,8 @@ impl Walker {
                 }
                 WordPiece::SingleQuotedText(s) => d.value.push_str(s),
                 WordPiece::AnsiCQuotedText(s) => d.value.push_str(&ansi_c(s)),
-                WordPiece::DoubleQuotedSequence(seq) | WordPiece::GettextDoubleQuotedSequence(seq) => {
+                WordPiece::DoubleQuotedSequence(seq)
+                | WordPiece::GettextDoubleQuotedSequence(seq) => {
                     self.pieces(text, seq, place, true, d, depth + 1)?;
                 }
                 WordPiece::TildeExpansion(_) => d.value.push_str(source),
@@ -642,7 +655,9 @@ impl Walker {
                     if evaluates {
                         note(
                             d,
-                            format!("`{source}` may evaluate code (indirection, @P, a subscript or an operator)"),
+                            format!(
+                                "`{source}` may evaluate code (indirection, @P, a subscript or an operator)"
+                            ),
                         );
                     } else if place == Place::Command {
                         note(d, format!("the value of `{source}` is not known"));
@@ -662,7 +677,10 @@ impl Walker {
                         self.nested(&code, depth + 1)?;
                     }
                     if !numeric(&expr.value) || place == Place::Command {
-                        note(d, format!("arithmetic `{source}` evaluates names and subscripts"));
+                        note(
+                            d,
+                            format!("arithmetic `{source}` evaluates names and subscripts"),
+                        );
                     }
                     d.value.push_str(source);
                 }
@@ -813,7 +831,9 @@ fn ansi_c(s: &str) -> String {
                 let (v, n) = digits(&mut chars, 16, 8);
                 if n == 0 { None } else { char::from_u32(v) }
             }
-            'c' => chars.next().map(|c| char::from_u32(u32::from(c) & 0x1f).unwrap_or(c)),
+            'c' => chars
+                .next()
+                .map(|c| char::from_u32(u32::from(c) & 0x1f).unwrap_or(c)),
             _ => None,
         };
         match ch {
@@ -847,11 +867,49 @@ fn compound_name(c: &CompoundCommand) -> &'static str {
 
 /// Bash builtins: their arguments are read by bash itself, some as names or arithmetic.
 const BUILTINS: &[&str] = &[
-    "declare", "typeset", "local", "export", "readonly", "printf", "read", "unset", "test", "[",
-    "mapfile", "readarray", "wait", "getopts", "fc", "compgen", "complete", "bind", "shopt",
-    "set", "command", "builtin", "exec", "caller", "dirs", "pushd", "popd", "cd", "echo", "kill",
-    "ulimit", "umask", "type", "history", "jobs", "disown", "suspend", "times", "return", "exit",
-    "shift", "break", "continue",
+    "declare",
+    "typeset",
+    "local",
+    "export",
+    "readonly",
+    "printf",
+    "read",
+    "unset",
+    "test",
+    "[",
+    "mapfile",
+    "readarray",
+    "wait",
+    "getopts",
+    "fc",
+    "compgen",
+    "complete",
+    "bind",
+    "shopt",
+    "set",
+    "command",
+    "builtin",
+    "exec",
+    "caller",
+    "dirs",
+    "pushd",
+    "popd",
+    "cd",
+    "echo",
+    "kill",
+    "ulimit",
+    "umask",
+    "type",
+    "history",
+    "jobs",
+    "disown",
+    "suspend",
+    "times",
+    "return",
+    "exit",
+    "shift",
+    "break",
+    "continue",
 ];
 
 /// How a wrapper reads its own options before the command it runs.
@@ -879,10 +937,36 @@ const GRAMMARS: &[Grammar] = &[
         with_value: "ugpCDrtTURh",
         flags: "AbEHiklKnPSsVve",
         long_with_value: &[
-            "--user", "--group", "--prompt", "--close-from", "--chdir", "--role", "--type",
-            "--command-timeout", "--other-user", "--chroot", "--host",
+            "--user",
+            "--group",
+            "--prompt",
+            "--close-from",
+            "--chdir",
+            "--role",
+            "--type",
+            "--command-timeout",
+            "--other-user",
+            "--chroot",
+            "--host",
         ],
-        long_flags: &["--preserve-env", "--login", "--shell", "--non-interactive", "--background", "--set-home", "--stdin", "--askpass", "--preserve-groups", "--reset-timestamp", "--remove-timestamp", "--edit", "--list", "--validate", "--version", "--help"],
+        long_flags: &[
+            "--preserve-env",
+            "--login",
+            "--shell",
+            "--non-interactive",
+            "--background",
+            "--set-home",
+            "--stdin",
+            "--askpass",
+            "--preserve-groups",
+            "--reset-timestamp",
+            "--remove-timestamp",
+            "--edit",
+            "--list",
+            "--validate",
+            "--version",
+            "--help",
+        ],
         positional: 0,
         assignments: true,
         adds_arguments: false,
@@ -1002,10 +1086,24 @@ const GRAMMARS: &[Grammar] = &[
         with_value: "adEILnPs",
         flags: "0oprtx",
         long_with_value: &[
-            "--arg-file", "--delimiter", "--max-lines", "--max-args", "--max-procs", "--max-chars",
-            "--replace", "--eof", "--process-slot-var",
+            "--arg-file",
+            "--delimiter",
+            "--max-lines",
+            "--max-args",
+            "--max-procs",
+            "--max-chars",
+            "--replace",
+            "--eof",
+            "--process-slot-var",
         ],
-        long_flags: &["--null", "--no-run-if-empty", "--verbose", "--interactive", "--exit", "--open-tty"],
+        long_flags: &[
+            "--null",
+            "--no-run-if-empty",
+            "--verbose",
+            "--interactive",
+            "--exit",
+            "--open-tty",
+        ],
         positional: 0,
         assignments: false,
         adds_arguments: true,
@@ -1055,8 +1153,14 @@ fn wrapped_start(g: &Grammar, args: &[String]) -> Result<(usize, Vec<String>), S
         }
         if let Some(long) = w.strip_prefix("--") {
             let name = long.split('=').next().unwrap_or(long);
-            let takes = g.long_with_value.iter().any(|l| l.trim_start_matches("--") == name);
-            let flag = g.long_flags.iter().any(|l| l.trim_start_matches("--") == name);
+            let takes = g
+                .long_with_value
+                .iter()
+                .any(|l| l.trim_start_matches("--") == name);
+            let flag = g
+                .long_flags
+                .iter()
+                .any(|l| l.trim_start_matches("--") == name);
             if !takes && !flag {
                 return Err(format!("`{}` option `--{name}` is not known", g.name));
             }
@@ -1158,6 +1262,10 @@ fn unwrap(words: &[String], assignments: &[String], part: &mut Part, inner: &mut
                 };
                 if !extra_assignments.is_empty() {
                     p.also.push(rest.join(" "));
+                }
+                if g.adds_arguments {
+                    // The arguments it will add, for deny rules such as `rm *`.
+                    p.also.push(format!("{} …", rest.join(" ")));
                 }
                 if let Some(f) = rest.first().filter(|f| basename(f) != f.as_str()) {
                     let mut b = vec![basename(f).to_owned()];

@@ -254,7 +254,10 @@ fn every_command_bash_runs_in_the_corpus_is_visible_to_the_policy() {
     }
     let sandbox = Sandbox::new();
     // The harness itself sees what bash runs.
-    assert_eq!(sandbox.run("git status; x=1 nosuch a"), ["git status", "nosuch a"]);
+    assert_eq!(
+        sandbox.run("git status; x=1 nosuch a"),
+        ["git status", "nosuch a"]
+    );
     let mut failures = Vec::new();
     let mut understood = 0;
     for line in CORPUS {
@@ -264,16 +267,33 @@ fn every_command_bash_runs_in_the_corpus_is_visible_to_the_policy() {
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "{} invisible:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} invisible:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Calling everything opaque would pass trivially; most plain lines must be understood.
-    assert!(understood * 3 >= CORPUS.len(), "only {understood} of {} lines understood", CORPUS.len());
-    eprintln!("corpus: {} lines, {understood} understood completely", CORPUS.len());
+    assert!(
+        understood * 3 >= CORPUS.len(),
+        "only {understood} of {} lines understood",
+        CORPUS.len()
+    );
+    eprintln!(
+        "corpus: {} lines, {understood} understood completely",
+        CORPUS.len()
+    );
 }
 
 /// Pieces the generator combines.
 fn fragment() -> impl Strategy<Value = String> {
     let cmd = prop::sample::select(vec![
-        "touch /tmp/m", "rm -rf x", "ls", "id", "git status", "cat a",
+        "touch /tmp/m",
+        "rm -rf x",
+        "ls",
+        "id",
+        "git status",
+        "cat a",
     ]);
     let leaf = cmd.prop_map(str::to_owned);
     leaf.prop_recursive(4, 24, 3, |inner| {
@@ -283,16 +303,24 @@ fn fragment() -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} | {b}")),
             inner.clone().prop_map(|a| format!("echo $({a})")),
             inner.clone().prop_map(|a| format!("echo \"x `{a}` y\"")),
-            inner.clone().prop_map(|a| format!("git status $(( $({a}; echo 1) ))")),
+            inner
+                .clone()
+                .prop_map(|a| format!("git status $(( $({a}; echo 1) ))")),
             inner.clone().prop_map(|a| format!("echo ${{x:-$({a})}}")),
             inner.clone().prop_map(|a| format!("X=$({a}) git status")),
             inner.clone().prop_map(|a| format!("PATH=/tmp/e {a}")),
             inner.clone().prop_map(|a| format!("{{ {a}; }}")),
             inner.clone().prop_map(|a| format!("({a})")),
             inner.clone().prop_map(|a| format!("if true; then {a}; fi")),
-            inner.clone().prop_map(|a| format!("case q in q) {a};; esac")),
-            inner.clone().prop_map(|a| format!("case $({a}) in *) ls;; esac")),
-            inner.clone().prop_map(|a| format!("eval '{}'", a.replace('\'', ""))),
+            inner
+                .clone()
+                .prop_map(|a| format!("case q in q) {a};; esac")),
+            inner
+                .clone()
+                .prop_map(|a| format!("case $({a}) in *) ls;; esac")),
+            inner
+                .clone()
+                .prop_map(|a| format!("eval '{}'", a.replace('\'', ""))),
             inner.clone().prop_map(|a| format!("sudo -u root {a}")),
             inner.clone().prop_map(|a| format!("timeout -s KILL 5 {a}")),
             inner.clone().prop_map(|a| format!("env -u HOME X=1 {a}")),
@@ -300,8 +328,12 @@ fn fragment() -> impl Strategy<Value = String> {
             inner.clone().prop_map(|a| format!("{a} >&out2")),
             inner.clone().prop_map(|a| format!("cat <({a})")),
             inner.clone().prop_map(|a| format!("f() {{ {a}; }}; f")),
-            inner.clone().prop_map(|a| format!("x='$({a})'; echo ${{x@P}}")),
-            inner.clone().prop_map(|a| format!("x='a[$({a})]'; echo ${{!x}}")),
+            inner
+                .clone()
+                .prop_map(|a| format!("x='$({a})'; echo ${{x@P}}")),
+            inner
+                .clone()
+                .prop_map(|a| format!("x='a[$({a})]'; echo ${{!x}}")),
             inner.clone().prop_map(|a| format!("[[ $({a}) == z ]]")),
             inner.prop_map(|a| format!("cat <<EOF\n$({a})\nEOF")),
         ]

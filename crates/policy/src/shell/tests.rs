@@ -37,7 +37,10 @@ fn substitutions_run_their_commands_too_and_their_output_is_unknown() {
     );
     assert_eq!(p("echo `whoami`"), ["whoami", "echo `whoami`"]);
     assert_eq!(p("X=$(rm -rf /) make"), ["rm -rf /", "X=$(rm -rf /) make"]);
-    assert_eq!(p("diff <(ls a) <(ls b)"), ["ls a", "ls b", "diff <(…) <(…)"]);
+    assert_eq!(
+        p("diff <(ls a) <(ls b)"),
+        ["ls a", "ls b", "diff <(…) <(…)"]
+    );
     assert!(opaque("echo $(date)"));
     assert!(!opaque("echo hi"));
     assert!(opaque("rustfmt $f"));
@@ -57,7 +60,10 @@ fn hidden_substitutions_are_found_and_make_the_line_opaque() {
             parts.iter().any(|p| p.text == "touch /tmp/m"),
             "{line}: {parts:?}"
         );
-        assert!(parts.iter().any(|p| p.opaque.is_some()), "{line}: {parts:?}");
+        assert!(
+            parts.iter().any(|p| p.opaque.is_some()),
+            "{line}: {parts:?}"
+        );
     }
     let case = p("case a in $(touch /tmp/m)) ;; *) git status;; esac");
     assert!(case.contains(&"touch /tmp/m".to_owned()), "{case:?}");
@@ -100,7 +106,10 @@ fn assignments_are_part_of_the_command() {
     let git = part(&parts, "PATH=/tmp/evil git status");
     assert_eq!(git.assignments, ["PATH=/tmp/evil"]);
     assert!(git.also.contains(&"git status".to_owned()));
-    assert_eq!(p("PATH=/tmp/evil:$PATH; git status"), ["PATH=/tmp/evil:$PATH", "git status"]);
+    assert_eq!(
+        p("PATH=/tmp/evil:$PATH; git status"),
+        ["PATH=/tmp/evil:$PATH", "git status"]
+    );
     assert!(opaque("PATH=/tmp/evil:$PATH; git status"));
     assert_eq!(
         p("GIT_SSH_COMMAND='touch x' git fetch"),
@@ -108,7 +117,10 @@ fn assignments_are_part_of_the_command() {
     );
     assert_eq!(
         p("env LD_PRELOAD=/x.so git status"),
-        ["env LD_PRELOAD=/x.so git status", "LD_PRELOAD=/x.so git status"]
+        [
+            "env LD_PRELOAD=/x.so git status",
+            "LD_PRELOAD=/x.so git status"
+        ]
     );
 }
 
