@@ -1,5 +1,8 @@
 //! The owner passphrase: stored as an Argon2id PHC string, verified slowly on purpose, and
-//! rate-limited per source with exponential backoff.
+//! guessing bounded three ways: a failure budget per source with exponential backoff (every
+//! loopback address is one source, since any of 127.0.0.0/8 reaches a loopback listener; IPv6 by
+//! /64), taken *before* hashing so concurrent guesses cannot all be hashed; at most
+//! [`MAX_CONCURRENT`] verifications at once (each costs 64 MiB); and a global rate.
 //!
 //! Used by the web inbox sign-in and the OAuth consent page; set through the admin API. The
 //! passphrase itself is never stored or logged.
@@ -21,8 +24,37 @@ use crate::store::{self, Store, setting};
 pub const M_COST_KIB: u32 = 64 * 1024;
 /// Argon2id passes.
 pub const T_COST: u32 = 3;
-/// Shortest accepted passphrase.
-pub const MIN_LEN: usize = 8;
+/// Shortest accepted passphrase, in characters.
+pub const MIN_LEN: usize = 12;
+/// Verifications running at once; the rest are refused with a short `Retry-After`.
+pub const MAX_CONCURRENT: usize = 2;
+/// Verifications in any [`GLOBAL_WINDOW`], from all sources together.
+pub const GLOBAL_MAX: u32 = 30;
+/// The window of the global rate.
+const GLOBAL_WINDOW: Duration = Duration::from_secs(60);
+/// Passphrases too common to accept, compared without case or spaces.
+const COMMON: &[&str] = &[
+    "password",
+    "password1",
+    "password123",
+    "passw0rd",
+    "123456789012",
+    "1234567890123",
+    "qwertyuiopas",
+    "qwertyuiop123",
+    "iloveyou1234",
+    "letmein12345",
+    "administrator",
+    "welcome12345",
+    "trustno1trustno1",
+    "abcdefghijkl",
+    "passwordpassword",
+    "changemechangeme",
+    "agentgateagentgate",
+    "000000000000",
+    "111111111111",
+    "aaaaaaaaaaaa",
+];
 /// Longest accepted passphrase, in bytes (Argon2 input stays bounded).
 pub const MAX_LEN: usize = 1024;
 /// The first failure from a source locks it for this long; each further one doubles it.
@@ -45,8 +77,11 @@ pub enum Error {
     #[error("too many failed attempts; try again in {} s", .0.as_secs().max(1))]
     Backoff(Duration),
     /// The new passphrase breaks the length rule.
-    #[error("a passphrase has {MIN_LEN} to {MAX_LEN} bytes")]
+    #[error("a passphrase has {MIN_LEN} to {MAX_LEN} characters")]
     BadLength,
+    /// The new passphrase is trivially guessable.
+    #[error("that passphrase is too easy to guess: {0}")]
+    Weak(&'static str),
     /// Hashing failed (the OS random generator for the salt, or a corrupt stored hash).
     #[error("passphrase hashing failed: {0}")]
     Hash(String),
@@ -66,6 +101,50 @@ pub struct Passphrases {
     store: Store,
     clock: Clock,
     sources: Mutex<HashMap<IpAddr, Backoff>>,
+    running: tokio::sync::Semaphore,
+    /// Start of the current global window and the verifications in it.
+    global: Mutex<(Timestamp, u32)>,
+}
+
+/// Whose failure budget a guess spends: all of loopback is one source, IPv6 counts by /64.
+fn budget_key(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => budget_key(IpAddr::V4(v4)),
+            None if v6.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        other => other,
+    }
+}
+
+/// Refuses passphrases that are short, blank or among the most common.
+pub fn check_strength(passphrase: &str) -> Result<(), Error> {
+    if passphrase.chars().count() < MIN_LEN || passphrase.len() > MAX_LEN {
+        return Err(Error::BadLength);
+    }
+    if passphrase.trim().is_empty() {
+        return Err(Error::Weak("it is only whitespace"));
+    }
+    let folded: String = passphrase
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let mut distinct: Vec<char> = folded.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 4 {
+        return Err(Error::Weak("it repeats too few characters"));
+    }
+    if COMMON.iter().any(|c| folded == *c) {
+        return Err(Error::Weak("it is one of the most common passphrases"));
+    }
+    Ok(())
 }
 
 fn hasher() -> Result<Argon2<'static>, Error> {
@@ -98,14 +177,14 @@ impl Passphrases {
             store,
             clock,
             sources: Mutex::new(HashMap::new()),
+            running: tokio::sync::Semaphore::new(MAX_CONCURRENT),
+            global: Mutex::new((Timestamp::from_millis(0), 0)),
         }
     }
 
     /// Replaces the owner passphrase. Returns when it was stored.
     pub async fn set(&self, passphrase: String) -> Result<Timestamp, Error> {
-        if passphrase.chars().count() < MIN_LEN || passphrase.len() > MAX_LEN {
-            return Err(Error::BadLength);
-        }
+        check_strength(&passphrase)?;
         let phc = tokio::task::spawn_blocking(move || hash(&passphrase))
             .await
             .map_err(|e| Error::Hash(e.to_string()))??;
@@ -121,18 +200,24 @@ impl Passphrases {
         Ok(self.store.setting(setting::PASSPHRASE).await?.is_some())
     }
 
-    /// Verifies `candidate` for a request from `source`. A source that failed recently is refused
-    /// without hashing until its backoff has passed; each failure doubles the backoff.
+    /// Verifies `candidate` for a request from `source`. The source's budget is spent before
+    /// hashing (a failure is recorded first and forgotten on success), so a source that failed
+    /// recently, or has a guess in flight, is refused without hashing until its backoff has
+    /// passed; each failure doubles the backoff. Beyond [`MAX_CONCURRENT`] verifications at once,
+    /// or [`GLOBAL_MAX`] a minute, guesses are refused too.
     pub async fn verify(&self, source: IpAddr, candidate: String) -> Result<(), Error> {
-        let now = self.clock.now();
-        if let Some(wait) = self.locked(source, now) {
-            return Err(Error::Backoff(wait));
-        }
+        let key = budget_key(source);
         let phc = self
             .store
             .setting(setting::PASSPHRASE)
             .await?
             .ok_or(Error::NotSet)?;
+        let Ok(_slot) = self.running.try_acquire() else {
+            return Err(Error::Backoff(Duration::from_secs(1)));
+        };
+        let now = self.clock.now();
+        self.take_global(now)?;
+        self.take_budget(key, now)?;
         let ok = if candidate.len() > MAX_LEN {
             false
         } else {
@@ -142,38 +227,56 @@ impl Passphrases {
         };
         if ok {
             if let Ok(mut sources) = self.sources.lock() {
-                sources.remove(&source);
+                sources.remove(&key);
             }
             Ok(())
         } else {
-            self.record_failure(source, self.clock.now());
             Err(Error::Wrong)
         }
     }
 
-    fn locked(&self, source: IpAddr, now: Timestamp) -> Option<Duration> {
-        let sources = self.sources.lock().ok()?;
-        let entry = sources.get(&source)?;
-        (entry.locked_until > now).then(|| entry.locked_until.since(now))
+    fn take_global(&self, now: Timestamp) -> Result<(), Error> {
+        let mut global = self
+            .global
+            .lock()
+            .map_err(|_| Error::Hash("poisoned".into()))?;
+        let (start, count) = *global;
+        if now.since(start) >= GLOBAL_WINDOW || now < start {
+            *global = (now, 1);
+            return Ok(());
+        }
+        if count >= GLOBAL_MAX {
+            return Err(Error::Backoff(
+                GLOBAL_WINDOW.saturating_sub(now.since(start)),
+            ));
+        }
+        global.1 = count + 1;
+        Ok(())
     }
 
-    fn record_failure(&self, source: IpAddr, now: Timestamp) {
-        let Ok(mut sources) = self.sources.lock() else {
-            return;
-        };
-        if sources.len() >= MAX_TRACKED && !sources.contains_key(&source) {
+    /// Refuses a locked source; otherwise records the failure this guess will be if wrong.
+    fn take_budget(&self, key: IpAddr, now: Timestamp) -> Result<(), Error> {
+        let mut sources = self
+            .sources
+            .lock()
+            .map_err(|_| Error::Hash("poisoned".into()))?;
+        if let Some(entry) = sources.get(&key).filter(|e| e.locked_until > now) {
+            return Err(Error::Backoff(entry.locked_until.since(now)));
+        }
+        if sources.len() >= MAX_TRACKED && !sources.contains_key(&key) {
             sources.retain(|_, b| b.locked_until > now);
         }
-        let failures = sources.get(&source).map_or(0, |b| b.failures) + 1;
+        let failures = sources.get(&key).map_or(0, |b| b.failures) + 1;
         let exp = failures.saturating_sub(1).min(20);
         let wait = BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
         sources.insert(
-            source,
+            key,
             Backoff {
                 failures,
                 locked_until: now.plus(wait),
             },
         );
+        Ok(())
     }
 }
 
@@ -203,19 +306,19 @@ mod tests {
     async fn failures_back_off_exponentially_per_source_and_success_resets() {
         let (svc, clock, _dir) = service().await;
         let me: IpAddr = "127.0.0.1".parse().unwrap();
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(matches!(
             svc.verify(me, "anything".into()).await,
             Err(Error::NotSet)
         ));
-        svc.set("open sesame 1".into()).await.unwrap();
+        svc.set("open sesame 1 2 3".into()).await.unwrap();
 
         assert!(matches!(
             svc.verify(me, "wrong".into()).await,
             Err(Error::Wrong)
         ));
         // Locked for 1 s: even the right passphrase is refused without being checked.
-        match svc.verify(me, "open sesame 1".into()).await {
+        match svc.verify(me, "open sesame 1 2 3".into()).await {
             Err(Error::Backoff(wait)) => assert_eq!(wait, Duration::from_secs(1)),
             other => panic!("expected backoff, got {other:?}"),
         }
@@ -230,7 +333,7 @@ mod tests {
             svc.verify(me, "wrong again".into()).await,
             Err(Error::Wrong)
         ));
-        match svc.verify(me, "open sesame 1".into()).await {
+        match svc.verify(me, "open sesame 1 2 3".into()).await {
             Err(Error::Backoff(wait)) => assert_eq!(wait, Duration::from_secs(2)),
             other => panic!("expected backoff, got {other:?}"),
         }
@@ -244,7 +347,7 @@ mod tests {
             other => panic!("expected backoff, got {other:?}"),
         }
         clock.advance(Duration::from_secs(4));
-        svc.verify(me, "open sesame 1".into()).await.unwrap();
+        svc.verify(me, "open sesame 1 2 3".into()).await.unwrap();
         // Success forgot the failures: the next failure locks for 1 s again.
         assert!(matches!(
             svc.verify(me, "wrong".into()).await,
@@ -254,6 +357,66 @@ mod tests {
             Err(Error::Backoff(wait)) => assert_eq!(wait, Duration::from_secs(1)),
             other => panic!("expected backoff, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn every_loopback_address_spends_one_budget_and_concurrent_guesses_are_not_all_hashed() {
+        let (svc, _clock, _dir) = service().await;
+        svc.set("open sesame 1 2 3".into()).await.unwrap();
+        let first: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(matches!(
+            svc.verify(first, "wrong".into()).await,
+            Err(Error::Wrong)
+        ));
+        for fresh in ["127.0.0.2", "127.9.8.7", "::1", "::ffff:127.0.0.5"] {
+            let ip: IpAddr = fresh.parse().unwrap();
+            assert!(
+                matches!(svc.verify(ip, "wrong".into()).await, Err(Error::Backoff(_))),
+                "{fresh} shares the loopback budget"
+            );
+        }
+        // 24 guesses at once from one source: its budget is taken before hashing, so exactly
+        // one is hashed; the others are refused at once.
+        let svc = std::sync::Arc::new(svc);
+        let burst = |addr: fn(u8) -> IpAddr| {
+            let svc = svc.clone();
+            async move {
+                let tasks: Vec<_> = (0..24u8)
+                    .map(|i| {
+                        let svc = svc.clone();
+                        tokio::spawn(async move { svc.verify(addr(i), "wrong".into()).await })
+                    })
+                    .collect();
+                let mut wrong = 0;
+                for t in tasks {
+                    if matches!(t.await.unwrap(), Err(Error::Wrong)) {
+                        wrong += 1;
+                    }
+                }
+                wrong
+            }
+        };
+        let same = burst(|_| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1))).await;
+        assert_eq!(same, 1);
+        // From 24 different sources at once: at most MAX_CONCURRENT hash at a time, the rest are
+        // told to retry (24 Argon2id hashes at once took the daemon to 1.6 GB before).
+        let many = burst(|i| IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, i))).await;
+        assert!(many < 24, "{many} of 24 were hashed");
+    }
+
+    #[test]
+    fn weak_passphrases_are_refused() {
+        for weak in [
+            "            ",
+            "short",
+            "aaaaaaaaaaaaaaaa",
+            "Password 123",
+            "pass word 1 2 3",
+            "abababababab",
+        ] {
+            assert!(check_strength(weak).is_err(), "{weak:?}");
+        }
+        check_strength("violet tractor 42 sundial").unwrap();
     }
 
     #[tokio::test]

@@ -208,7 +208,9 @@ impl From<passphrase::Error> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backoff", err.to_string())
                     .with(|r| r.retry_after = Some(wait.as_secs().max(1)))
             }
-            E::BadLength => ApiError::invalid_field(Some("passphrase".into()), err.to_string()),
+            E::BadLength | E::Weak(_) => {
+                ApiError::invalid_field(Some("passphrase".into()), err.to_string())
+            }
             E::Hash(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
         }
     }

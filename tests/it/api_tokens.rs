@@ -465,6 +465,25 @@ async fn the_owner_passphrase_is_set_by_admin_only_and_validated() {
         short.expect_error(400, "invalid_request")["field"],
         "passphrase"
     );
+    for weak in ["              ", "Password 1 2 3", "aaaaaaaaaaaaaaaa"] {
+        let refused = app
+            .request(
+                Method::PUT,
+                "/api/v1/passphrase",
+                Some(&app.admin),
+                Some(json!({"passphrase": weak})),
+            )
+            .await;
+        let body = refused.expect_error(400, "invalid_request");
+        assert_eq!(body["field"], "passphrase", "{body}");
+    }
+    assert!(
+        app.store
+            .setting("owner_passphrase")
+            .await
+            .unwrap()
+            .is_none()
+    );
     app.request(
         Method::PUT,
         "/api/v1/passphrase",

@@ -390,18 +390,15 @@ pub fn no_wider(pattern: &str, suggested: &[RuleSpec]) -> bool {
         if s.pattern == pattern {
             return true;
         }
-        if let Some(inner) = s
+        let any_after = s
             .pattern
             .strip_prefix('{')
             .and_then(|r| r.strip_suffix(" *}"))
-        {
-            if let Some((first, second)) = inner.split_once(',') {
-                if first == second {
-                    let command = literal_prefix(first);
-                    return literal.starts_with(&format!("{command} "))
-                        || (exact && literal == command);
-                }
-            }
+            .and_then(|inner| inner.split_once(','))
+            .filter(|(first, second)| first == second);
+        if let Some((first, _)) = any_after {
+            let command = literal_prefix(first);
+            return literal.starts_with(&format!("{command} ")) || (exact && literal == command);
         }
         if let Some(dir) = s.pattern.strip_suffix("/**") {
             return literal.starts_with(&format!("{}/", literal_prefix(dir)));

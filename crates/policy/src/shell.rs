@@ -620,12 +620,10 @@ impl Walker {
             let source = text.get(piece.start_index..piece.end_index).unwrap_or("");
             match &piece.piece {
                 WordPiece::Text(s) => {
-                    if !quoted {
-                        if let Some(why) = unquoted_expansion(s) {
-                            if place == Place::Command || why.contains("arithmetic") {
-                                note(d, why);
-                            }
-                        }
+                    if let Some(why) = unquoted_expansion(s).filter(|why| {
+                        !quoted && (place == Place::Command || why.contains("arithmetic"))
+                    }) {
+                        note(d, why);
                     }
                     for code in hidden_substitutions(s) {
                         self.nested(&code, depth + 1)?;
@@ -1169,9 +1167,9 @@ fn wrapped_start(g: &Grammar, args: &[String]) -> Result<(usize, Vec<String>), S
         }
         if w.len() > 1 && w.starts_with('-') {
             // A cluster of short options; one that takes a value ends it.
-            let mut chars = w[1..].char_indices();
+            let chars = w[1..].char_indices();
             let mut used_next = false;
-            while let Some((at, c)) = chars.next() {
+            for (at, c) in chars {
                 if g.with_value.contains(c) {
                     used_next = at + 1 + c.len_utf8() > w.len() - 1;
                     break;

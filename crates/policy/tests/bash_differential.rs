@@ -5,6 +5,8 @@
 //! and deny rules match), unless the normaliser called the line opaque. Nothing bash runs may be
 //! invisible to the policy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
