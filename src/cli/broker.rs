@@ -1,6 +1,7 @@
 //! The broker's client verbs: `request`, `pending`, `approve`, `deny`, `rules`, `audit`,
 //! `policy explain`.
 
+use super::terminal::{esay, say};
 use agentgate_policy::{Effect, FileOp, Kind};
 use anyhow::Context;
 use reqwest::Method;
@@ -199,7 +200,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 .send(Method::POST, "/api/v1/permissions", Some(&request))
                 .await?;
             if !json && view.status == Status::Pending {
-                eprintln!(
+                esay!(
                     "{} is pending: waiting for a person ({})",
                     view.id,
                     deadline_text(&view)
@@ -213,7 +214,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             if json {
                 print_json(&view)?;
             } else {
-                println!("{}", outcome_line(&view));
+                say!("{}", outcome_line(&view));
             }
             Ok(match view.status {
                 Status::Allowed => EXIT_ALLOWED,
@@ -229,12 +230,12 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             if json {
                 print_json(&e)?;
             } else {
-                println!("decision: {}", e.decision.effect);
-                println!("why:      {}", e.decision.reason);
+                say!("decision: {}", e.decision.effect);
+                say!("why:      {}", e.decision.reason);
                 for part in &e.decision.parts {
-                    println!("part `{}`: {}", part.target, part.effect);
+                    say!("part `{}`: {}", part.target, part.effect);
                     if part.matched.is_empty() {
-                        println!("    no rule matches (default: ask)");
+                        say!("    no rule matches (default: ask)");
                     }
                     for m in &part.matched {
                         let won = if part.rule.as_deref() == Some(m.rule.as_str()) {
@@ -242,7 +243,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                         } else {
                             ""
                         };
-                        println!("    {} {} `{}`{won}", m.rule, m.action, m.pattern);
+                        say!("    {} {} `{}`{won}", m.rule, m.action, m.pattern);
                     }
                 }
             }
@@ -259,10 +260,10 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 print_json(&page)?;
             } else {
                 for p in &page.permissions {
-                    println!("{}", pending_line(p));
+                    say!("{}", pending_line(p));
                 }
                 if page.permissions.is_empty() && !watch {
-                    println!("nothing is pending");
+                    say!("nothing is pending");
                 }
             }
             if watch {
@@ -281,12 +282,12 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             if json {
                 print_json(&out)?;
             } else {
-                println!("{}", outcome_line(&out.permission));
+                say!("{}", outcome_line(&out.permission));
                 for r in &out.remembered {
-                    println!("remembered {}", rule_line(r));
+                    say!("remembered {}", rule_line(r));
                 }
                 for other in &out.resolved {
-                    println!("also resolved {other}");
+                    say!("also resolved {other}");
                 }
             }
             Ok(0)
@@ -297,7 +298,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 print_json(&list)?;
             } else {
                 for r in &list.rules {
-                    println!("{}", rule_line(r));
+                    say!("{}", rule_line(r));
                 }
             }
             Ok(0)
@@ -310,7 +311,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 print_json(&added)?;
             } else {
                 let view: RuleView = serde_json::from_value(added["rule"].clone())?;
-                println!("added {}", rule_line(&view));
+                say!("added {}", rule_line(&view));
             }
             Ok(0)
         }
@@ -321,7 +322,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             if json {
                 print_json(&removed)?;
             } else {
-                println!("removed {}", rule_line(&removed));
+                say!("removed {}", rule_line(&removed));
             }
             Ok(0)
         }
@@ -352,12 +353,14 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             if json {
                 print_json(&v)?;
             } else if let Some(bad) = &v.first_bad {
-                println!(
+                say!(
                     "audit log BROKEN at entry {} ({}): {}",
-                    bad.seq, bad.problem, bad.detail
+                    bad.seq,
+                    bad.problem,
+                    bad.detail
                 );
             } else {
-                println!("audit log intact: {} entries verified", v.entries);
+                say!("audit log intact: {} entries verified", v.entries);
             }
             Ok(if v.ok { 0 } else { 1 })
         }
@@ -385,13 +388,13 @@ async fn follow(client: &Client, json: bool, last: i64, pending_view: bool) -> a
                 serde_json::from_str(&data).context("an event that is not an audit entry")?;
             if pending_view {
                 match entry.event.as_str() {
-                    "permission.created" if entry.data["policy"] == "ask" => println!(
+                    "permission.created" if entry.data["policy"] == "ask" => say!(
                         "+ {} {} (from {})",
                         entry.subject.as_deref().unwrap_or("?"),
                         entry.data["summary"].as_str().unwrap_or(""),
                         entry.data["requester"].as_str().unwrap_or("?")
                     ),
-                    "permission.decided" => println!(
+                    "permission.decided" => say!(
                         "- {} {}",
                         entry.subject.as_deref().unwrap_or("?"),
                         entry.data["status"].as_str().unwrap_or("")
@@ -410,7 +413,7 @@ fn print_entry(e: &AuditEntry, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(e)?);
     } else {
-        println!(
+        say!(
             "{:>6} {} {:<20} {} {}",
             e.seq,
             e.at,

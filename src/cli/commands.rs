@@ -1,5 +1,6 @@
 //! The client verbs: `token create|list|revoke`, `whoami`, `passphrase set`.
 
+use super::terminal::{esay, say};
 use std::io::{BufRead, IsTerminal};
 
 use agentgate_policy::Scope;
@@ -33,7 +34,7 @@ pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8>
                 print_json(&created)?;
             } else {
                 println!("{}", created.token);
-                eprintln!(
+                esay!(
                     "created token {} ({}) with scopes {}, expires {}. The secret above is shown only once.",
                     created.info.name,
                     created.info.id,
@@ -61,7 +62,7 @@ pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8>
             if json {
                 print_json(&revoked)?;
             } else {
-                println!("revoked {} ({})", revoked.name, revoked.id);
+                say!("revoked {} ({})", revoked.name, revoked.id);
             }
         }
         Validated::Whoami => {
@@ -69,10 +70,10 @@ pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8>
             if json {
                 print_json(&me)?;
             } else {
-                println!("id:      {}", me.id);
-                println!("name:    {}", me.name);
-                println!("scopes:  {}", scopes(&me.scopes));
-                println!(
+                say!("id:      {}", me.id);
+                say!("name:    {}", me.name);
+                say!("scopes:  {}", scopes(&me.scopes));
+                say!(
                     "expires: {}",
                     me.expires_at.map_or("never".to_owned(), |t| t.to_string())
                 );
@@ -90,7 +91,7 @@ pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8>
             if json {
                 print_json(&set)?;
             } else {
-                println!("owner passphrase set at {}", set.updated_at);
+                say!("owner passphrase set at {}", set.updated_at);
             }
         }
     }
@@ -216,7 +217,7 @@ fn print_table(tokens: &[TokenInfo]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        say!("{}", parts.join("  ").trim_end());
     };
     line(header);
     for row in &rows {

@@ -8,6 +8,9 @@ mod commands;
 mod oauth;
 mod pair;
 mod serve;
+mod terminal;
+
+use terminal::esay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -375,7 +378,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            esay!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -404,9 +407,9 @@ pub fn main() -> ExitCode {
                         serde_json::json!({"error": "cli_error", "message": format!("{err:#}")})
                     }
                 };
-                eprintln!("{body}");
+                esay!("{body}");
             } else {
-                eprintln!("error: {err:#}");
+                esay!("error: {err:#}");
             }
             ExitCode::from(error_code)
         }

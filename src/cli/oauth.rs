@@ -1,6 +1,7 @@
 //! `agentgate oauth`: the MCP clients registered with the authorization server and the consent
 //! the owner asked to remember.
 
+use super::terminal::say;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -22,14 +23,14 @@ pub(super) async fn run(global: &Global, command: OauthCommand) -> anyhow::Resul
             }
             let clients = list["clients"].as_array().cloned().unwrap_or_default();
             if clients.is_empty() {
-                println!("no registered clients");
+                say!("no registered clients");
             }
             for c in &clients {
                 let redirects: Vec<&str> = c["redirect_uris"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                println!(
+                say!(
                     "{}  {}  auth={}  registered {}  redirect {}",
                     text(c, "client_id"),
                     c["client_name"].as_str().unwrap_or("(no name)"),
@@ -48,7 +49,7 @@ pub(super) async fn run(global: &Global, command: OauthCommand) -> anyhow::Resul
             if global.json {
                 return print_json(&done);
             }
-            println!(
+            say!(
                 "deleted {id} ({} access token(s) revoked)",
                 done["access_tokens_revoked"]
             );
@@ -60,10 +61,10 @@ pub(super) async fn run(global: &Global, command: OauthCommand) -> anyhow::Resul
             }
             let grants = list["grants"].as_array().cloned().unwrap_or_default();
             if grants.is_empty() {
-                println!("no remembered consent");
+                say!("no remembered consent");
             }
             for g in &grants {
-                println!(
+                say!(
                     "{}  {} ({})  scope: {}  since {}",
                     text(g, "id"),
                     g["client_name"].as_str().unwrap_or("(no name)"),
@@ -82,7 +83,7 @@ pub(super) async fn run(global: &Global, command: OauthCommand) -> anyhow::Resul
             if global.json {
                 return print_json(&done);
             }
-            println!("revoked {id}: the client will see the consent page again");
+            say!("revoked {id}: the client will see the consent page again");
         }
     }
     Ok(())

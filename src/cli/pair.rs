@@ -1,6 +1,7 @@
 //! `agentgate pair`: a one-time link (and a QR code for a phone's camera) that signs another
 //! browser into the web inbox with limited scopes; `pair list`, `pair revoke`.
 
+use super::terminal::{esay, say};
 use agentgate_policy::Scope;
 use anyhow::Context;
 use qrcode::QrCode;
@@ -38,14 +39,14 @@ pub(super) async fn run(global: &Global, args: PairArgs) -> anyhow::Result<()> {
                 return print_json(&list);
             }
             if list.pairings.is_empty() {
-                println!("no pairings");
+                say!("no pairings");
             }
             for p in &list.pairings {
                 let state = match p.redeemed_at {
                     Some(at) => format!("device signed in at {at}"),
                     None => format!("link unused, works until {}", p.expires_at),
                 };
-                println!("{}  {}  {}  {}", p.id, p.name, scopes(&p.scopes), state);
+                say!("{}  {}  {}  {}", p.id, p.name, scopes(&p.scopes), state);
             }
         }
         (Some(PairCommand::Revoke { id }), _) => {
@@ -55,9 +56,10 @@ pub(super) async fn run(global: &Global, args: PairArgs) -> anyhow::Result<()> {
             if global.json {
                 return print_json(&revoked);
             }
-            println!(
+            say!(
                 "revoked {} ({} signed-in device(s) signed out)",
-                revoked.id, revoked.sessions_ended
+                revoked.id,
+                revoked.sessions_ended
             );
         }
         (None, Some(request)) => {
@@ -77,8 +79,8 @@ pub(super) async fn run(global: &Global, args: PairArgs) -> anyhow::Result<()> {
                     .build();
                 println!("{art}");
             }
-            println!("{}", created.url);
-            eprintln!(
+            say!("{}", created.url);
+            esay!(
                 "Open this link once, before {}, to sign a device in as `{} (paired)` with scopes {}. \
                  Revoke with `agentgate pair revoke {}`.",
                 created.info.expires_at,

@@ -335,7 +335,14 @@ fn passphrase_set_reads_stdin_and_the_daemon_validates_it() {
     assert!(stdout(&out).contains("owner passphrase set"));
     let short = daemon.cli_with(&["passphrase", "set", "--stdin"], Some("short\n"));
     assert!(!short.status.success());
-    assert!(stderr(&short).contains("8 to 1024"), "{}", stderr(&short));
+    assert!(stderr(&short).contains("12 to 1024"), "{}", stderr(&short));
+    let common = daemon.cli_with(&["passphrase", "set", "--stdin"], Some("Password 1 2 3\n"));
+    assert!(!common.status.success());
+    assert!(
+        stderr(&common).contains("too easy to guess"),
+        "{}",
+        stderr(&common)
+    );
     // No terminal and no --stdin: say how, do not hang.
     let no_tty = daemon.cli(&["passphrase", "set"]);
     assert!(!no_tty.status.success());
@@ -623,6 +630,26 @@ fn request_exit_codes_and_answering_from_the_cli() {
     assert!(
         pending.contains(&id) && pending.contains("make install") && pending.contains("needs it"),
         "{pending}"
+    );
+    // Text an agent wrote cannot drive the owner's terminal: escapes are shown, not obeyed.
+    let (c, _, _) = code(&[
+        "--kind",
+        "shell",
+        "--command",
+        "make \u{202e}x",
+        "--reason",
+        "\x1b[2J\x1b[HAll clear\nnothing is pending\x1b]0;pwned\x07",
+    ]);
+    assert_eq!(c, Some(4));
+    let pending = stdout(&ok(daemon.cli(&["pending"])));
+    assert!(
+        !pending.contains('\x1b') && !pending.contains('\u{202e}'),
+        "{pending:?}"
+    );
+    assert!(pending.contains("\\x1b[2J"), "{pending}");
+    assert!(
+        !pending.lines().any(|l| l.trim() == "nothing is pending"),
+        "an agent cannot print a line of its own: {pending}"
     );
     // A waiting agent is released by a CLI approval.
     let waiter = Command::new(BIN)
