@@ -66,7 +66,8 @@ pub enum Kind {
     Shell,
     /// Tool calls (e.g. MCP `server__tool`); the pattern is a name glob.
     Tool,
-    /// Network access; the pattern is a glob over `host/path`.
+    /// Network access; the pattern is a glob over `host/path` for https, `scheme://host/path`
+    /// for any other scheme (an https rule never covers plain http).
     Network,
     /// Access to a directory outside the agent's workspace; the pattern is a path glob.
     Directory,
