@@ -120,6 +120,26 @@ struct Decoded {
     opaque: Option<String>,
 }
 
+/// A simple command while its items are read.
+#[derive(Default)]
+struct Simple {
+    assignments: Vec<String>,
+    words: Vec<String>,
+    redirects: Vec<String>,
+    opaque: Option<String>,
+    /// Parts for the files its redirections write.
+    writes: Vec<Part>,
+}
+
+impl Simple {
+    /// Keeps the first reason the command is opaque.
+    fn note(&mut self, why: Option<String>) {
+        if self.opaque.is_none() {
+            self.opaque = why;
+        }
+    }
+}
+
 #[derive(Default)]
 struct Walker {
     parts: Vec<Part>,
@@ -219,66 +239,25 @@ impl Walker {
     }
 
     fn simple(&mut self, simple: &ast::SimpleCommand, depth: usize) -> Result<(), ShellError> {
-        let mut assignments = Vec::new();
-        let mut words = Vec::new();
-        let mut redirects = Vec::new();
-        let mut opaque: Option<String> = None;
-        let mut writes = Vec::new();
-        let note = |o: &mut Option<String>, why: Option<String>| {
-            if o.is_none() {
-                *o = why;
-            }
-        };
+        let mut acc = Simple::default();
         for item in simple.prefix.iter().flat_map(|p| p.0.iter()) {
-            match item {
-                CommandPrefixOrSuffixItem::AssignmentWord(a, _) => {
-                    let (text, why) = self.assignment(a, depth)?;
-                    note(&mut opaque, why);
-                    assignments.push(text);
-                }
-                CommandPrefixOrSuffixItem::Word(w) => {
-                    let d = self.word(&w.value, Place::Command, depth)?;
-                    note(&mut opaque, d.opaque);
-                    words.push(d.value);
-                }
-                CommandPrefixOrSuffixItem::IoRedirect(r) => {
-                    let before = self.parts.len();
-                    self.redirect(r, &mut redirects, &mut opaque, depth)?;
-                    writes.extend(self.parts.drain(before..));
-                }
-                CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
-                    self.list(&sub.list, depth)?;
-                    note(&mut opaque, Some("a process substitution's path".into()));
-                    words.push("<(…)".into());
-                }
-            }
+            self.item(item, true, &mut acc, depth)?;
         }
         if let Some(name) = &simple.word_or_name {
             let d = self.word(&name.value, Place::Command, depth)?;
-            note(&mut opaque, d.opaque);
-            words.push(d.value);
+            acc.note(d.opaque);
+            acc.words.push(d.value);
         }
         for item in simple.suffix.iter().flat_map(|s| s.0.iter()) {
-            match item {
-                // After the name, `X=1` is an argument (declaration builtins read it themselves).
-                CommandPrefixOrSuffixItem::Word(w)
-                | CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
-                    let d = self.word(&w.value, Place::Command, depth)?;
-                    note(&mut opaque, d.opaque);
-                    words.push(d.value);
-                }
-                CommandPrefixOrSuffixItem::IoRedirect(r) => {
-                    let before = self.parts.len();
-                    self.redirect(r, &mut redirects, &mut opaque, depth)?;
-                    writes.extend(self.parts.drain(before..));
-                }
-                CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
-                    self.list(&sub.list, depth)?;
-                    note(&mut opaque, Some("a process substitution's path".into()));
-                    words.push("<(…)".into());
-                }
-            }
+            self.item(item, false, &mut acc, depth)?;
         }
+        let Simple {
+            assignments,
+            words,
+            redirects,
+            mut opaque,
+            writes,
+        } = acc;
         let words: Vec<String> = words.into_iter().filter(|w| !w.is_empty()).collect();
         if words.is_empty() && assignments.is_empty() {
             self.parts.extend(writes);
@@ -301,6 +280,41 @@ impl Walker {
         self.parts.push(part);
         self.parts.extend(inner);
         self.parts.extend(writes);
+        Ok(())
+    }
+
+    /// One prefix or suffix item of a simple command.
+    fn item(
+        &mut self,
+        item: &CommandPrefixOrSuffixItem,
+        prefix: bool,
+        acc: &mut Simple,
+        depth: usize,
+    ) -> Result<(), ShellError> {
+        match item {
+            CommandPrefixOrSuffixItem::AssignmentWord(a, _) if prefix => {
+                let (text, why) = self.assignment(a, depth)?;
+                acc.note(why);
+                acc.assignments.push(text);
+            }
+            // After the name, `X=1` is an argument (declaration builtins read it themselves).
+            CommandPrefixOrSuffixItem::Word(w)
+            | CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                let d = self.word(&w.value, Place::Command, depth)?;
+                acc.note(d.opaque);
+                acc.words.push(d.value);
+            }
+            CommandPrefixOrSuffixItem::IoRedirect(r) => {
+                let before = self.parts.len();
+                self.redirect(r, &mut acc.redirects, &mut acc.opaque, depth)?;
+                acc.writes.extend(self.parts.drain(before..));
+            }
+            CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
+                self.list(&sub.list, depth)?;
+                acc.note(Some("a process substitution's path".into()));
+                acc.words.push("<(…)".into());
+            }
+        }
         Ok(())
     }
 
