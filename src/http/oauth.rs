@@ -246,9 +246,10 @@ pub async fn authorize(
     };
     let issuer = origin(&headers);
     let resource = |r: &str| canonical_resource(&issuer, r);
+    let owner = owner_signed_in(&state, &headers).await;
     match state
         .oauth
-        .authorize(&issuer, params, &resource, &mcp_resource(&issuer))
+        .authorize(&issuer, params, &resource, &mcp_resource(&issuer), owner)
         .await
     {
         Ok(Authorize::ErrorPage(text)) => error_page(StatusCode::BAD_REQUEST, &text),
@@ -258,12 +259,26 @@ pub async fn authorize(
     }
 }
 
+/// Whether the browser carries the owner's signed-in web session (an `admin` session: the
+/// passphrase sign-in, not a paired phone).
+async fn owner_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(cookie) = super::access::session_cookie(headers) else {
+        return false;
+    };
+    state
+        .sessions
+        .authenticate(cookie)
+        .await
+        .is_ok_and(|s| s.principal.scopes.allows(agentgate_policy::Scope::Admin))
+}
+
 /// `POST /authorize`: the owner's answer. The form's single-use CSRF token must be the pending
 /// authorization's current one (and `guard` has checked the `Origin`); approving needs the owner
 /// passphrase. The answer is a 303 (never 307, which would resend the passphrase) to the client.
 pub async fn consent(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form = match pairs(&body) {
@@ -286,7 +301,10 @@ pub async fn consent(
             );
         }
     };
-    if approve {
+    // One click: remembered consent, confirmed from the owner's signed-in browser (checked
+    // again now; the form alone proves nothing).
+    let one_click = pending.one_click && owner_signed_in(&state, &headers).await;
+    if approve && !one_click {
         let passphrase = field("passphrase");
         if passphrase.is_empty() {
             return consent_page(

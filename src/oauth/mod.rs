@@ -50,6 +50,11 @@ const MAX_REDIRECT_URIS: usize = 10;
 pub struct Settings {
     /// Most live registered clients.
     pub max_clients: u32,
+    /// Most live clients that were never authorized (counted apart, so registrations from a web
+    /// page cannot fill the whole cap).
+    pub max_unauthorized_clients: u32,
+    /// A client never authorized within this time after registering is deleted.
+    pub unauthorized_client_ttl: Duration,
     /// Access-token lifetime (`expires_in`).
     pub access_ttl: Duration,
     /// Refresh-token lifetime.
@@ -66,6 +71,8 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             max_clients: 100,
+            max_unauthorized_clients: 20,
+            unauthorized_client_ttl: Duration::from_secs(3600),
             access_ttl: Duration::from_secs(3600),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             code_ttl: Duration::from_secs(300),
@@ -265,6 +272,10 @@ pub struct Pending {
     pub resource: String,
     /// The issuer the request came through (`iss` of the answer).
     pub issuer: String,
+    /// The owner already allowed this client these scopes and the browser carries the owner's
+    /// signed-in session: one click confirms, no passphrase (RFC 8252 §8.6: remembered consent
+    /// is never processed without a person in the browser).
+    pub one_click: bool,
     expires_at: Timestamp,
 }
 
@@ -464,11 +475,20 @@ impl OAuth {
             created_at: now,
             deleted_at: None,
         };
-        match self
-            .store
-            .insert_client(&row, self.settings.max_clients)
-            .await
-        {
+        let cap = store::oauth::ClientCap {
+            max: self.settings.max_clients,
+            unauthorized: self
+                .settings
+                .max_unauthorized_clients
+                .min(self.settings.max_clients),
+            stale_before: Timestamp::from_millis(
+                now.as_millis()
+                    - i64::try_from(self.settings.unauthorized_client_ttl.as_millis())
+                        .unwrap_or(i64::MAX / 2),
+            ),
+            now,
+        };
+        match self.store.insert_client(&row, cap).await {
             Err(store::Error::Conflict("client cap")) => {
                 return Err(Error::TooManyClients(self.settings.max_clients));
             }
@@ -559,6 +579,7 @@ impl OAuth {
         params: AuthorizeParams,
         resource: &(dyn Fn(&str) -> Option<String> + Sync),
         default_resource: &str,
+        owner_signed_in: bool,
     ) -> Result<Authorize, Error> {
         let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return Ok(Authorize::ErrorPage(
@@ -662,24 +683,31 @@ impl OAuth {
             scopes,
             resource,
             issuer: issuer.to_owned(),
+            one_click: false,
             expires_at: self.clock.now().plus(self.settings.consent_ttl),
         };
+        let mut pending = pending;
         if !must_ask {
+            // Anyone who knows a public client's id can start an authorization, so remembered
+            // consent never issues a code by itself: it only spares the signed-in owner the
+            // passphrase.
             let remembered = self
                 .store
                 .live_grants(Some(&client.id))
                 .await?
                 .iter()
                 .any(|g| g.scopes.covers(pending.scopes));
-            if remembered {
-                return Ok(Authorize::Redirect(self.issue_code(&pending).await?));
-            }
             if prompts.contains(&"none") {
                 return Ok(answer.error(
                     "consent_required",
-                    "the owner has not allowed this application yet",
+                    if remembered {
+                        "the owner confirms each sign-in in the browser; prompt=none cannot be answered"
+                    } else {
+                        "the owner has not allowed this application yet"
+                    },
                 ));
             }
+            pending.one_click = remembered && owner_signed_in;
         }
         self.hold(pending.clone());
         Ok(Authorize::Consent(Box::new(pending)))

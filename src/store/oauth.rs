@@ -125,12 +125,27 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// The registration caps (see [`Store::insert_client`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCap {
+    /// Most live clients.
+    pub max: u32,
+    /// Most live clients never authorized.
+    pub unauthorized: u32,
+    /// Clients never authorized and registered before this are deleted.
+    pub stale_before: Timestamp,
+    /// Now (their deletion time).
+    pub now: Timestamp,
+}
+
 impl Store {
-    /// Registers a client, refusing ([`Error::Conflict`]`("client cap")`) when `max` live
-    /// clients exist.
-    pub async fn insert_client(&self, row: &ClientRow, max: u32) -> Result<(), Error> {
+    /// Registers a client, refusing ([`Error::Conflict`]`("client cap")`) when `cap.max` live
+    /// clients exist or `cap.unauthorized` of them were never authorized. First, clients never
+    /// authorized (no code issued, no consent remembered) and registered before `cap.stale_before`
+    /// are deleted: anyone, a web page too, can register.
+    pub async fn insert_client(&self, row: &ClientRow, cap: ClientCap) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_client(row, max).await,
+            Store::Sqlite(s) => s.insert_client(row, cap).await,
         }
     }
 

@@ -3,7 +3,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::oauth::{ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse};
+use super::oauth::{
+    ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
+};
 use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
 use super::{Error, SqliteStore, TokenRow};
 use crate::clock::Timestamp;
@@ -30,14 +32,27 @@ impl SqliteStore {
             .map_err(backend)
     }
 
-    pub(super) async fn insert_client(&self, row: &ClientRow, max: u32) -> Result<(), Error> {
+    pub(super) async fn insert_client(&self, row: &ClientRow, cap: ClientCap) -> Result<(), Error> {
+        const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.client_id = oauth_clients.id) \
+             AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.id)";
         let mut tx = self.write_tx().await?;
-        let live: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_clients WHERE deleted_at IS NULL")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if live >= i64::from(max) {
+        sqlx::query(&format!(
+            "UPDATE oauth_clients SET deleted_at = ? WHERE deleted_at IS NULL AND created_at < ? \
+             AND {NEVER_AUTHORIZED}"
+        ))
+        .bind(cap.now.as_millis())
+        .bind(cap.stale_before.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let (live, unauthorized): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {NEVER_AUTHORIZED} THEN 1 ELSE 0 END), 0) \
+             FROM oauth_clients WHERE deleted_at IS NULL"
+        ))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
             return Err(Error::Conflict("client cap"));
         }
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());

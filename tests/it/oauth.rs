@@ -682,14 +682,89 @@ async fn authorize_never_redirects_to_an_unverified_uri_and_redirects_every_othe
     )
     .await;
     assert_eq!(r.status, 303);
-    for extra in [vec![("scope", "request")], vec![("prompt", "none")]] {
-        let r = authorize(&app, &q(base, &extra)).await;
-        assert_eq!(r.status, 303, "{extra:?}: {}", r.text);
-        assert!(
-            query_of(&r.header("location")).contains_key("code"),
-            "{extra:?}"
-        );
-    }
+    // Remembered consent never issues a code by itself (RFC 8252 §8.6): anyone who knows the
+    // public client's id could start this. Without the owner's session, the full page.
+    let page = authorize(&app, &q(base, &[("scope", "request")])).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains(r#"name="passphrase""#), "{}", page.text);
+    let (authz, csrf) = form_fields(&page.text);
+    let r = answer(
+        &app,
+        &[("authz", &authz), ("csrf", &csrf), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(r.status, 400, "no passphrase, no session: no code");
+    assert!(!r.header("location").contains("code="));
+    redirect_error(
+        &authorize(&app, &q(base, &[("prompt", "none")])).await,
+        "consent_required",
+    );
+    // With the owner's signed-in session in the browser: one click, no passphrase.
+    let login = app
+        .http
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .form(&[("passphrase", PASSPHRASE), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_session = |query: String| {
+        let (http, base, cookie) = (app.http.clone(), app.base.clone(), cookie.clone());
+        async move {
+            reply(
+                http.get(format!("{base}/authorize?{query}"))
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let page = with_session(q(base, &[("scope", "request")])).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("one-click"), "{}", page.text);
+    assert!(!page.text.contains(r#"name="passphrase""#));
+    let (authz, csrf) = form_fields(&page.text);
+    // The form alone is not enough: the session must come with the answer.
+    let r = answer(
+        &app,
+        &[("authz", &authz), ("csrf", &csrf), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let page = with_session(q(base, &[("scope", "request")])).await;
+    let (authz, csrf) = form_fields(&page.text);
+    let r = reply(
+        app.http
+            .post(format!("{}/authorize", app.base))
+            .header("origin", &app.base)
+            .header("cookie", &cookie)
+            .form(&[
+                ("authz", authz.as_str()),
+                ("csrf", csrf.as_str()),
+                ("decision", "approve"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(query_of(&r.header("location")).contains_key("code"));
+    // A session for more scopes than remembered still needs the passphrase.
+    let page = with_session(q(base, &[("scope", "request approve")])).await;
+    assert!(page.text.contains(r#"name="passphrase""#));
     // …not for more scopes, and never with prompt=consent.
     assert_eq!(
         authorize(&app, &q(base, &[("scope", "request approve")]))
@@ -1330,4 +1405,51 @@ async fn token_revoke(app: &TestApp, client: &str, token: &str) -> Reply {
             .unwrap(),
     )
     .await
+}
+
+#[tokio::test]
+async fn clients_never_authorized_are_capped_apart_and_expire() {
+    // A web page can register (the endpoint is open to CORS): such clients have a cap of their
+    // own (20 by default) and are deleted an hour after registering unless authorized.
+    let app = spawn_app().await;
+    set_passphrase(&app).await;
+    let used = public_client(&app).await;
+    let q = consent(&app, &used, &[]).await;
+    assert!(q.contains_key("code"));
+    for _ in 0..20 {
+        public_client(&app).await;
+    }
+    let r = register(&app, json!({"redirect_uris": [REDIRECT]})).await;
+    oauth_error(&r, 403, "too_many_clients");
+    let live = |app: &TestApp| {
+        let (http, url, admin) = (
+            app.http.clone(),
+            format!("{}/api/v1/oauth/clients", app.base),
+            app.admin.clone(),
+        );
+        async move {
+            let v: Value = http
+                .get(url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["clients"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(
+        live(&app).await,
+        21,
+        "the authorized one did not count against the 20"
+    );
+    app.clock.advance(Duration::from_secs(3601));
+    public_client(&app).await;
+    assert_eq!(
+        live(&app).await,
+        2,
+        "the 20 never authorized expired; the authorized one stays"
+    );
 }

@@ -180,11 +180,15 @@ pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect
                 form method="post" action="/authorize" {
                     input type="hidden" name="authz" value=(p.id);
                     input type="hidden" name="csrf" value=(p.csrf);
-                    label for="passphrase" { "Owner passphrase (to approve)" }
-                    input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus;
-                    label.check {
-                        input type="checkbox" name="remember" value="yes";
-                        " Remember this application for these permissions"
+                    @if p.one_click {
+                        p #one-click { "You allowed this application these permissions before, and you are signed in: one click confirms." }
+                    } @else {
+                        label for="passphrase" { "Owner passphrase (to approve)" }
+                        input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus;
+                        label.check {
+                            input type="checkbox" name="remember" value="yes";
+                            " Remember this application for these permissions"
+                        }
                     }
                     div.actions {
                         button.primary type="submit" name="decision" value="approve" { "Approve" }
