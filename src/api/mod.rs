@@ -63,6 +63,9 @@ pub struct CreateToken {
     /// How long the token lives; 90 days when absent.
     #[serde(default)]
     pub expires_in: Option<Expiry>,
+    /// The person the token acts for, when not the owner: N-of-M approvals count people.
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 /// `POST /api/v1/tokens` response: the only time the secret is ever shown.
@@ -92,6 +95,9 @@ pub struct TokenInfo {
     pub last_used_at: Option<Timestamp>,
     /// Whether the token has expired (it is kept, and listed, until revoked).
     pub expired: bool,
+    /// The person it acts for; absent: the owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 /// `GET /api/v1/tokens` response.

@@ -48,9 +48,21 @@ pub struct Principal {
     pub kind: CredentialKind,
     /// For an OAuth access token: its client, audience and grant family.
     pub oauth: Option<OAuthBinding>,
+    /// The person this credential acts for, when a token was named for one; `None`: the owner
+    /// (web sessions, paired devices, OAuth clients and unnamed tokens).
+    pub person: Option<String>,
 }
 
 impl Principal {
+    /// Who approves, for N-of-M: a person, not a credential. Everything not named for another
+    /// person is the owner, so one person's token, phone and browser count once.
+    pub fn approver(&self) -> String {
+        match &self.person {
+            Some(p) => format!("person:{p}"),
+            None => "person:owner".to_owned(),
+        }
+    }
+
     /// Who acts, for "its own requests" and self-approval: the OAuth client for its access
     /// tokens (which change on every refresh), the credential otherwise.
     pub fn actor(&self) -> &str {
@@ -252,9 +264,17 @@ impl Authenticator {
             Expiry::Never => None,
             Expiry::After(d) => Some(now.plus(d)),
         };
+        if let Some(person) = &request.person {
+            validate_name(person).map_err(|_| {
+                Error::InvalidName(
+                    "a person is named with 1 to 64 letters, digits, `.`, `_` or `-`".into(),
+                )
+            })?;
+        }
         let (secret, row) = mint_row(request.name, scopes, now)?;
         let row = TokenRow {
             expires_at,
+            person: request.person.filter(|p| p != "owner"),
             // The creating token, for the record; a web session is not a token, so a token it
             // creates has no creating token (the audit names the session).
             created_by: (creator.kind == CredentialKind::Token).then(|| creator.token_id.clone()),
@@ -385,6 +405,7 @@ pub fn mint_row(
         revoked_at: None,
         created_by: None,
         oauth: None,
+        person: None,
     };
     Ok((secret, row))
 }
@@ -397,6 +418,7 @@ fn principal_of(row: &TokenRow) -> Principal {
         expires_at: row.expires_at,
         kind: CredentialKind::Token,
         oauth: row.oauth.clone(),
+        person: row.person.clone(),
     }
 }
 
@@ -439,6 +461,7 @@ mod tests {
             expires_at: None,
             kind: CredentialKind::Token,
             oauth: None,
+            person: None,
         }
     }
 
@@ -462,6 +485,7 @@ mod tests {
             name: name.into(),
             scopes: scopes.to_vec(),
             expires_in: None,
+            person: None,
         }
     }
 

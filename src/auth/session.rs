@@ -183,6 +183,7 @@ impl Sessions {
                 expires_at: Some(row.expires_at.min(now.plus(self.settings.idle))),
                 kind: CredentialKind::Session,
                 oauth: None,
+                person: None,
             }),
             csrf: row.csrf,
         })

@@ -62,8 +62,10 @@ pub enum Error {
     /// A credential answering its own request.
     #[error("a credential cannot answer a request it made")]
     SelfApproval,
-    /// The same approver twice on an N-of-M request.
-    #[error("this credential already approved the request; it needs other approvers")]
+    /// The same approver (person) twice on an N-of-M request.
+    #[error(
+        "this person already approved the request (the owner's tokens, sessions and paired devices are one approver); it needs another person"
+    )]
     AlreadyApproved,
     /// A reply's edited pattern is wider than the suggested rule and the replier is not `admin`.
     #[error("{0}")]
@@ -594,11 +596,13 @@ impl Broker {
                 at: now,
                 event: "permission.approved",
                 subject: Some(row.id.clone()),
-                data: to_json(&json!({"approver": who.name, "required": row.approvals_required})),
+                data: to_json(
+                    &json!({"approver": who.name, "person": who.person, "required": row.approvals_required}),
+                ),
             };
             let added = self
                 .store
-                .add_approval(&row.id, who.actor(), &who.name, now, vec![entry])
+                .add_approval(&row.id, &who.approver(), &who.name, now, vec![entry])
                 .await;
             let (names, audit_rows) = match added {
                 Ok(Some(x)) => x,

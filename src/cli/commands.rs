@@ -113,6 +113,7 @@ impl Validated {
                 name,
                 scopes,
                 expires,
+                person,
             }) => {
                 let scopes = scopes
                     .iter()
@@ -123,6 +124,7 @@ impl Validated {
                     name,
                     scopes,
                     expires_in: Some(expires_in),
+                    person,
                 })
             }
             Command::Token(TokenCommand::List) => Validated::List,

@@ -348,6 +348,9 @@ enum TokenCommand {
         /// Lifetime: 90d, 12h, 30m, a number of seconds, or never
         #[arg(long, default_value = "90d")]
         expires: String,
+        /// The person the token acts for, when not the owner (N-of-M approvals count people)
+        #[arg(long)]
+        person: Option<String>,
     },
     /// List live tokens (never their secrets)
     List,

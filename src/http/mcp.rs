@@ -168,6 +168,7 @@ mod tests {
             expires_at: None,
             kind: CredentialKind::Token,
             oauth: None,
+            person: None,
         }
     }
 

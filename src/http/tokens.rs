@@ -61,5 +61,6 @@ pub(super) fn info(row: &TokenRow, now: Timestamp) -> TokenInfo {
         expires_at: row.expires_at,
         last_used_at: row.last_used_at,
         expired: row.expires_at.is_some_and(|at| at <= now),
+        person: row.person.clone(),
     }
 }

@@ -86,6 +86,8 @@ pub struct TokenRow {
     pub created_by: Option<String>,
     /// For an OAuth access token: its client, audience and grant family.
     pub oauth: Option<OAuthBinding>,
+    /// The person the token acts for; `None`: the owner.
+    pub person: Option<String>,
 }
 
 /// A stored permission request. JSON columns stay text here; `broker` owns their shape.

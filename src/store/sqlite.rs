@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub(super) const TOKEN_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, expires_at, \
-     last_used_at, revoked_at, created_by, client_id, audience, family_id";
+     last_used_at, revoked_at, created_by, client_id, audience, family_id, person";
 
 /// A pool of connections to one SQLite file.
 #[derive(Clone, Debug)]
@@ -168,8 +168,8 @@ where
     let oauth = row.oauth.as_ref();
     sqlx::query(
         "INSERT INTO tokens (id, name, secret_hash, scopes, created_at, expires_at, \
-     last_used_at, revoked_at, created_by, client_id, audience, family_id) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+     last_used_at, revoked_at, created_by, client_id, audience, family_id, person) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.id)
     .bind(&row.name)
@@ -183,6 +183,7 @@ where
     .bind(oauth.map(|o| &o.client_id))
     .bind(oauth.map(|o| &o.audience))
     .bind(oauth.map(|o| &o.family_id))
+    .bind(&row.person)
     .execute(conn)
     .await
     .map_err(|e| match &e {
@@ -211,6 +212,7 @@ pub(super) fn token_from_row(row: &SqliteRow) -> Result<TokenRow, Error> {
         revoked_at: opt_ts(row, "revoked_at")?,
         created_by: row.try_get("created_by").map_err(corrupt)?,
         oauth: oauth_binding(row)?,
+        person: row.try_get("person").map_err(corrupt)?,
     })
 }
 

@@ -41,8 +41,12 @@ approvals = 2
 
 struct Actors {
     agent: String,
+    /// The owner's laptop.
     approver: String,
+    /// Another person (bob).
     second: String,
+    /// The owner's phone: the same approver as the laptop.
+    phone: String,
     reader: String,
 }
 
@@ -53,7 +57,18 @@ async fn actors(app: &TestApp) -> Actors {
             .create_token("laptop", &["approve"], json!("1d"))
             .await
             .0,
-        second: app.create_token("phone", &["approve"], json!("1d")).await.0,
+        second: {
+            let r = app
+                .post(
+                    "/api/v1/tokens",
+                    Some(&app.admin),
+                    json!({"name": "bob-phone", "scopes": ["approve"], "person": "bob"}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.json()["token"].as_str().unwrap().to_owned()
+        },
+        phone: app.create_token("phone", &["approve"], json!("1d")).await.0,
         reader: app.create_token("viewer", &["read"], json!("1d")).await.0,
     }
 }
@@ -682,13 +697,18 @@ async fn two_of_m_approvals_and_any_deny_wins() {
     reply(&app, &a.approver, &id, json!({"decision": "allow"}))
         .await
         .expect_error(409, "already_approved");
+    // Approvals count people, not credentials: the owner's phone token is the same approver
+    // as the owner's laptop token.
+    reply(&app, &a.phone, &id, json!({"decision": "allow"}))
+        .await
+        .expect_error(409, "already_approved");
     let r = reply(&app, &a.second, &id, json!({"decision": "allow"}))
         .await
         .json();
     assert_eq!(r["permission"]["status"], "allowed");
     assert_eq!(
         r["permission"]["decided_by"]["approvers"],
-        json!(["laptop", "phone"])
+        json!(["bob-phone", "laptop"])
     );
 
     let v = ask(&app, &a.agent, transfer).await;
