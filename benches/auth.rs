@@ -34,6 +34,7 @@ fn main() {
             name: "agent".into(),
             scopes: vec![Scope::Request, Scope::Read],
             expires_in: None,
+            person: None,
         };
         let (secret, _) = auth.create_token(&owner, request).await.unwrap();
         (auth, secret.expose().to_owned())
