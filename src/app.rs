@@ -56,6 +56,7 @@ impl App {
             clock.clone(),
             broker::Settings {
                 default_timeout: config.default_timeout,
+                max_pending: config.max_pending_per_requester,
                 home: std::env::var_os("HOME").map(PathBuf::from),
             },
             config.rules.clone(),

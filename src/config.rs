@@ -17,6 +17,9 @@ use toml::Spanned;
 /// The default listen address.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
 
+/// Pending requests one credential may hold when the config does not say.
+pub const DEFAULT_MAX_PENDING: u32 = 100;
+
 /// The config file as written (`config.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +37,9 @@ pub struct FileConfig {
     /// Seconds a pending permission request waits for a person when neither it nor a rule says
     /// otherwise (default 300; 0 waits indefinitely).
     pub default_timeout: Option<u64>,
+    /// Most requests one credential may have pending at once (default 100): an agent cannot
+    /// bury the owner's inbox.
+    pub max_pending_per_requester: Option<u32>,
     /// `[[rules]]`: the configured policy.
     pub rules: Option<Vec<Spanned<RuleSpec>>>,
     /// `[compat.*]`: listeners for other tools' protocols.
@@ -280,6 +286,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Timeout of a pending request when neither it nor a rule sets one.
     pub default_timeout: std::time::Duration,
+    /// Most pending requests per requesting credential.
+    pub max_pending_per_requester: u32,
     /// The configured rules.
     pub rules: Vec<Rule>,
     /// The opt-in OpenWork Permission API listener (unauthenticated, loopback only).
@@ -303,6 +311,15 @@ impl Config {
             None => Vec::new(),
         };
         let default_timeout = std::time::Duration::from_secs(file.default_timeout.unwrap_or(300));
+        let max_pending_per_requester = match file.max_pending_per_requester {
+            Some(0) => {
+                return Err(Error::Invalid(
+                    "max_pending_per_requester must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_PENDING,
+        };
         let listen = match over.listen.or(file.listen) {
             Some(text) => parse_listen(&text)?,
             None => DEFAULT_LISTEN,
@@ -366,6 +383,7 @@ impl Config {
             database_url,
             allowed_hosts,
             default_timeout,
+            max_pending_per_requester,
             rules,
             openwork_listen,
         })
@@ -380,6 +398,7 @@ impl Config {
             database_url: format!("sqlite://{}", dir.join("agentgate.db").display()),
             allowed_hosts: Vec::new(),
             default_timeout: std::time::Duration::from_secs(300),
+            max_pending_per_requester: DEFAULT_MAX_PENDING,
             rules: Vec::new(),
             openwork_listen: None,
             sessions: SessionSettings::default(),
@@ -571,5 +590,18 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("invalid allowed host"), "{err}");
+        let err = Config::resolve(
+            FileConfig {
+                max_pending_per_requester: Some(0),
+                ..FileConfig::default()
+            },
+            None,
+            Overrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 }

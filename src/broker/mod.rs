@@ -45,7 +45,13 @@ pub struct Settings {
     pub default_timeout: Duration,
     /// Expands `~` and `$HOME` in request paths.
     pub home: Option<PathBuf>,
+    /// Most requests one credential may have pending at once.
+    pub max_pending: u32,
 }
+
+/// Most `old_content` one credential may have waiting in pending requests, in bytes: what an
+/// agent can make a person's inbox load is bounded (one request may carry 256 KiB).
+pub const MAX_PENDING_OLD_CONTENT: i64 = 2 * 1024 * 1024;
 
 /// Errors of the broker.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,10 @@ pub enum Error {
     /// A credential answering its own request.
     #[error("a credential cannot answer a request it made")]
     SelfApproval,
+    /// The requester already has as many pending requests (or as much pending `old_content`)
+    /// as it may.
+    #[error("{0}")]
+    TooManyPending(String),
     /// The same approver (person) twice on an N-of-M request.
     #[error(
         "this person already approved the request (the owner's tokens, sessions and paired devices are one approver); it needs another person"
@@ -324,6 +334,9 @@ impl Broker {
             }
         };
         let decided = status != Status::Pending;
+        if !decided {
+            self.check_pending_budget(who, &n.request, now).await?;
+        }
         let row = PermissionRow {
             id: id.clone(),
             kind: n.subject.kind.as_str().to_owned(),
@@ -365,6 +378,43 @@ impl Broker {
             self.wake_expirer.notify_one();
         }
         self.view(row).await
+    }
+
+    /// Refuses (and audits) a request that would take its credential past its pending budget.
+    async fn check_pending_budget(
+        &self,
+        who: &Principal,
+        request: &NewPermission,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let (count, old_content) = self.store.pending_load(who.actor()).await?;
+        let adding = request.old_content.as_ref().map_or(0, |c| c.len() as i64);
+        let why = if count >= i64::from(self.settings.max_pending) {
+            format!(
+                "this credential already has {count} requests waiting for a person (at most {}); wait for some to be answered",
+                self.settings.max_pending
+            )
+        } else if old_content + adding > MAX_PENDING_OLD_CONTENT {
+            format!(
+                "this credential's pending requests already carry {old_content} bytes of old_content (at most {MAX_PENDING_OLD_CONTENT} together); wait for some to be answered"
+            )
+        } else {
+            return Ok(());
+        };
+        let rows = self
+            .store
+            .append_audit(vec![NewAudit {
+                at: now,
+                event: "permission.refused",
+                subject: None,
+                data: to_json(&json!({
+                    "requester": who.name, "kind": request.kind, "agent": request.agent,
+                    "pending": count, "reason": why,
+                })),
+            }])
+            .await?;
+        self.publish(rows);
+        Err(Error::TooManyPending(why))
     }
 
     /// One request, for its requester or a `read` holder. A request past its deadline is timed

@@ -252,6 +252,12 @@ impl From<broker::Error> for ApiError {
             E::AlreadyApproved => {
                 ApiError::new(StatusCode::CONFLICT, "already_approved", err.to_string())
             }
+            E::TooManyPending(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_pending",
+                err.to_string(),
+            )
+            .with(|r| r.retry_after = Some(30)),
             E::PatternTooWide(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "pattern_too_wide", err.to_string())
             }

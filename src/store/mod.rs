@@ -315,6 +315,13 @@ impl Store {
         }
     }
 
+    /// How many requests `requester_actor` has pending, and the bytes of `old_content` they carry.
+    pub async fn pending_load(&self, requester_actor: &str) -> Result<(i64, i64), Error> {
+        match self {
+            Store::Sqlite(s) => s.pending_load(requester_actor).await,
+        }
+    }
+
     /// Ids of pending requests whose deadline has passed.
     pub async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         match self {

@@ -114,6 +114,17 @@ impl SqliteStore {
         rows.iter().map(permission_from_row).collect()
     }
 
+    pub(super) async fn pending_load(&self, requester_actor: &str) -> Result<(i64, i64), Error> {
+        sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(json_extract(body, '$.old_content'))), 0) \
+             FROM permissions WHERE status = 'pending' AND requester_actor = ?",
+        )
+        .bind(requester_actor)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::Backend)
+    }
+
     pub(super) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         sqlx::query_scalar(
             "SELECT id FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL \

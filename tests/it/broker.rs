@@ -1493,3 +1493,51 @@ async fn opaque_commands_are_never_allowed_by_a_rule_and_deny_sees_through_wrapp
     .await
     .expect_error(400, "invalid_request");
 }
+
+#[tokio::test]
+async fn an_agent_cannot_bury_the_inbox_pending_and_old_content_are_capped_per_credential() {
+    let app = spawn_app_with(&format!("max_pending_per_requester = 3\n{RULES}")).await;
+    let a = actors(&app).await;
+    for i in 0..3 {
+        ask(&app, &a.agent, shell(&format!("make p{i}"))).await;
+    }
+    let r = app
+        .post("/api/v1/permissions", Some(&a.agent), shell("make p3"))
+        .await;
+    let body = r.expect_error(429, "too_many_pending");
+    assert_eq!(r.header("retry-after"), "30", "{body}");
+    // Decided at once by the policy still works; another credential is not affected.
+    assert_eq!(
+        ask(&app, &a.agent, shell("git status")).await["status"],
+        "allowed"
+    );
+    let other = app.create_token("other", &["request"], json!("1d")).await.0;
+    ask(&app, &other, shell("make q")).await;
+    // The refusal is audited.
+    let audit = app.get("/api/v1/audit", Some(&app.admin)).await.json();
+    let refused: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "permission.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{audit}");
+    assert_eq!(refused[0]["data"]["requester"], "agent");
+    // old_content: 256 KiB each at most, 2 MiB pending per credential.
+    let big = "x".repeat(256 * 1024);
+    let app2 = spawn_app_with(RULES).await;
+    let writer2 = app2
+        .create_token("writer", &["request"], json!("1d"))
+        .await
+        .0;
+    let file = |i: usize| {
+        json!({"kind": "file", "operation": "overwrite", "path": format!("/tmp/f{i}"),
+               "old_content": big, "content_preview": "y"})
+    };
+    for i in 0..8 {
+        ask(&app2, &writer2, file(i)).await;
+    }
+    app2.post("/api/v1/permissions", Some(&writer2), file(8))
+        .await
+        .expect_error(429, "too_many_pending");
+}

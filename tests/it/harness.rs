@@ -50,6 +50,9 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     if let Some(t) = file.default_timeout {
         config.default_timeout = Duration::from_secs(t);
     }
+    if let Some(n) = file.max_pending_per_requester {
+        config.max_pending_per_requester = n;
+    }
     if let Some(web) = &file.web {
         config.sessions = web.sessions().unwrap();
     }
