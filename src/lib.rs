@@ -11,6 +11,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod display;
 pub mod http;
 pub mod mcp;
 pub mod oauth;

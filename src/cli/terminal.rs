@@ -8,28 +8,13 @@
 pub fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c if invisible(c) => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
-            c => out.push(c),
+        if crate::display::hidden(c) {
+            out.push_str(&crate::display::escape(c));
+        } else {
+            out.push(c);
         }
     }
     out
-}
-
-/// Bidi controls, zero-width characters and line/paragraph separators.
-pub fn invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{feff}'
-    )
 }
 
 /// `println!` for lines that carry text from agents or clients.

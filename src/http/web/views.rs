@@ -158,7 +158,7 @@ pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect
         Nav::None,
         html! {
             section.narrow.consent {
-                h1 { "Allow " q #client-name { (name) } "?" }
+                h1 { "Allow " q #client-name { (marked(name)) } "?" }
                 p.muted {
                     "The name is what the application says about itself; agentgate cannot check it. "
                     "Client id " code { (p.client_id) } "."
@@ -281,13 +281,13 @@ pub fn card(viewer: &Viewer<'_>, p: &PermissionView, now: Timestamp) -> Markup {
             data-deadline=[p.deadline.map(|d| d.as_millis())] tabindex="0" aria-labelledby=(title_id) {
             header {
                 span.kind { (p.kind) }
-                h2 #(title_id) { (short(&p.summary, 160)) }
+                h2 #(title_id) { (marked(&short(&p.summary, 160))) }
                 @if pending {
                     span.left { (time_left(p.deadline, now)) }
                 }
             }
             dl.facts {
-                @if let Some(a) = &r.agent { dt { "Agent" } dd { (a) } }
+                @if let Some(a) = &r.agent { dt { "Agent" } dd { (marked(a)) } }
                 dt { "Asked by" } dd { (p.requester) }
                 @if let Some(w) = &r.workspace { dt { "Workspace" } dd { code { (w) } } }
                 @if let Some(s) = &r.session { dt { "Session" } dd { code { (s) } } }
@@ -328,7 +328,7 @@ pub fn card(viewer: &Viewer<'_>, p: &PermissionView, now: Timestamp) -> Markup {
                                 label for=(format!("pat-{}-{i}", p.id)) { "Pattern (editable)" }
                                 input.pattern #(format!("pat-{}-{i}", p.id)) type="text" value=(rule.pattern) data-suggested=(rule.pattern) spellcheck="false";
                             } @else {
-                                code.pattern-fixed { (rule.pattern) }
+                                code.pattern-fixed { (marked(&rule.pattern)) }
                             }
                         }
                     }
@@ -351,6 +351,21 @@ fn target(p: &PermissionView) -> Markup {
             Kind::Shell => {
                 @if let Some(cmd) = &r.command { div.target { (long_text(cmd, "cmd")) } }
                 @if let Some(cwd) = &r.cwd { p.sub { "in " code { (cwd) } } }
+                // Every part bash would run, each on its own line and never cut: a second
+                // command hidden behind padding is as visible as the first.
+                @if !p.parts.is_empty() {
+                    p.sub { "It runs " (p.parts.len()) (if p.parts.len() == 1 { " part:" } else { " parts:" }) }
+                    ol.parts {
+                        @for part in &p.parts {
+                            li {
+                                code { (marked(&part.text)) }
+                                @if let Some(why) = &part.opaque {
+                                    span.opaque { " — no rule can allow this: " (why) }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             Kind::File | Kind::Directory => {
                 @if let Some(op) = r.operation { p.sub { "Operation: " strong { (op.as_str()) } } }
@@ -368,7 +383,7 @@ fn target(p: &PermissionView) -> Markup {
                 (preview(r.old_content.as_deref(), r.content_preview.as_deref()))
             }
             Kind::Tool => {
-                @if let Some(name) = &r.name { p.sub { "Tool " code { (name) } } }
+                @if let Some(name) = &r.name { p.sub { "Tool " code { (marked(name)) } } }
                 @if let Some(input) = &r.input {
                     @let text = serde_json::to_string_pretty(input).unwrap_or_default();
                     div.target { (long_text(&text, "json")) }
@@ -453,16 +468,43 @@ fn preview(old: Option<&str>, new: Option<&str>) -> Markup {
 fn long_text(text: &str, class: &str) -> Markup {
     let count = text.chars().count();
     if count <= TEXT_PREVIEW_CHARS {
-        return html! { pre class=(class) { (text) } };
+        return html! { pre class=(class) { (marked(text)) } };
     }
     let head: String = text.chars().take(TEXT_PREVIEW_CHARS).collect();
     html! {
-        pre class=(class) { (head) "…" }
+        pre class=(class) { (marked(&head)) "…" }
         details {
             summary { "show all (" (count) " characters)" }
-            pre class=(class) { (text) }
+            pre class=(class) { (marked(text)) }
         }
     }
+}
+
+/// Agent-written text with every invisible, bidi or control character shown as a marked escape
+/// (newlines and tabs in a block stay as they are).
+fn marked(text: &str) -> Markup {
+    html! {
+        @for (plain, hidden) in runs(text) {
+            (plain)
+            @if let Some(c) = hidden {
+                mark.hidden title="an invisible or direction-changing character" { (crate::display::escape(c)) }
+            }
+        }
+    }
+}
+
+/// `text` cut before each hidden character (not newline or tab).
+fn runs(text: &str) -> Vec<(&str, Option<char>)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if crate::display::hidden(c) && c != '\n' && c != '\t' {
+            out.push((&text[start..i], Some(c)));
+            start = i + c.len_utf8();
+        }
+    }
+    out.push((&text[start..], None));
+    out
 }
 
 fn scope_list(scopes: &[Scope]) -> String {
@@ -502,11 +544,11 @@ fn duration_words(secs: u64) -> String {
 /// "allow shell `git status *` for agent opencode in /repo".
 pub fn rule_words(rule: &RuleSpec) -> Markup {
     html! {
-        strong { (rule.action) } " " (rule.kind) " " code { (rule.pattern) }
+        strong { (rule.action) } " " (rule.kind) " " code { (marked(&rule.pattern)) }
         @if let Some(ops) = &rule.operations {
             " (" (ops.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")) ")"
         }
-        @if let Some(a) = &rule.agent { " for agent " code { (a) } }
+        @if let Some(a) = &rule.agent { " for agent " code { (marked(a)) } }
         @if let Some(w) = &rule.workspace { " in " code { (w) } }
         @if let Some(s) = &rule.session { " in session " code { (s) } }
         @if let Some(n) = rule.approvals { @if n > 1 { ", " (n) " approvals" } }
@@ -714,7 +756,7 @@ pub fn tokens(
             ul.rules #oauth-clients {
                 @for c in oauth.clients {
                     li #(format!("client-{}", c.client_id)) {
-                        strong { (c.client_name.as_deref().unwrap_or("(no name)")) } " · " code { (c.client_id) }
+                        strong { (marked(c.client_name.as_deref().unwrap_or("(no name)"))) } " · " code { (c.client_id) }
                         div.meta { "registered " (c.created_at) " · redirect " (c.redirect_uris.join(" ")) }
                         button.danger type="button" data-delete-client=(c.client_id) { "Delete" }
                     }
@@ -725,7 +767,7 @@ pub fn tokens(
             ul.rules #oauth-grants {
                 @for g in oauth.grants {
                     li #(format!("grant-{}", g.id)) {
-                        strong { (g.client_name.as_deref().unwrap_or("(no name)")) } " · " (g.scope)
+                        strong { (marked(g.client_name.as_deref().unwrap_or("(no name)"))) } " · " (g.scope)
                         div.meta { "since " (g.created_at) " · " code { (g.client_id) } }
                         button.danger type="button" data-revoke-grant=(g.id) { "Revoke" }
                     }
