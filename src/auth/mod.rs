@@ -20,7 +20,9 @@ use agentgate_policy::{Scope, ScopeSet};
 
 use crate::api::{CreateToken, Expiry};
 use crate::clock::{Clock, Timestamp};
-use crate::store::{self, OAuthBinding, Store, TokenRow};
+use serde_json::json;
+
+use crate::store::{self, NewAudit, OAuthBinding, Store, TokenRow};
 pub use secret::{Secret, TokenHash};
 
 /// Name of the owner token's file in the data dir.
@@ -280,7 +282,8 @@ impl Authenticator {
             created_by: (creator.kind == CredentialKind::Token).then(|| creator.token_id.clone()),
             ..row
         };
-        match self.store.insert_token(&row).await {
+        let audit = vec![token_created(&row, &creator.name)];
+        match self.store.insert_token(&row, audit).await {
             Ok(()) => Ok((secret, row)),
             Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(row.name)),
             Err(e) => Err(e.into()),
@@ -292,9 +295,20 @@ impl Authenticator {
         Ok(self.store.live_tokens().await?)
     }
 
-    /// Revokes a live token; the next request that presents it gets 401.
-    pub async fn revoke_token(&self, id: &str) -> Result<TokenRow, Error> {
-        let row = match self.store.revoke_token(id, self.clock.now()).await {
+    /// Revokes a live token; the next request that presents it gets 401. `by` names who did it,
+    /// for the audit log.
+    pub async fn revoke_token(&self, id: &str, by: &str) -> Result<TokenRow, Error> {
+        let now = self.clock.now();
+        let by = by.to_owned();
+        let audit = move |row: &TokenRow| {
+            vec![NewAudit::of(
+                now,
+                "token.revoked",
+                Some(&row.id),
+                json!({"name": row.name, "scopes": row.scopes.to_string(), "by": by}),
+            )]
+        };
+        let row = match self.store.revoke_token(id, now, audit).await {
             Ok(row) => row,
             Err(store::Error::NotFound) => return Err(Error::TokenNotFound(id.to_owned())),
             Err(store::Error::LastAdmin) => return Err(Error::LastAdmin(id.to_owned())),
@@ -323,7 +337,8 @@ impl Authenticator {
         }
         // The secret is dropped unseen: nobody ever presents this token.
         let (_, row) = mint_row(name.to_owned(), scopes, self.clock.now())?;
-        match self.store.insert_token(&row).await {
+        let audit = vec![token_created(&row, "agentgate")];
+        match self.store.insert_token(&row, audit).await {
             Ok(()) => Ok(Arc::new(principal_of(&row))),
             Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(name.to_owned())),
             Err(e) => Err(e.into()),
@@ -349,7 +364,8 @@ impl Authenticator {
         // The file first: a token nobody can read is worse than none, and on the next start
         // an empty store tries again.
         write_private(&path, secret.expose()).map_err(|e| BootstrapError::File(path.clone(), e))?;
-        if let Err(e) = self.store.insert_token(&row).await {
+        let audit = vec![token_created(&row, "first start")];
+        if let Err(e) = self.store.insert_token(&row, audit).await {
             let _ = std::fs::remove_file(&path);
             return Err(e.into());
         }
@@ -384,6 +400,19 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// The audit entry for a new token: who made it and what it may do, never its secret.
+fn token_created(row: &TokenRow, by: &str) -> NewAudit {
+    NewAudit::of(
+        row.created_at,
+        "token.created",
+        Some(&row.id),
+        json!({
+            "name": row.name, "scopes": row.scopes.to_string(), "expires_at": row.expires_at,
+            "person": row.person, "by": by,
+        }),
+    )
 }
 
 /// A new secret and the row that stores its hash: a fresh `tok_` id, created `now`, no expiry,
@@ -542,22 +571,28 @@ mod tests {
         assert!(created);
         let owner_secret = std::fs::read_to_string(&path).unwrap();
         let owner = auth.authenticate(owner_secret.trim()).await.unwrap();
-        let err = auth.revoke_token(&owner.token_id).await.unwrap_err();
+        let err = auth
+            .revoke_token(&owner.token_id, "test")
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::LastAdmin(_)), "{err:?}");
         let (_, second) = auth
             .create_token(&owner, create("admin2", &[Scope::Admin]))
             .await
             .unwrap();
-        auth.revoke_token(&owner.token_id).await.unwrap();
+        auth.revoke_token(&owner.token_id, "test").await.unwrap();
         let err = auth.authenticate(owner_secret.trim()).await.unwrap_err();
         assert!(
             matches!(err, Error::Unauthenticated(Rejection::Revoked)),
             "{err:?}"
         );
-        let err = auth.revoke_token(&owner.token_id).await.unwrap_err();
+        let err = auth
+            .revoke_token(&owner.token_id, "test")
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::TokenNotFound(_)), "{err:?}");
         assert!(matches!(
-            auth.revoke_token(&second.id).await,
+            auth.revoke_token(&second.id, "test").await,
             Err(Error::LastAdmin(_))
         ));
         // A second start finds tokens and does not mint another owner.

@@ -17,7 +17,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::clock::{Clock, Timestamp};
-use crate::store::{self, Store, setting};
+use crate::store::{self, NewAudit, Store, setting};
 
 /// Argon2id memory cost in KiB (64 MiB): with three passes this puts one verification well above
 /// 50 ms on current hardware, so guessing is slow even before the backoff.
@@ -182,15 +182,27 @@ impl Passphrases {
         }
     }
 
-    /// Replaces the owner passphrase. Returns when it was stored.
-    pub async fn set(&self, passphrase: String) -> Result<Timestamp, Error> {
+    /// Replaces the owner passphrase (`by` names who, for the audit log). Returns when it was
+    /// stored.
+    pub async fn set(&self, passphrase: String, by: &str) -> Result<Timestamp, Error> {
         check_strength(&passphrase)?;
         let phc = tokio::task::spawn_blocking(move || hash(&passphrase))
             .await
             .map_err(|e| Error::Hash(e.to_string()))??;
         let now = self.clock.now();
+        let changed = self.is_set().await?;
+        let audit = vec![NewAudit::of(
+            now,
+            if changed {
+                "passphrase.changed"
+            } else {
+                "passphrase.set"
+            },
+            None,
+            serde_json::json!({"by": by}),
+        )];
         self.store
-            .put_setting(setting::PASSPHRASE, &phc, now)
+            .put_setting(setting::PASSPHRASE, &phc, now, audit)
             .await?;
         Ok(now)
     }
@@ -311,7 +323,7 @@ mod tests {
             svc.verify(me, "anything".into()).await,
             Err(Error::NotSet)
         ));
-        svc.set("open sesame 1 2 3".into()).await.unwrap();
+        svc.set("open sesame 1 2 3".into(), "test").await.unwrap();
 
         assert!(matches!(
             svc.verify(me, "wrong".into()).await,
@@ -362,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn every_loopback_address_spends_one_budget_and_concurrent_guesses_are_not_all_hashed() {
         let (svc, _clock, _dir) = service().await;
-        svc.set("open sesame 1 2 3".into()).await.unwrap();
+        svc.set("open sesame 1 2 3".into(), "test").await.unwrap();
         let first: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(matches!(
             svc.verify(first, "wrong".into()).await,
@@ -423,11 +435,11 @@ mod tests {
     async fn short_and_huge_passphrases_are_refused_and_nothing_is_stored() {
         let (svc, _, _dir) = service().await;
         assert!(matches!(
-            svc.set("short".into()).await,
+            svc.set("short".into(), "test").await,
             Err(Error::BadLength)
         ));
         assert!(matches!(
-            svc.set("x".repeat(MAX_LEN + 1)).await,
+            svc.set("x".repeat(MAX_LEN + 1), "test").await,
             Err(Error::BadLength)
         ));
         assert!(!svc.is_set().await.unwrap());

@@ -15,8 +15,10 @@ use super::secret::{self, TokenHash};
 use super::{CredentialKind, Error, Principal, Rejection};
 use crate::api::{CreatePairing, Expiry, PairingInfo};
 use crate::clock::{Clock, Timestamp};
-use crate::store::Store;
+use serde_json::json;
+
 use crate::store::web::{PairingRow, SessionRow};
+use crate::store::{NewAudit, Store};
 
 /// Prefix of a session cookie's secret.
 pub const COOKIE_PREFIX: &str = "ags_";
@@ -119,7 +121,13 @@ impl Sessions {
             None,
             now,
         )?;
-        self.store.insert_session(&row).await?;
+        let audit = vec![NewAudit::of(
+            now,
+            "session.signed_in",
+            Some(&row.id),
+            json!({"name": row.name, "with": "passphrase", "expires_at": row.expires_at}),
+        )];
+        self.store.insert_session(&row, audit).await?;
         Ok(NewSession {
             cookie,
             max_age: self.settings.absolute,
@@ -191,9 +199,14 @@ impl Sessions {
 
     /// Ends a session.
     pub async fn sign_out(&self, session_id: &str) -> Result<(), Error> {
-        self.store
-            .revoke_session(session_id, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        let audit = vec![NewAudit::of(
+            now,
+            "session.signed_out",
+            Some(session_id),
+            json!({}),
+        )];
+        self.store.revoke_session(session_id, now, audit).await?;
         let _ = self.ended.send(session_id.to_owned());
         Ok(())
     }
@@ -252,7 +265,19 @@ impl Sessions {
             redeemed_at: None,
             revoked_at: None,
         };
-        self.store.insert_pairing(&row).await.map_err(Error::from)?;
+        let audit = vec![NewAudit::of(
+            now,
+            "pairing.created",
+            Some(&row.id),
+            json!({
+                "name": row.name, "scopes": row.scopes.to_string(),
+                "expires_at": row.expires_at, "by": row.created_by,
+            }),
+        )];
+        self.store
+            .insert_pairing(&row, audit)
+            .await
+            .map_err(Error::from)?;
         Ok((pairing_info(&row), code))
     }
 
@@ -282,6 +307,13 @@ impl Sessions {
                 last_seen_at: now,
                 expires_at: now.plus(absolute),
                 revoked_at: None,
+            }, move |(pairing, session)| {
+                vec![NewAudit::of(
+                    now,
+                    "pairing.redeemed",
+                    Some(&pairing.id),
+                    json!({"name": pairing.name, "session": session.id, "scopes": session.scopes.to_string()}),
+                )]
             })
             .await
             .map_err(Error::from)?;
@@ -303,7 +335,17 @@ impl Sessions {
     /// Revokes a pairing (an unused link stops working; a paired device is signed out).
     /// Returns how many sessions ended.
     pub async fn revoke_pairing(&self, id: &str) -> Result<usize, Error> {
-        match self.store.revoke_pairing(id, self.clock.now()).await {
+        let now = self.clock.now();
+        let pairing = id.to_owned();
+        let audit = move |ended: &Vec<String>| {
+            vec![NewAudit::of(
+                now,
+                "pairing.revoked",
+                Some(&pairing),
+                json!({"sessions_ended": ended}),
+            )]
+        };
+        match self.store.revoke_pairing(id, now, audit).await {
             Ok(ended) => {
                 for session in &ended {
                     let _ = self.ended.send(session.clone());

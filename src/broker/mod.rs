@@ -170,7 +170,6 @@ pub struct Broker {
     configured: Vec<Rule>,
     policy: RwLock<Arc<RuleSet>>,
     waiters: Mutex<HashMap<String, watch::Sender<()>>>,
-    events: broadcast::Sender<Arc<AuditEntry>>,
     wake_expirer: Notify,
     /// When the expirer next wakes by itself (ms since the epoch), so a new request wakes it only
     /// if its deadline comes sooner; `i64::MIN` while the expirer is looking at the store.
@@ -186,7 +185,6 @@ impl Broker {
         settings: Settings,
         configured: Vec<Rule>,
     ) -> Result<Arc<Broker>, Error> {
-        let (events, _) = broadcast::channel(4096);
         let broker = Broker {
             store,
             clock,
@@ -196,7 +194,6 @@ impl Broker {
                 RuleSet::new(Vec::new()).map_err(|e| Error::Corrupt(e.to_string()))?,
             )),
             waiters: Mutex::new(HashMap::new()),
-            events,
             wake_expirer: Notify::new(),
             expirer_wakes_at: AtomicI64::new(i64::MIN),
             stopping: watch::channel(false).0,
@@ -980,8 +977,8 @@ impl Broker {
     }
 
     /// Subscribes to new audit entries (the event stream).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEntry>> {
-        self.events.subscribe()
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRow>> {
+        self.store.subscribe_audit()
     }
 
     /// Audit entries after `after`.
@@ -1025,9 +1022,7 @@ impl Broker {
     }
 
     fn publish(&self, rows: Vec<AuditRow>) {
-        for row in rows {
-            let _ = self.events.send(Arc::new(audit_entry(row)));
-        }
+        self.store.publish(&rows);
     }
 
     async fn view(&self, row: PermissionRow) -> Result<PermissionView, Error> {
@@ -1162,7 +1157,8 @@ fn rule_entry(event: &'static str, rule: &Rule, at: Timestamp) -> NewAudit {
     }
 }
 
-fn audit_entry(row: AuditRow) -> AuditEntry {
+/// An audit row as the API shows it.
+pub fn audit_entry(row: AuditRow) -> AuditEntry {
     AuditEntry {
         seq: row.seq,
         at: row.at,

@@ -113,7 +113,7 @@ pub async fn events(
                         Ok(entry) => {
                             if entry.seq <= last { continue; }
                             if entry.seq > last + 1 { continue 'outer; }
-                            if tx.send(event(&entry)).await.is_err() { break 'outer; }
+                            if tx.send(event(&crate::broker::audit_entry((*entry).clone()))).await.is_err() { break 'outer; }
                             last = entry.seq;
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => continue 'outer,

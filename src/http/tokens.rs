@@ -41,10 +41,11 @@ pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokenList
 /// `DELETE /api/v1/tokens/{id}`.
 pub async fn revoke_token(
     State(state): State<AppState>,
+    Authed(who): Authed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RevokedToken>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
-    let row = state.auth.revoke_token(&id).await?;
+    let row = state.auth.revoke_token(&id, &who.name).await?;
     Ok(Json(RevokedToken {
         id: row.id,
         name: row.name,

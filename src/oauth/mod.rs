@@ -27,7 +27,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::store::oauth::{
     ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
-use crate::store::{self, OAuthBinding, Store, TokenRow};
+use crate::store::{self, NewAudit, OAuthBinding, Store, TokenRow};
 
 /// The scopes an OAuth client may ask for. `admin`, `write` and `execute` are never handed to an
 /// OAuth client.
@@ -488,7 +488,16 @@ impl OAuth {
             ),
             now,
         };
-        match self.store.insert_client(&row, cap).await {
+        let audit = vec![NewAudit::of(
+            now,
+            "oauth.client_registered",
+            Some(&row.id),
+            json!({
+                "name": row.name, "redirect_uris": row.redirect_uris,
+                "auth_method": row.auth_method,
+            }),
+        )];
+        match self.store.insert_client(&row, cap, audit).await {
             Err(store::Error::Conflict("client cap")) => {
                 return Err(Error::TooManyClients(self.settings.max_clients));
             }
@@ -521,7 +530,14 @@ impl OAuth {
     /// Deletes a client: its grants, refresh tokens and access tokens stop working at once, and
     /// it gets `invalid_client` from then on.
     pub async fn delete_client(&self, client_id: &str) -> Result<usize, Error> {
-        let revoked = match self.store.delete_client(client_id, self.clock.now()).await {
+        let now = self.clock.now();
+        let audit = vec![NewAudit::of(
+            now,
+            "oauth.client_deleted",
+            Some(client_id),
+            json!({}),
+        )];
+        let revoked = match self.store.delete_client(client_id, now, audit).await {
             Err(store::Error::NotFound) => {
                 return Err(Error::NotFound("client", client_id.to_owned()));
             }
@@ -558,7 +574,16 @@ impl OAuth {
     /// Revokes a remembered consent: the client sees the consent page again next time. Tokens
     /// already issued keep working until they expire or are revoked.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
-        match self.store.revoke_grant(grant_id, self.clock.now()).await {
+        let now = self.clock.now();
+        let audit = move |g: &GrantRow| {
+            vec![NewAudit::of(
+                now,
+                "oauth.consent_revoked",
+                Some(&g.id),
+                json!({"client_id": g.client_id, "scope": scope_string(&g.scopes)}),
+            )]
+        };
+        match self.store.revoke_grant(grant_id, now, audit).await {
             Err(store::Error::NotFound) => Err(Error::NotFound("grant", grant_id.to_owned())),
             other => other.map(|_| ()).map_err(Error::from),
         }
@@ -772,15 +797,20 @@ impl OAuth {
             );
         }
         if remember {
-            self.store
-                .insert_grant(&GrantRow {
-                    id: id("grt_")?,
-                    client_id: pending.client_id.clone(),
-                    scopes: pending.scopes,
-                    created_at: self.clock.now(),
-                    revoked_at: None,
-                })
-                .await?;
+            let grant = GrantRow {
+                id: id("grt_")?,
+                client_id: pending.client_id.clone(),
+                scopes: pending.scopes,
+                created_at: self.clock.now(),
+                revoked_at: None,
+            };
+            let audit = vec![NewAudit::of(
+                grant.created_at,
+                "oauth.consent_remembered",
+                Some(&grant.id),
+                json!({"client_id": grant.client_id, "scope": scope_string(&grant.scopes)}),
+            )];
+            self.store.insert_grant(&grant, audit).await?;
         }
         self.issue_code(pending).await
     }
@@ -788,18 +818,31 @@ impl OAuth {
     async fn issue_code(&self, pending: &Pending) -> Result<String, Error> {
         let code = random(CODE_PREFIX)?;
         let now = self.clock.now();
+        let audit = vec![NewAudit::of(
+            now,
+            "oauth.consent_granted",
+            Some(&pending.client_id),
+            json!({
+                "client_name": pending.client_name, "scope": scope_string(&pending.scopes),
+                "resource": pending.resource, "redirect_uri": pending.redirect_uri,
+                "one_click": pending.one_click,
+            }),
+        )];
         self.store
-            .insert_code(&CodeRow {
-                code_hash: TokenHash::of(&code).0,
-                client_id: pending.client_id.clone(),
-                redirect_uri: pending.redirect_uri.clone(),
-                code_challenge: pending.code_challenge.clone(),
-                resource: pending.resource.clone(),
-                scopes: pending.scopes,
-                family_id: id("fam_")?,
-                created_at: now,
-                expires_at: now.plus(self.settings.code_ttl),
-            })
+            .insert_code(
+                &CodeRow {
+                    code_hash: TokenHash::of(&code).0,
+                    client_id: pending.client_id.clone(),
+                    redirect_uri: pending.redirect_uri.clone(),
+                    code_challenge: pending.code_challenge.clone(),
+                    resource: pending.resource.clone(),
+                    scopes: pending.scopes,
+                    family_id: id("fam_")?,
+                    created_at: now,
+                    expires_at: now.plus(self.settings.code_ttl),
+                },
+                audit,
+            )
             .await?;
         Ok(Answer {
             redirect_uri: &pending.redirect_uri,
@@ -868,7 +911,15 @@ impl OAuth {
             .as_deref()
             .ok_or_else(|| Error::InvalidRequest("code_verifier is required (PKCE)".into()))?;
         let now = self.clock.now();
-        let row = match self.store.use_code(&TokenHash::of(code).0, now).await? {
+        let row = match self
+            .store
+            .use_code(
+                &TokenHash::of(code).0,
+                now,
+                family_revoked(now, "authorization code reused"),
+            )
+            .await?
+        {
             CodeUse::Fresh(row) => row,
             CodeUse::Reused(revoked) => {
                 self.forget(&revoked);
@@ -931,7 +982,13 @@ impl OAuth {
         let grace = i64::try_from(self.settings.refresh_grace.as_millis()).unwrap_or(i64::MAX);
         let family = match self
             .store
-            .use_refresh(&TokenHash::of(token).0, self.clock.now(), grace)
+            .use_refresh(&TokenHash::of(token).0, self.clock.now(), grace, {
+                let entry = family_revoked(self.clock.now(), "refresh token reused");
+                move |used: &RefreshUse| match used {
+                    RefreshUse::Reused(revoked) => entry(&CodeUse::Reused(revoked.clone())),
+                    _ => Vec::new(),
+                }
+            })
             .await?
         {
             RefreshUse::Valid(family) => family,
@@ -1033,6 +1090,22 @@ impl OAuth {
             .await?;
         self.forget(&revoked);
         Ok(())
+    }
+}
+
+/// The audit entry for a grant family revoked because a code or refresh token came back.
+fn family_revoked(
+    now: Timestamp,
+    because: &'static str,
+) -> impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static {
+    move |used| match used {
+        CodeUse::Reused(revoked) => vec![NewAudit::of(
+            now,
+            "oauth.family_revoked",
+            None,
+            json!({"because": because, "tokens_revoked": revoked.len()}),
+        )],
+        _ => Vec::new(),
     }
 }
 

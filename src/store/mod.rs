@@ -172,6 +172,23 @@ pub struct NewAudit {
     pub data: String,
 }
 
+impl NewAudit {
+    /// An entry about `subject` with `data` as its details (never a secret).
+    pub fn of(
+        at: Timestamp,
+        event: &'static str,
+        subject: Option<&str>,
+        data: serde_json::Value,
+    ) -> NewAudit {
+        NewAudit {
+            at,
+            event,
+            subject: subject.map(str::to_owned),
+            data: data.to_string(),
+        }
+    }
+}
+
 /// An appended audit entry; `seq` doubles as the SSE event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -214,9 +231,9 @@ impl Store {
     }
 
     /// Inserts a new token. [`Error::Conflict`] if a live token has the same name.
-    pub async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {
+    pub async fn insert_token(&self, row: &TokenRow, audit: Vec<NewAudit>) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_token(row).await,
+            Store::Sqlite(s) => s.insert_token(row, audit).await,
         }
     }
 
@@ -243,9 +260,14 @@ impl Store {
 
     /// Revokes the live token `id`, atomically refusing ([`Error::LastAdmin`]) when it is the last
     /// live, unexpired token holding `admin`. [`Error::NotFound`] if no live token has that id.
-    pub async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<TokenRow, Error> {
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: impl FnOnce(&TokenRow) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<TokenRow, Error> {
         match self {
-            Store::Sqlite(s) => s.revoke_token(id, now).await,
+            Store::Sqlite(s) => s.revoke_token(id, now, audit).await,
         }
     }
 
@@ -264,9 +286,15 @@ impl Store {
     }
 
     /// Creates or replaces a setting.
-    pub async fn put_setting(&self, key: &str, value: &str, now: Timestamp) -> Result<(), Error> {
+    pub async fn put_setting(
+        &self,
+        key: &str,
+        value: &str,
+        now: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.put_setting(key, value, now).await,
+            Store::Sqlite(s) => s.put_setting(key, value, now, audit).await,
         }
     }
 }
@@ -400,6 +428,21 @@ impl Store {
     ) -> Result<Option<Vec<AuditRow>>, Error> {
         match self {
             Store::Sqlite(s) => s.delete_rule(id, audit).await,
+        }
+    }
+
+    /// Every audit entry once committed, from any writer (broker, tokens, sessions, OAuth).
+    pub fn subscribe_audit(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<AuditRow>> {
+        match self {
+            Store::Sqlite(s) => s.events.subscribe(),
+        }
+    }
+
+    /// Tells the event streams about committed entries. The broker calls it for its own writes,
+    /// once the rules they saved are in force; every other audited write publishes by itself.
+    pub fn publish(&self, rows: &[AuditRow]) {
+        match self {
+            Store::Sqlite(s) => s.publish(rows),
         }
     }
 

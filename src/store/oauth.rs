@@ -4,7 +4,7 @@
 
 use agentgate_policy::ScopeSet;
 
-use super::{Error, Store, TokenRow};
+use super::{Error, NewAudit, Store, TokenRow};
 use crate::clock::Timestamp;
 
 /// A client registered by RFC 7591 dynamic registration.
@@ -143,9 +143,14 @@ impl Store {
     /// clients exist or `cap.unauthorized` of them were never authorized. First, clients never
     /// authorized (no code issued, no consent remembered) and registered before `cap.stale_before`
     /// are deleted: anyone, a web page too, can register.
-    pub async fn insert_client(&self, row: &ClientRow, cap: ClientCap) -> Result<(), Error> {
+    pub async fn insert_client(
+        &self,
+        row: &ClientRow,
+        cap: ClientCap,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_client(row, cap).await,
+            Store::Sqlite(s) => s.insert_client(row, cap, audit).await,
         }
     }
 
@@ -165,16 +170,21 @@ impl Store {
 
     /// Deletes a live client with its grants, families and tokens. Returns the revoked token
     /// ids. [`Error::NotFound`] if no live client has that id.
-    pub async fn delete_client(&self, id: &str, now: Timestamp) -> Result<Vec<String>, Error> {
+    pub async fn delete_client(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<Vec<String>, Error> {
         match self {
-            Store::Sqlite(s) => s.delete_client(id, now).await,
+            Store::Sqlite(s) => s.delete_client(id, now, audit).await,
         }
     }
 
     /// Remembers consent.
-    pub async fn insert_grant(&self, row: &GrantRow) -> Result<(), Error> {
+    pub async fn insert_grant(&self, row: &GrantRow, audit: Vec<NewAudit>) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_grant(row).await,
+            Store::Sqlite(s) => s.insert_grant(row, audit).await,
         }
     }
 
@@ -186,24 +196,34 @@ impl Store {
     }
 
     /// Revokes a remembered consent. [`Error::NotFound`] if no live grant has that id.
-    pub async fn revoke_grant(&self, id: &str, now: Timestamp) -> Result<GrantRow, Error> {
+    pub async fn revoke_grant(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: impl FnOnce(&GrantRow) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<GrantRow, Error> {
         match self {
-            Store::Sqlite(s) => s.revoke_grant(id, now).await,
+            Store::Sqlite(s) => s.revoke_grant(id, now, audit).await,
         }
     }
 
     /// Stores an authorization code.
-    pub async fn insert_code(&self, row: &CodeRow) -> Result<(), Error> {
+    pub async fn insert_code(&self, row: &CodeRow, audit: Vec<NewAudit>) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_code(row).await,
+            Store::Sqlite(s) => s.insert_code(row, audit).await,
         }
     }
 
     /// Uses the code with this hash: the first use wins; a second use revokes what the first
     /// issued.
-    pub async fn use_code(&self, hash: &[u8; 32], now: Timestamp) -> Result<CodeUse, Error> {
+    pub async fn use_code(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        audit: impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<CodeUse, Error> {
         match self {
-            Store::Sqlite(s) => s.use_code(hash, now).await,
+            Store::Sqlite(s) => s.use_code(hash, now, audit).await,
         }
     }
 
@@ -214,9 +234,10 @@ impl Store {
         hash: &[u8; 32],
         now: Timestamp,
         grace_ms: i64,
+        audit: impl FnOnce(&RefreshUse) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<RefreshUse, Error> {
         match self {
-            Store::Sqlite(s) => s.use_refresh(hash, now, grace_ms).await,
+            Store::Sqlite(s) => s.use_refresh(hash, now, grace_ms, audit).await,
         }
     }
 

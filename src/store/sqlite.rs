@@ -11,7 +11,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
-use super::{Error, OAuthBinding, TokenRow};
+use sqlx::SqliteConnection;
+
+use super::{Error, NewAudit, OAuthBinding, TokenRow};
 use crate::clock::Timestamp;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -25,6 +27,8 @@ pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     /// Runs broker writes with group commit (see `sqlite_writer`).
     pub(super) writer: super::sqlite_writer::Writer,
+    /// Every committed audit entry, for the event streams.
+    pub(super) events: tokio::sync::broadcast::Sender<std::sync::Arc<super::AuditRow>>,
 }
 
 impl SqliteStore {
@@ -51,11 +55,25 @@ impl SqliteStore {
         }
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
         let writer = super::sqlite_writer::Writer::start(&pool).await?;
-        Ok(SqliteStore { pool, writer })
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        Ok(SqliteStore {
+            pool,
+            writer,
+            events,
+        })
     }
 
-    pub(super) async fn insert_token(&self, row: &TokenRow) -> Result<(), Error> {
-        insert_token(&self.pool, row).await
+    pub(super) async fn insert_token(
+        &self,
+        row: &TokenRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(
+            move |conn| Box::pin(async move { insert_token(&mut *conn, &row).await }),
+            move |_| audit,
+        )
+        .await
     }
 
     pub(super) async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, Error> {
@@ -87,39 +105,18 @@ impl SqliteStore {
             .map_err(Error::Backend)
     }
 
-    pub(super) async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<TokenRow, Error> {
-        // One statement, so the last-admin check and the revocation cannot interleave with
-        // another revocation.
-        let sql = format!(
-            "UPDATE tokens SET revoked_at = ?1 \
-             WHERE id = ?2 AND revoked_at IS NULL AND NOT ( \
-               (',' || scopes || ',') LIKE '%,admin,%' \
-               AND (expires_at IS NULL OR expires_at > ?1) \
-               AND NOT EXISTS (SELECT 1 FROM tokens o WHERE o.id != ?2 AND o.revoked_at IS NULL \
-                 AND (o.expires_at IS NULL OR o.expires_at > ?1) \
-                 AND (',' || o.scopes || ',') LIKE '%,admin,%')) \
-             RETURNING {TOKEN_COLUMNS}"
-        );
-        let revoked = sqlx::query(&sql)
-            .bind(now.as_millis())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::Backend)?;
-        if let Some(row) = revoked {
-            return token_from_row(&row);
-        }
-        let live: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = ? AND revoked_at IS NULL")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(Error::Backend)?;
-        Err(if live.is_some() {
-            Error::LastAdmin
-        } else {
-            Error::NotFound
-        })
+    pub(super) async fn revoke_token(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: impl FnOnce(&TokenRow) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<TokenRow, Error> {
+        let id = id.to_owned();
+        self.audited(
+            move |conn| Box::pin(async move { revoke_token(conn, &id, now).await }),
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn touch_token(&self, id: &str, now: Timestamp) -> Result<(), Error> {
@@ -145,19 +142,69 @@ impl SqliteStore {
         key: &str,
         value: &str,
         now: Timestamp,
+        audit: Vec<NewAudit>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) \
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(&key)
+                    .bind(&value)
+                    .bind(now.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    Ok(())
+                })
+            },
+            move |_| audit,
         )
-        .bind(key)
-        .bind(value)
+        .await
+    }
+}
+
+/// Revokes a live token in one statement, so the last-admin check and the revocation cannot
+/// interleave with another revocation.
+async fn revoke_token(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<TokenRow, Error> {
+    let sql = format!(
+        "UPDATE tokens SET revoked_at = ?1 \
+         WHERE id = ?2 AND revoked_at IS NULL AND NOT ( \
+           (',' || scopes || ',') LIKE '%,admin,%' \
+           AND (expires_at IS NULL OR expires_at > ?1) \
+           AND NOT EXISTS (SELECT 1 FROM tokens o WHERE o.id != ?2 AND o.revoked_at IS NULL \
+             AND (o.expires_at IS NULL OR o.expires_at > ?1) \
+             AND (',' || o.scopes || ',') LIKE '%,admin,%')) \
+         RETURNING {TOKEN_COLUMNS}"
+    );
+    let revoked = sqlx::query(&sql)
         .bind(now.as_millis())
-        .execute(&self.pool)
+        .bind(id)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(Error::Backend)?;
-        Ok(())
+    if let Some(row) = revoked {
+        return token_from_row(&row);
     }
+    let live: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM tokens WHERE id = ? AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(Error::Backend)?;
+    Err(if live.is_some() {
+        Error::LastAdmin
+    } else {
+        Error::NotFound
+    })
 }
 
 /// Inserts a token row on any connection (a pool, or a transaction issuing OAuth tokens).

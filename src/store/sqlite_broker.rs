@@ -3,6 +3,7 @@
 //! Every state change is one transaction that also appends its audit entries, so a decision that
 //! cannot be audited is not made (it fails closed).
 
+use futures_util::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -290,6 +291,38 @@ impl SqliteStore {
                 })
             })
             .await
+    }
+
+    /// Runs `change`, then appends the entries `audit` makes of its outcome, in one transaction
+    /// of the writer: if the audit cannot be written, neither is the change (fail closed). The
+    /// entries are published once committed.
+    pub(super) async fn audited<T, F, A>(&self, change: F, audit: A) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, Error>>
+            + Send
+            + 'static,
+        A: FnOnce(&T) -> Vec<NewAudit> + Send + 'static,
+    {
+        let (out, rows) = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let out = change(&mut *conn).await?;
+                    let rows = append_audit(conn, audit(&out)).await?;
+                    Ok((out, rows))
+                })
+            })
+            .await?;
+        self.publish(&rows);
+        Ok(out)
+    }
+
+    /// Tells the event streams about committed entries.
+    pub(super) fn publish(&self, rows: &[AuditRow]) {
+        for row in rows {
+            let _ = self.events.send(std::sync::Arc::new(row.clone()));
+        }
     }
 
     pub(super) async fn append(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {

@@ -7,7 +7,7 @@ use super::oauth::{
     ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
 use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
-use super::{Error, SqliteStore, TokenRow};
+use super::{Error, NewAudit, SqliteStore, TokenRow};
 use crate::clock::Timestamp;
 
 const CLIENT_COLUMNS: &str = "id, secret_hash, name, redirect_uris, auth_method, \
@@ -32,24 +32,30 @@ impl SqliteStore {
             .map_err(backend)
     }
 
-    pub(super) async fn insert_client(&self, row: &ClientRow, cap: ClientCap) -> Result<(), Error> {
+    pub(super) async fn insert_client(
+        &self,
+        row: &ClientRow,
+        cap: ClientCap,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(move |conn| Box::pin(async move {
         const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.client_id = oauth_clients.id) \
              AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.id)";
-        let mut tx = self.write_tx().await?;
         sqlx::query(&format!(
             "UPDATE oauth_clients SET deleted_at = ? WHERE deleted_at IS NULL AND created_at < ? \
              AND {NEVER_AUTHORIZED}"
         ))
         .bind(cap.now.as_millis())
         .bind(cap.stale_before.as_millis())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
         let (live, unauthorized): (i64, i64) = sqlx::query_as(&format!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {NEVER_AUTHORIZED} THEN 1 ELSE 0 END), 0) \
              FROM oauth_clients WHERE deleted_at IS NULL"
         ))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(backend)?;
         if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
@@ -71,10 +77,11 @@ impl SqliteStore {
         .bind(&row.scope)
         .bind(&row.metadata)
         .bind(row.created_at.as_millis())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        Ok(())
+        }), move |_| audit).await
     }
 
     pub(super) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
@@ -105,55 +112,79 @@ impl SqliteStore {
         &self,
         id: &str,
         now: Timestamp,
+        audit: Vec<NewAudit>,
     ) -> Result<Vec<String>, Error> {
-        let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query(
+        let id = id.to_owned();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let id = id.as_str();
+                    let deleted = sqlx::query(
             "UPDATE oauth_clients SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
         )
         .bind(now.as_millis())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
-        if deleted.rows_affected() == 0 {
-            return Err(Error::NotFound);
-        }
-        sqlx::query(
+                    if deleted.rows_affected() == 0 {
+                        return Err(Error::NotFound);
+                    }
+                    sqlx::query(
             "UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
         )
         .bind(now.as_millis())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
-        let families: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM oauth_families WHERE client_id = ? AND revoked_at IS NULL",
+                    let families: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM oauth_families WHERE client_id = ? AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    let mut revoked = Vec::new();
+                    for family in families {
+                        revoked.extend(
+                            revoke_family(&mut *conn, &family, "client deleted", now).await?,
+                        );
+                    }
+                    Ok(revoked)
+                })
+            },
+            move |_| audit,
         )
-        .bind(id)
-        .fetch_all(&mut *tx)
         .await
-        .map_err(backend)?;
-        let mut revoked = Vec::new();
-        for family in families {
-            revoked.extend(revoke_family(&mut tx, &family, "client deleted", now).await?);
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(revoked)
     }
 
-    pub(super) async fn insert_grant(&self, row: &GrantRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
+    pub(super) async fn insert_grant(
+        &self,
+        row: &GrantRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
              VALUES (?, ?, ?, ?, NULL)",
+                    )
+                    .bind(&row.id)
+                    .bind(&row.client_id)
+                    .bind(row.scopes.to_string())
+                    .bind(row.created_at.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    Ok(())
+                })
+            },
+            move |_| audit,
         )
-        .bind(&row.id)
-        .bind(&row.client_id)
-        .bind(row.scopes.to_string())
-        .bind(row.created_at.as_millis())
-        .execute(&self.pool)
         .await
-        .map_err(backend)?;
-        Ok(())
     }
 
     pub(super) async fn live_grants(
@@ -172,23 +203,39 @@ impl SqliteStore {
         rows.iter().map(grant_from_row).collect()
     }
 
-    pub(super) async fn revoke_grant(&self, id: &str, now: Timestamp) -> Result<GrantRow, Error> {
+    pub(super) async fn revoke_grant(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: impl FnOnce(&GrantRow) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<GrantRow, Error> {
+        let id = id.to_owned();
+        self.audited(move |conn| Box::pin(async move {
         let sql = format!(
             "UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
              RETURNING {GRANT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(now.as_millis())
-            .bind(id)
-            .fetch_optional(&self.pool)
+            .bind(&id)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(backend)?
             .ok_or(Error::NotFound)?;
         grant_from_row(&row)
+        }), audit).await
     }
 
-    pub(super) async fn insert_code(&self, row: &CodeRow) -> Result<(), Error> {
-        sqlx::query(
+    pub(super) async fn insert_code(
+        &self,
+        row: &CodeRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
             "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, \
              resource, scopes, family_id, created_at, expires_at, used_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -202,14 +249,25 @@ impl SqliteStore {
         .bind(&row.family_id)
         .bind(row.created_at.as_millis())
         .bind(row.expires_at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
-        Ok(())
+                    Ok(())
+                })
+            },
+            move |_| audit,
+        )
+        .await
     }
 
-    pub(super) async fn use_code(&self, hash: &[u8; 32], now: Timestamp) -> Result<CodeUse, Error> {
-        let mut tx = self.write_tx().await?;
+    pub(super) async fn use_code(
+        &self,
+        hash: &[u8; 32],
+        now: Timestamp,
+        audit: impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<CodeUse, Error> {
+        let hash = *hash;
+        self.audited(move |conn| Box::pin(async move {
         let sql = format!(
             "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
              RETURNING {CODE_COLUMNS}"
@@ -217,26 +275,25 @@ impl SqliteStore {
         let fresh = sqlx::query(&sql)
             .bind(now.as_millis())
             .bind(&hash[..])
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(backend)?;
         if let Some(row) = fresh {
             let code = code_from_row(&row)?;
-            tx.commit().await.map_err(backend)?;
             return Ok(CodeUse::Fresh(code));
         }
         let family: Option<String> =
             sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = ?")
                 .bind(&hash[..])
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(backend)?;
         let Some(family) = family else {
             return Ok(CodeUse::Unknown);
         };
-        let revoked = revoke_family(&mut tx, &family, "authorization code reused", now).await?;
-        tx.commit().await.map_err(backend)?;
+        let revoked = revoke_family(&mut *conn, &family, "authorization code reused", now).await?;
         Ok(CodeUse::Reused(revoked))
+        }), audit).await
     }
 
     pub(super) async fn use_refresh(
@@ -244,55 +301,65 @@ impl SqliteStore {
         hash: &[u8; 32],
         now: Timestamp,
         grace_ms: i64,
+        audit: impl FnOnce(&RefreshUse) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<RefreshUse, Error> {
-        let mut tx = self.write_tx().await?;
-        let found = sqlx::query(
+        let hash = *hash;
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let found = sqlx::query(
             "SELECT family_id, expires_at, used_at FROM oauth_refresh_tokens WHERE token_hash = ?",
         )
         .bind(&hash[..])
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(backend)?;
-        let Some(found) = found else {
-            return Ok(RefreshUse::Invalid);
-        };
-        let family_id: String = found.try_get("family_id").map_err(corrupt)?;
-        let expires_at = ts(&found, "expires_at")?;
-        let used_at = opt_ts(&found, "used_at")?;
-        let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = ?");
-        let family = sqlx::query(&sql)
-            .bind(&family_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(family_from_row)
-            .transpose()?;
-        let Some(family) = family.filter(|f| f.revoked_at.is_none()) else {
-            return Ok(RefreshUse::Invalid);
-        };
-        match used_at {
-            Some(at) if now.as_millis() - at.as_millis() > grace_ms => {
-                let revoked =
-                    revoke_family(&mut tx, &family_id, "refresh token reused", now).await?;
-                tx.commit().await.map_err(backend)?;
-                return Ok(RefreshUse::Reused(revoked));
-            }
-            Some(_) => {}
-            None => {
-                if expires_at <= now {
-                    return Ok(RefreshUse::Invalid);
-                }
-                sqlx::query("UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?")
-                    .bind(now.as_millis())
-                    .bind(&hash[..])
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(RefreshUse::Valid(family))
+                    let Some(found) = found else {
+                        return Ok(RefreshUse::Invalid);
+                    };
+                    let family_id: String = found.try_get("family_id").map_err(corrupt)?;
+                    let expires_at = ts(&found, "expires_at")?;
+                    let used_at = opt_ts(&found, "used_at")?;
+                    let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = ?");
+                    let family = sqlx::query(&sql)
+                        .bind(&family_id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(backend)?
+                        .as_ref()
+                        .map(family_from_row)
+                        .transpose()?;
+                    let Some(family) = family.filter(|f| f.revoked_at.is_none()) else {
+                        return Ok(RefreshUse::Invalid);
+                    };
+                    match used_at {
+                        Some(at) if now.as_millis() - at.as_millis() > grace_ms => {
+                            let revoked =
+                                revoke_family(&mut *conn, &family_id, "refresh token reused", now)
+                                    .await?;
+                            return Ok(RefreshUse::Reused(revoked));
+                        }
+                        Some(_) => {}
+                        None => {
+                            if expires_at <= now {
+                                return Ok(RefreshUse::Invalid);
+                            }
+                            sqlx::query(
+                                "UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?",
+                            )
+                            .bind(now.as_millis())
+                            .bind(&hash[..])
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(backend)?;
+                        }
+                    }
+                    Ok(RefreshUse::Valid(family))
+                })
+            },
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn issue_tokens(

@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
 use super::web::{PairingRow, SessionRow};
-use super::{Error, SqliteStore};
+use super::{Error, NewAudit, SqliteStore};
 use crate::clock::Timestamp;
 
 const SESSION_COLUMNS: &str = "id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
@@ -14,8 +14,17 @@ const PAIRING_COLUMNS: &str =
     "id, name, code_hash, scopes, created_at, expires_at, created_by, redeemed_at, revoked_at";
 
 impl SqliteStore {
-    pub(super) async fn insert_session(&self, row: &SessionRow) -> Result<(), Error> {
-        insert_session(&self.pool, row).await
+    pub(super) async fn insert_session(
+        &self,
+        row: &SessionRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(
+            move |conn| Box::pin(async move { insert_session(&mut *conn, &row).await }),
+            move |_| audit,
+        )
+        .await
     }
 
     pub(super) async fn session_by_hash(
@@ -41,61 +50,99 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn revoke_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
-        sqlx::query("UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now.as_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::Backend)?;
-        Ok(())
+    pub(super) async fn revoke_session(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let id = id.to_owned();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    Ok(())
+                })
+            },
+            move |_| audit,
+        )
+        .await
     }
 
-    pub(super) async fn insert_pairing(&self, row: &PairingRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
-             created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    pub(super) async fn insert_pairing(
+        &self,
+        row: &PairingRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
+        let row = row.clone();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
+                         created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&row.id)
+                    .bind(&row.name)
+                    .bind(&row.code_hash[..])
+                    .bind(row.scopes.to_string())
+                    .bind(row.created_at.as_millis())
+                    .bind(row.expires_at.as_millis())
+                    .bind(&row.created_by)
+                    .bind(row.redeemed_at.map(Timestamp::as_millis))
+                    .bind(row.revoked_at.map(Timestamp::as_millis))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    Ok(())
+                })
+            },
+            move |_| audit,
         )
-        .bind(&row.id)
-        .bind(&row.name)
-        .bind(&row.code_hash[..])
-        .bind(row.scopes.to_string())
-        .bind(row.created_at.as_millis())
-        .bind(row.expires_at.as_millis())
-        .bind(&row.created_by)
-        .bind(row.redeemed_at.map(Timestamp::as_millis))
-        .bind(row.revoked_at.map(Timestamp::as_millis))
-        .execute(&self.pool)
         .await
-        .map_err(Error::Backend)?;
-        Ok(())
     }
 
     pub(super) async fn redeem_pairing(
         &self,
         hash: &[u8; 32],
         now: Timestamp,
-        session: impl FnOnce(&PairingRow) -> SessionRow + Send,
+        session: impl FnOnce(&PairingRow) -> SessionRow + Send + 'static,
+        audit: impl FnOnce(&(PairingRow, SessionRow)) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<Option<(PairingRow, SessionRow)>, Error> {
-        let mut tx = self.pool.begin().await.map_err(Error::Backend)?;
-        let sql = format!(
-            "UPDATE pairings SET redeemed_at = ?1 WHERE code_hash = ?2 AND redeemed_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > ?1 RETURNING {PAIRING_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(now.as_millis())
-            .bind(&hash[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::Backend)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let pairing = pairing_from_row(&row)?;
-        let created = session(&pairing);
-        insert_session(&mut *tx, &created).await?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(Some((pairing, created)))
+        let hash = *hash;
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "UPDATE pairings SET redeemed_at = ?1 WHERE code_hash = ?2 \
+                         AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1 \
+                         RETURNING {PAIRING_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now.as_millis())
+                        .bind(&hash[..])
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(Error::Backend)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let pairing = pairing_from_row(&row)?;
+                    let created = session(&pairing);
+                    insert_session(&mut *conn, &created).await?;
+                    Ok(Some((pairing, created)))
+                })
+            },
+            move |out| out.as_ref().map(audit).unwrap_or_default(),
+        )
+        .await
     }
 
     pub(super) async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
@@ -114,29 +161,37 @@ impl SqliteStore {
         &self,
         id: &str,
         now: Timestamp,
+        audit: impl FnOnce(&Vec<String>) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<Vec<String>, Error> {
-        let mut tx = self.pool.begin().await.map_err(Error::Backend)?;
-        let done =
-            sqlx::query("UPDATE pairings SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now.as_millis())
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::Backend)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound);
-        }
-        let ended: Vec<String> = sqlx::query_scalar(
-            "UPDATE web_sessions SET revoked_at = ? WHERE pairing_id = ? AND revoked_at IS NULL \
-             RETURNING id",
+        let id = id.to_owned();
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE pairings SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::NotFound);
+                    }
+                    sqlx::query_scalar(
+                        "UPDATE web_sessions SET revoked_at = ? WHERE pairing_id = ? \
+                         AND revoked_at IS NULL RETURNING id",
+                    )
+                    .bind(now.as_millis())
+                    .bind(&id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)
+                })
+            },
+            audit,
         )
-        .bind(now.as_millis())
-        .bind(id)
-        .fetch_all(&mut *tx)
         .await
-        .map_err(Error::Backend)?;
-        tx.commit().await.map_err(Error::Backend)?;
-        Ok(ended)
     }
 }
 

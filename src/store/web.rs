@@ -2,7 +2,7 @@
 
 use agentgate_policy::ScopeSet;
 
-use super::{Error, Store};
+use super::{Error, NewAudit, Store};
 use crate::clock::Timestamp;
 
 /// A stored web session. The cookie's secret is never stored, only its SHA-256.
@@ -55,9 +55,13 @@ pub struct PairingRow {
 
 impl Store {
     /// Stores a new session.
-    pub async fn insert_session(&self, row: &SessionRow) -> Result<(), Error> {
+    pub async fn insert_session(
+        &self,
+        row: &SessionRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_session(row).await,
+            Store::Sqlite(s) => s.insert_session(row, audit).await,
         }
     }
 
@@ -76,16 +80,25 @@ impl Store {
     }
 
     /// Ends a session (sign-out). Ending an ended one is not an error.
-    pub async fn revoke_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+    pub async fn revoke_session(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.revoke_session(id, now).await,
+            Store::Sqlite(s) => s.revoke_session(id, now, audit).await,
         }
     }
 
     /// Stores a new pairing link.
-    pub async fn insert_pairing(&self, row: &PairingRow) -> Result<(), Error> {
+    pub async fn insert_pairing(
+        &self,
+        row: &PairingRow,
+        audit: Vec<NewAudit>,
+    ) -> Result<(), Error> {
         match self {
-            Store::Sqlite(s) => s.insert_pairing(row).await,
+            Store::Sqlite(s) => s.insert_pairing(row, audit).await,
         }
     }
 
@@ -96,10 +109,11 @@ impl Store {
         &self,
         hash: &[u8; 32],
         now: Timestamp,
-        session: impl FnOnce(&PairingRow) -> SessionRow + Send,
+        session: impl FnOnce(&PairingRow) -> SessionRow + Send + 'static,
+        audit: impl FnOnce(&(PairingRow, SessionRow)) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<Option<(PairingRow, SessionRow)>, Error> {
         match self {
-            Store::Sqlite(s) => s.redeem_pairing(hash, now, session).await,
+            Store::Sqlite(s) => s.redeem_pairing(hash, now, session, audit).await,
         }
     }
 
@@ -112,9 +126,14 @@ impl Store {
 
     /// Revokes a pairing and ends every session it created. [`Error::NotFound`] if no live
     /// pairing has that id. Returns the ids of the sessions ended.
-    pub async fn revoke_pairing(&self, id: &str, now: Timestamp) -> Result<Vec<String>, Error> {
+    pub async fn revoke_pairing(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: impl FnOnce(&Vec<String>) -> Vec<NewAudit> + Send + 'static,
+    ) -> Result<Vec<String>, Error> {
         match self {
-            Store::Sqlite(s) => s.revoke_pairing(id, now).await,
+            Store::Sqlite(s) => s.revoke_pairing(id, now, audit).await,
         }
     }
 }

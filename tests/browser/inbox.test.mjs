@@ -424,12 +424,21 @@ describe('OAuth consent page', () => {
       assert.equal(hits[0].searchParams.get('state'), 'xyz');
       assert.equal(hits[0].searchParams.get('iss'), d.base);
       assert.match(hits[0].searchParams.get('code'), /^agc_[0-9a-f]{64}$/);
-      // Remembered: the next sign-in goes straight back to the client.
+      // Remembered consent never answers by itself (anyone who knows the client id could ask):
+      // without the owner's session the page asks for the passphrase again, and no code goes out.
       await page.goto(authorize);
+      await page.getByLabel('Owner passphrase (to approve)').waitFor();
+      assert.equal(hits.length, 1);
+      // Signed in as the owner, it is one click, without the passphrase.
+      await signIn(page, d, '/tokens');
+      await page.goto(authorize);
+      await page.locator('#one-click').waitFor();
+      assert.equal(await page.getByLabel('Owner passphrase (to approve)').count(), 0);
+      await page.getByRole('button', { name: 'Approve' }).click();
       await page.waitForURL((u) => u.href.startsWith(redirect), { timeout: 10_000 });
       assert.equal(hits.length, 2);
       // The owner sees the client and the remembered consent on the Tokens page and revokes both.
-      await signIn(page, d, '/tokens');
+      await page.goto(`${d.base}/tokens`);
       const client = page.locator(`#client-${reg.client_id}`);
       assert.match(await client.innerText(), /Browser Test Client/);
       const grant = page.locator('#oauth-grants li', { hasText: 'Browser Test Client' });

@@ -104,6 +104,16 @@ async fn first_pending(app: &TestApp, token: &str) -> String {
     }
 }
 
+/// How many entries the audit chain holds (its head's seq): setting up tokens is audited too.
+async fn audit_seq(app: &TestApp) -> i64 {
+    app.get("/api/v1/audit?limit=1000", Some(&app.admin))
+        .await
+        .json()["entries"]
+        .as_array()
+        .unwrap()
+        .len() as i64
+}
+
 async fn reply(app: &TestApp, token: &str, id: &str, body: Value) -> crate::harness::Reply {
     app.post(
         &format!("/api/v1/permissions/{id}/reply"),
@@ -217,6 +227,7 @@ async fn deny_with_a_message_reaches_the_agent() {
 async fn two_racing_replies_one_wins_the_other_gets_409_with_the_winner() {
     let app = spawn_app_with(RULES).await;
     let a = actors(&app).await;
+    let base = audit_seq(&app).await;
     for round in 0..5 {
         let v = ask(&app, &a.agent, shell(&format!("make round{round}"))).await;
         let id = v["id"].as_str().unwrap().to_owned();
@@ -240,7 +251,7 @@ async fn two_racing_replies_one_wins_the_other_gets_409_with_the_winner() {
         .await
         .json();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["entries"], 10);
+    assert_eq!(v["entries"], base + 10);
 }
 
 #[tokio::test]
@@ -844,6 +855,7 @@ async fn bad_permission_requests_are_refused_and_nothing_is_written() {
             "unknown field",
         ),
     ];
+    let before = audit_seq(&app).await;
     for (body, field, hint) in cases {
         let r = app
             .post("/api/v1/permissions", Some(&a.agent), body.clone())
@@ -858,13 +870,7 @@ async fn bad_permission_requests_are_refused_and_nothing_is_written() {
         0,
         "nothing written"
     );
-    assert_eq!(
-        app.get("/api/v1/audit", Some(&a.reader)).await.json()["entries"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(audit_seq(&app).await, before, "nothing audited");
     // `wait` above the cap is clamped, not refused.
     let r = app
         .post(
@@ -968,11 +974,14 @@ async fn rules_are_listed_added_and_deleted_and_configured_ones_are_read_only() 
 async fn events_stream_live_and_resume_from_last_event_id() {
     let app = spawn_app_with(RULES).await;
     let a = actors(&app).await;
+    // The tokens just created are audited; the stream starts after them.
+    let base = audit_seq(&app).await;
     let first = ask(&app, &a.agent, shell("make e1")).await;
     let mut stream = app
         .http
         .get(format!("{}/api/v1/events", app.base))
         .bearer_auth(&a.reader)
+        .header("last-event-id", base.to_string())
         .send()
         .await
         .unwrap();
@@ -1023,9 +1032,9 @@ async fn events_stream_live_and_resume_from_last_event_id() {
     assert_eq!(
         events,
         vec![
-            (1, "permission.created".into()),
-            (2, "permission.decided".into()),
-            (3, "permission.created".into())
+            (base + 1, "permission.created".into()),
+            (base + 2, "permission.decided".into()),
+            (base + 3, "permission.created".into())
         ]
     );
     drop(stream);
@@ -1034,7 +1043,7 @@ async fn events_stream_live_and_resume_from_last_event_id() {
         .http
         .get(format!("{}/api/v1/events", app.base))
         .bearer_auth(&a.reader)
-        .header("last-event-id", "2")
+        .header("last-event-id", (base + 2).to_string())
         .send()
         .await
         .unwrap();
@@ -1044,12 +1053,14 @@ async fn events_stream_live_and_resume_from_last_event_id() {
         .unwrap()
         .unwrap();
     let chunk = String::from_utf8_lossy(&chunk);
+    let third = format!("id: {}\n", base + 3);
     assert!(
-        chunk.starts_with("id: 3\nevent: permission.created\n") || chunk.contains("id: 3\n"),
+        chunk.starts_with(&format!("{third}event: permission.created\n")) || chunk.contains(&third),
         "{chunk}"
     );
     assert!(
-        !chunk.contains("id: 1\n") && !chunk.contains("id: 2\n"),
+        !chunk.contains(&format!("id: {}\n", base + 1))
+            && !chunk.contains(&format!("id: {}\n", base + 2)),
         "{chunk}"
     );
     app.get("/api/v1/events", Some(&a.agent))
@@ -1061,6 +1072,7 @@ async fn events_stream_live_and_resume_from_last_event_id() {
 async fn the_audit_chain_verifies_and_names_an_edited_entry() {
     let app = spawn_app_with(RULES).await;
     let a = actors(&app).await;
+    let base = audit_seq(&app).await;
     for i in 0..3 {
         let v = ask(&app, &a.agent, shell(&format!("make a{i}"))).await;
         reply(
@@ -1075,12 +1087,18 @@ async fn the_audit_chain_verifies_and_names_an_edited_entry() {
         .get("/api/v1/audit/verify", Some(&a.reader))
         .await
         .json();
-    assert_eq!(v, json!({"ok": true, "entries": 6, "first_bad": null}));
+    assert_eq!(
+        v,
+        json!({"ok": true, "entries": base + 6, "first_bad": null})
+    );
     let entries = app
-        .get("/api/v1/audit?after=0&limit=10", Some(&a.reader))
+        .get(
+            &format!("/api/v1/audit?after={base}&limit=10"),
+            Some(&a.reader),
+        )
         .await
         .json();
-    let e = &entries["entries"][3];
+    let e = &entries["entries"][1];
     assert_eq!(e["event"], "permission.decided");
     assert_eq!(e["data"]["decided_by"]["approver"], "laptop");
 
@@ -1089,7 +1107,8 @@ async fn the_audit_chain_verifies_and_names_an_edited_entry() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE audit SET data = replace(data, 'laptop', 'mallory') WHERE seq = 4")
+    sqlx::query("UPDATE audit SET data = replace(data, 'laptop', 'mallory') WHERE seq = ?")
+        .bind(base + 2)
         .execute(&pool)
         .await
         .unwrap();
@@ -1098,7 +1117,7 @@ async fn the_audit_chain_verifies_and_names_an_edited_entry() {
         .await
         .json();
     assert_eq!(v["ok"], false);
-    assert_eq!(v["first_bad"]["seq"], 4);
+    assert_eq!(v["first_bad"]["seq"], base + 2);
     assert_eq!(v["first_bad"]["problem"], "altered");
 }
 

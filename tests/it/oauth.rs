@@ -1453,3 +1453,169 @@ async fn clients_never_authorized_are_capped_apart_and_expire() {
         "the 20 never authorized expired; the authorized one stays"
     );
 }
+
+#[tokio::test]
+async fn every_change_is_an_entry_in_the_audit_chain_without_its_secrets() {
+    let app = spawn_app().await;
+    set_passphrase(&app).await;
+    set_passphrase(&app).await;
+    // A token, created and revoked.
+    let (secret, token_id) = app.create_token("ci", &["read"], json!("1d")).await;
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{token_id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The owner signs in and out.
+    let login = app
+        .http
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .form(&[("passphrase", PASSPHRASE), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let inbox = app
+        .http
+        .get(format!("{}/", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = r#"<meta name="csrf-token" content=""#;
+    let start = inbox.find(marker).unwrap() + marker.len();
+    let csrf = &inbox[start..start + inbox[start..].find('"').unwrap()];
+    let out = app
+        .http
+        .post(format!("{}/logout", app.base))
+        .header("origin", &app.base)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.status().is_success() || out.status().is_redirection(),
+        "{}",
+        out.status()
+    );
+    // A pairing link, used, then revoked.
+    let pairing = app
+        .post(
+            "/api/v1/pairings",
+            Some(&app.admin),
+            json!({"name": "phone"}),
+        )
+        .await
+        .json();
+    let url = pairing["url"].as_str().unwrap().to_owned();
+    let code = url.rsplit('/').next().unwrap().to_owned();
+    let used = app
+        .http
+        .post(format!("{}/pair/{code}", app.base))
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 303);
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/pairings/{}", pairing["id"].as_str().unwrap()),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // OAuth: a client registered, consent remembered and granted, a code replayed (its family
+    // revoked), the consent revoked, the client deleted.
+    let client = public_client(&app).await;
+    let page = authorize(&app, &authorize_query(&client, &[])).await;
+    let (authz, csrf) = form_fields(&page.text);
+    let r = answer(
+        &app,
+        &[
+            ("authz", &authz),
+            ("csrf", &csrf),
+            ("passphrase", PASSPHRASE),
+            ("decision", "approve"),
+            ("remember", "yes"),
+        ],
+    )
+    .await;
+    let oauth_code = query_of(&r.header("location"))["code"].clone();
+    assert_eq!(exchange(&app, &client, &oauth_code).await.status, 200);
+    assert_eq!(exchange(&app, &client, &oauth_code).await.status, 400);
+    let grants = app
+        .get("/api/v1/oauth/grants", Some(&app.admin))
+        .await
+        .json();
+    let grant = grants["grants"][0]["id"].as_str().unwrap().to_owned();
+    for path in [
+        format!("/api/v1/oauth/grants/{grant}"),
+        format!("/api/v1/oauth/clients/{client}"),
+    ] {
+        let r = app
+            .request(reqwest::Method::DELETE, &path, Some(&app.admin), None)
+            .await;
+        assert!(r.status.is_success(), "{path}: {}", r.text);
+    }
+
+    let audit = app.get("/api/v1/audit?limit=1000", Some(&app.admin)).await;
+    let text = audit.text.clone();
+    let events: Vec<String> = audit.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    for event in [
+        "token.created",
+        "token.revoked",
+        "passphrase.set",
+        "passphrase.changed",
+        "session.signed_in",
+        "session.signed_out",
+        "pairing.created",
+        "pairing.redeemed",
+        "pairing.revoked",
+        "oauth.client_registered",
+        "oauth.consent_remembered",
+        "oauth.consent_granted",
+        "oauth.family_revoked",
+        "oauth.consent_revoked",
+        "oauth.client_deleted",
+    ] {
+        assert!(
+            events.iter().any(|e| e == event),
+            "{event} missing from {events:?}"
+        );
+    }
+    for leaked in [
+        secret.as_str(),
+        PASSPHRASE,
+        &code,
+        &oauth_code,
+        &cookie[17..],
+    ] {
+        assert!(!text.contains(leaked), "a secret is in the audit log");
+    }
+    let verified = app.get("/api/v1/audit/verify", Some(&app.admin)).await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.json()["ok"], true, "{}", verified.text);
+    assert_eq!(verified.json()["entries"], 16);
+}
