@@ -46,6 +46,14 @@ impl App {
         let store = Store::open(&config.database_url)
             .await
             .context("opening the database")?;
+        if let Some(path) = &config.audit_key_file {
+            let key = audit_key(path)
+                .with_context(|| format!("reading the audit key {}", path.display()))?;
+            store
+                .use_audit_key(key)
+                .await
+                .context("turning keyed audit mode on")?;
+        }
         let auth = Arc::new(Authenticator::new(store.clone(), clock.clone()));
         let (admin_token_file, admin_token_created) = auth
             .bootstrap_owner(&config.data_dir)
@@ -192,4 +200,27 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict the data directory {}", dir.display()))
+}
+
+/// Keyed audit mode's key: 32 bytes, hex in a 0600 file, created from the OS CSPRNG if missing.
+fn audit_key(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("the OS random generator: {e}"))?;
+        let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        crate::auth::write_private(path, &text)?;
+        return Ok(key);
+    }
+    let text = std::fs::read_to_string(path)?;
+    let text = text.trim();
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| anyhow::anyhow!("the file must hold 64 hex digits (32 bytes)"))
 }

@@ -5,6 +5,11 @@
 //! that point on. The head (last seq and hash) is also kept in the settings table, written in the
 //! same transaction, so truncating the tail is caught too. Pure: the store calls [`chain_hash`]
 //! inside its write transaction; [`Verifier`] consumes rows in order.
+//!
+//! The chain has no secret: whoever can write the database can recompute every hash and the
+//! head. Keyed mode adds an HMAC over the head with a key kept outside the database
+//! ([`head_mac`]), so a rewrite by someone who can write the database but not read the key is
+//! caught too.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -33,6 +38,35 @@ pub fn chain_hash(
     h.finalize().into()
 }
 
+/// The keyed mode's signature of the chain's head (`seq`, `hash`).
+pub fn head_mac(key: &[u8; 32], seq: i64, hash: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC pads a key shorter than the hash's block with zeros: the same key, at block size.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+    mac.update(b"agentgate audit head\0");
+    mac.update(&seq.to_be_bytes());
+    mac.update(hash);
+    mac.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod mac_tests {
+    #[test]
+    fn the_head_mac_is_rfc_2104_hmac_sha256() {
+        use hmac::{Hmac, Mac};
+        let key = [7u8; 32];
+        let mut reference = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        reference.update(b"agentgate audit head\0");
+        reference.update(&5i64.to_be_bytes());
+        reference.update(b"h");
+        let expected: [u8; 32] = reference.finalize().into_bytes().into();
+        assert_eq!(super::head_mac(&key, 5, b"h"), expected);
+        assert_ne!(super::head_mac(&[8u8; 32], 5, b"h"), expected);
+    }
+}
+
 /// The outcome of verifying the whole log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Verification {
@@ -42,6 +76,9 @@ pub struct Verification {
     pub entries: u64,
     /// The first entry found wrong, if any.
     pub first_bad: Option<BadEntry>,
+    /// The head's signature was checked with the audit key (keyed mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed: bool,
 }
 
 /// Where the chain breaks and how.
@@ -162,6 +199,7 @@ impl Verifier {
             ok: self.bad.is_none(),
             entries: self.entries,
             first_bad: self.bad,
+            keyed: false,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// Most requests one credential may have pending at once (default 100): an agent cannot
     /// bury the owner's inbox.
     pub max_pending_per_requester: Option<u32>,
+    /// Keyed audit mode: the file holding the key that signs the audit chain's head (created,
+    /// mode 0600, if missing). Keep it where an agent that can write the database cannot read.
+    pub audit_key_file: Option<PathBuf>,
     /// `[[rules]]`: the configured policy.
     pub rules: Option<Vec<Spanned<RuleSpec>>>,
     /// `[compat.*]`: listeners for other tools' protocols.
@@ -288,6 +291,8 @@ pub struct Config {
     pub default_timeout: std::time::Duration,
     /// Most pending requests per requesting credential.
     pub max_pending_per_requester: u32,
+    /// Keyed audit mode's key file, when on.
+    pub audit_key_file: Option<PathBuf>,
     /// The configured rules.
     pub rules: Vec<Rule>,
     /// The opt-in OpenWork Permission API listener (unauthenticated, loopback only).
@@ -384,6 +389,7 @@ impl Config {
             allowed_hosts,
             default_timeout,
             max_pending_per_requester,
+            audit_key_file: file.audit_key_file.clone(),
             rules,
             openwork_listen,
         })
@@ -399,6 +405,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             default_timeout: std::time::Duration::from_secs(300),
             max_pending_per_requester: DEFAULT_MAX_PENDING,
+            audit_key_file: None,
             rules: Vec::new(),
             openwork_listen: None,
             sessions: SessionSettings::default(),

@@ -26,6 +26,8 @@ use crate::api::{
     AuditEntry, DecidedBy, Expiry, Explanation, NewPermission, NewRule, PermissionPage,
     PermissionView, Remember, ReplyOutcome, ReplyRequest, RuleView, Source, Status, Verdict,
 };
+use subtle::ConstantTimeEq;
+
 use crate::audit::{self, Verification, Verifier};
 use crate::auth::{Principal, secret};
 use crate::clock::{Clock, Timestamp};
@@ -1018,7 +1020,30 @@ impl Broker {
             }
         }
         let head = self.store.audit_head().await?;
-        Ok(verifier.finish(head))
+        let mut verification = verifier.finish(head.clone());
+        if let Some(key) = self.store.audit_key() {
+            verification.keyed = true;
+            let mac = self.store.audit_head_mac().await?;
+            let signed = match (&head, &mac) {
+                (Some((seq, hash)), Some(mac)) => {
+                    bool::from(audit::head_mac(&key, *seq, hash).ct_eq(mac.as_slice()))
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if !signed && verification.ok {
+                verification.ok = false;
+                verification.first_bad = Some(audit::BadEntry {
+                    seq: head.map_or(0, |(seq, _)| seq),
+                    problem: "forged".into(),
+                    detail: "the chain's head is not signed with this daemon's audit key: the log \
+                             was rewritten by someone who could write the database but not read \
+                             the key"
+                        .into(),
+                });
+            }
+        }
+        Ok(verification)
     }
 
     fn publish(&self, rows: Vec<AuditRow>) {

@@ -360,7 +360,15 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                     bad.detail
                 );
             } else {
-                say!("audit log intact: {} entries verified", v.entries);
+                say!(
+                    "audit log intact: {} entries verified{}",
+                    v.entries,
+                    if v.keyed {
+                        ", head signed with the audit key"
+                    } else {
+                        " (unkeyed: a rewrite by someone who can write the database is not detectable; see audit_key_file)"
+                    }
+                );
             }
             Ok(if v.ok { 0 } else { 1 })
         }

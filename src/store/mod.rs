@@ -460,6 +460,27 @@ impl Store {
         }
     }
 
+    /// Turns keyed audit mode on with `key` (see [`crate::audit::head_mac`]).
+    pub async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.use_audit_key(key).await,
+        }
+    }
+
+    /// Keyed mode's key, if on.
+    pub fn audit_key(&self) -> Option<[u8; 32]> {
+        match self {
+            Store::Sqlite(s) => s.audit_key(),
+        }
+    }
+
+    /// The recorded head's HMAC (keyed mode).
+    pub async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Store::Sqlite(s) => s.audit_head_mac().await,
+        }
+    }
+
     /// The recorded head of the audit chain (last seq and hash).
     pub async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
         match self {

@@ -27,6 +27,8 @@ pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     /// Runs broker writes with group commit (see `sqlite_writer`).
     pub(super) writer: super::sqlite_writer::Writer,
+    /// Keyed audit mode's key, once set: the writer signs every head it records with it.
+    pub(super) audit_key: super::sqlite_writer::AuditKey,
     /// Every committed audit entry, for the event streams.
     pub(super) events: tokio::sync::broadcast::Sender<std::sync::Arc<super::AuditRow>>,
 }
@@ -54,11 +56,13 @@ impl SqliteStore {
             let _ = std::fs::set_permissions(path, perms);
         }
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
-        let writer = super::sqlite_writer::Writer::start(&pool).await?;
+        let audit_key = super::sqlite_writer::AuditKey::default();
+        let writer = super::sqlite_writer::Writer::start(&pool, audit_key.clone()).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
         Ok(SqliteStore {
             pool,
             writer,
+            audit_key,
             events,
         })
     }

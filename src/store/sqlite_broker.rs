@@ -344,6 +344,47 @@ impl SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    /// The recorded head's HMAC, in keyed mode.
+    pub(super) async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error> {
+        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(AUDIT_HEAD)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::Backend)?;
+        Ok(head.and_then(|h| parse_head_mac(&h)))
+    }
+
+    /// Turns keyed mode on. A head recorded without a signature (a log from before keyed mode)
+    /// is signed now, trusted on first use.
+    pub(super) async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
+        if self.audit_key.set(key).is_err() && self.audit_key.get() != Some(&key) {
+            return Err(Error::Conflict("audit key"));
+        }
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let head: Option<String> =
+                        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                            .bind(AUDIT_HEAD)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(Error::Backend)?;
+                    if let Some(text) = head.filter(|h| parse_head_mac(h).is_none())
+                        && let Some((seq, hash)) = parse_head(&text)
+                    {
+                        record_head(conn, seq, &hash, Some(&key)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Keyed mode's key, if on.
+    pub(super) fn audit_key(&self) -> Option<[u8; 32]> {
+        self.audit_key.get().copied()
+    }
+
     pub(super) async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
         let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(AUDIT_HEAD)
@@ -443,17 +484,27 @@ async fn append_audit(
 
 /// Records the chain's head in `settings` (in the writer's transaction), so verification notices
 /// a truncated tail.
+/// In keyed mode the record carries the head's HMAC too (`seq:hash:mac`).
 pub(super) async fn record_head(
     conn: &mut SqliteConnection,
     seq: i64,
     hash: &[u8],
+    key: Option<&[u8; 32]>,
 ) -> Result<(), Error> {
+    let value = match key {
+        None => format!("{seq}:{}", hex(hash)),
+        Some(key) => format!(
+            "{seq}:{}:{}",
+            hex(hash),
+            hex(&audit::head_mac(key, seq, hash))
+        ),
+    };
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0) \
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )
     .bind(AUDIT_HEAD)
-    .bind(format!("{seq}:{}", hex(hash)))
+    .bind(value)
     .execute(conn)
     .await
     .map_err(Error::Backend)?;
@@ -465,15 +516,24 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_head(text: &str) -> Option<(i64, Vec<u8>)> {
-    let (seq, hash) = text.split_once(':')?;
-    let bytes = (0..hash.len())
+    let mut fields = text.split(':');
+    let seq = fields.next()?.parse().ok()?;
+    Some((seq, unhex(fields.next()?)?))
+}
+
+/// The head record's HMAC (keyed mode), if it has one.
+fn parse_head_mac(text: &str) -> Option<Vec<u8>> {
+    unhex(text.split(':').nth(2)?)
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
         .step_by(2)
         .map(|i| {
-            hash.get(i..i + 2)
+            text.get(i..i + 2)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         })
-        .collect::<Option<Vec<u8>>>()?;
-    Some((seq.parse().ok()?, bytes))
+        .collect()
 }
 
 fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {

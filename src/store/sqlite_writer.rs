@@ -56,6 +56,9 @@ fn restore(head: Head) {
     let _ = HEAD.try_with(|h| *h.borrow_mut() = head);
 }
 
+/// Keyed audit mode's key, shared by the store and its writer; unset: unkeyed.
+pub(super) type AuditKey = std::sync::Arc<std::sync::OnceLock<[u8; 32]>>;
+
 /// A handle to the writer task.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
@@ -64,10 +67,10 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Takes a connection from `pool` for the writer task.
-    pub(super) async fn start(pool: &SqlitePool) -> Result<Writer, Error> {
+    pub(super) async fn start(pool: &SqlitePool, key: AuditKey) -> Result<Writer, Error> {
         let conn = pool.acquire().await.map_err(Error::Backend)?;
         let (jobs, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(HEAD.scope(RefCell::new(Head::default()), run(conn, rx)));
+        tokio::spawn(HEAD.scope(RefCell::new(Head::default()), run(conn, rx, key)));
         Ok(Writer { jobs })
     }
 
@@ -105,7 +108,7 @@ async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<(), sqlx::Error>
     sqlx::query(sql).execute(conn).await.map(|_| ())
 }
 
-async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>, key: AuditKey) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -166,7 +169,8 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>) {
         if broken.is_none()
             && head.dirty
             && let Some((seq, hash)) = &head.known
-            && let Err(e) = super::sqlite_broker::record_head(&mut conn, *seq, hash).await
+            && let Err(e) =
+                super::sqlite_broker::record_head(&mut conn, *seq, hash, key.get()).await
         {
             broken = Some(e.to_string());
         }

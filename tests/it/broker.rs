@@ -1560,3 +1560,109 @@ async fn an_agent_cannot_bury_the_inbox_pending_and_old_content_are_capped_per_c
         .await
         .expect_error(429, "too_many_pending");
 }
+
+/// Rewrites the whole chain behind the daemon's back, as someone who can write the database
+/// would: every entry's data edited, every hash recomputed, the head record replaced.
+async fn rewrite_chain(app: &TestApp) {
+    let db = app.dir.path().join("agentgate.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(i64, i64, String, Option<String>, String)> =
+        sqlx::query_as("SELECT seq, at, event, subject, data FROM audit ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut prev = agentgate::audit::GENESIS.to_vec();
+    for (seq, at, event, subject, data) in rows {
+        let data = data.replace("laptop", "mallory");
+        let hash = agentgate::audit::chain_hash(&prev, seq, at, &event, subject.as_deref(), &data);
+        sqlx::query("UPDATE audit SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?")
+            .bind(&data)
+            .bind(&prev)
+            .bind(&hash[..])
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        sqlx::query("UPDATE settings SET value = ? WHERE key = 'audit_head'")
+            .bind(format!("{seq}:{hex}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        prev = hash.to_vec();
+    }
+}
+
+#[tokio::test]
+async fn keyed_audit_mode_catches_a_rewritten_chain_that_the_plain_chain_cannot() {
+    for keyed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("audit.key");
+        let config = if keyed {
+            format!(
+                "audit_key_file = {:?}\n{RULES}",
+                key_file.display().to_string()
+            )
+        } else {
+            RULES.to_owned()
+        };
+        let app = spawn_app_with(&config).await;
+        let a = actors(&app).await;
+        let v = ask(&app, &a.agent, shell("make k")).await;
+        reply(
+            &app,
+            &a.approver,
+            v["id"].as_str().unwrap(),
+            json!({"decision": "deny"}),
+        )
+        .await;
+        let before = app
+            .get("/api/v1/audit/verify", Some(&a.reader))
+            .await
+            .json();
+        assert_eq!(before["ok"], true, "{before}");
+        assert_eq!(
+            before["keyed"].as_bool().unwrap_or(false),
+            keyed,
+            "{before}"
+        );
+        if keyed {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim().len(), 64);
+        }
+        rewrite_chain(&app).await;
+        let after = app
+            .get("/api/v1/audit/verify", Some(&a.reader))
+            .await
+            .json();
+        if keyed {
+            assert_eq!(after["ok"], false, "{after}");
+            assert_eq!(after["first_bad"]["problem"], "forged", "{after}");
+        } else {
+            // What the plain chain cannot see, and why keyed mode exists.
+            assert_eq!(after["ok"], true, "{after}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_audit_key_file_stops_the_daemon_with_a_clear_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("audit.key");
+    std::fs::write(&key_file, "not hex").unwrap();
+    let path = std::path::Path::new("test-config.toml");
+    let toml = format!("audit_key_file = {:?}\n", key_file.display().to_string());
+    let file = agentgate::config::FileConfig::parse(path, &toml).unwrap();
+    let mut config = agentgate::config::Config::for_test(dir.path());
+    config.audit_key_file = file.audit_key_file.clone();
+    let err = agentgate::app::App::build(&config, agentgate::clock::Clock::System)
+        .await
+        .err()
+        .unwrap();
+    let text = format!("{err:#}");
+    assert!(text.contains("64 hex digits"), "{text}");
+}

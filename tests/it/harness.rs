@@ -59,6 +59,7 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     if let Some(oauth) = &file.oauth {
         config.oauth = oauth.settings().unwrap();
     }
+    config.audit_key_file = file.audit_key_file.clone();
     if let Some(ow) = file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
         config.openwork_listen = Some(agentgate::config::parse_listen(&ow.listen).unwrap());
     }
