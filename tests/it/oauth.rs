@@ -1619,3 +1619,58 @@ async fn every_change_is_an_entry_in_the_audit_chain_without_its_secrets() {
     assert_eq!(verified.json()["ok"], true, "{}", verified.text);
     assert_eq!(verified.json()["entries"], 16);
 }
+
+#[tokio::test]
+async fn a_hostile_mcp_client_cannot_release_its_own_request_through_a_rule_or_write_a_wide_one() {
+    let app = spawn_app().await;
+    set_passphrase(&app).await;
+    // An MCP client the owner granted both `request` and `approve` (as a careless consent
+    // would), and an ordinary agent.
+    let (_, hostile) = signed_in(&app, "request approve").await;
+    let hostile = hostile["access_token"].as_str().unwrap().to_owned();
+    let session = mcp_session(&app, &hostile).await;
+    let (agent, _) = app.create_token("agent", &["request"], json!("1d")).await;
+    let ask = json!({"kind": "shell", "command": "npm publish", "agent": "opencode",
+                     "workspace": "/tmp", "session": "s1", "wait": 0});
+    let own = call_tool(&app, &hostile, &session, "request_permission", ask.clone()).await;
+    assert_eq!(own["status"], "pending", "{own}");
+    let mut theirs = ask.clone();
+    theirs.as_object_mut().unwrap().remove("wait");
+    let theirs = app.post("/api/v1/permissions", Some(&agent), theirs).await.json();
+    assert_eq!(theirs["status"], "pending", "{theirs}");
+    let tool_error = |v: &Value| -> String {
+        assert_eq!(v["result"]["isError"], true, "{v}");
+        v["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+    };
+    // A wide pattern is refused over MCP as over the API.
+    let (_, v) = mcp(
+        &app,
+        &hostile,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "reply",
+               "arguments": {"id": theirs["id"], "decision": "allow", "remember": "always",
+                             "pattern": "*"}}}),
+    )
+    .await;
+    assert!(tool_error(&v).contains("wider"), "{v}");
+    // "Always" on the agent's identical request does not release the client's own.
+    let out = call_tool(
+        &app,
+        &hostile,
+        &session,
+        "reply",
+        json!({"id": theirs["id"], "decision": "allow", "remember": "always"}),
+    )
+    .await;
+    assert_eq!(out["resolved"], json!([]), "{out}");
+    let again = call_tool(&app, &hostile, &session, "request_permission", ask).await;
+    assert_eq!(again["status"], "pending", "the rule is bound to the agent: {again}");
+    let own_now = app
+        .get(
+            &format!("/api/v1/permissions/{}", own["id"].as_str().unwrap()),
+            Some(&app.admin),
+        )
+        .await
+        .json();
+    assert_eq!(own_now["status"], "pending", "{own_now}");
+}
