@@ -1636,11 +1636,17 @@ async fn a_hostile_mcp_client_cannot_release_its_own_request_through_a_rule_or_w
     assert_eq!(own["status"], "pending", "{own}");
     let mut theirs = ask.clone();
     theirs.as_object_mut().unwrap().remove("wait");
-    let theirs = app.post("/api/v1/permissions", Some(&agent), theirs).await.json();
+    let theirs = app
+        .post("/api/v1/permissions", Some(&agent), theirs)
+        .await
+        .json();
     assert_eq!(theirs["status"], "pending", "{theirs}");
     let tool_error = |v: &Value| -> String {
         assert_eq!(v["result"]["isError"], true, "{v}");
-        v["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     // A wide pattern is refused over MCP as over the API.
     let (_, v) = mcp(
@@ -1664,7 +1670,10 @@ async fn a_hostile_mcp_client_cannot_release_its_own_request_through_a_rule_or_w
     .await;
     assert_eq!(out["resolved"], json!([]), "{out}");
     let again = call_tool(&app, &hostile, &session, "request_permission", ask).await;
-    assert_eq!(again["status"], "pending", "the rule is bound to the agent: {again}");
+    assert_eq!(
+        again["status"], "pending",
+        "the rule is bound to the agent: {again}"
+    );
     let own_now = app
         .get(
             &format!("/api/v1/permissions/{}", own["id"].as_str().unwrap()),
