@@ -133,4 +133,145 @@ mod tests {
         // api.github.com here, while curl connects to evil.com; either way, not allowed.
         assert!(t("https://api.github.com\\@evil.com/x").opaque.is_some());
     }
+
+    /// URLs whose host a lax or different parser may read differently.
+    const CORPUS: &[&str] = &[
+        "https://api.github.com/repos/x",
+        "https://API.GitHub.com:8443/x",
+        "http://api.github.com/x",
+        "https://api.github.com\\@evil.com/x",
+        "https://api.github.com@evil.com/x",
+        "https://user:pw@api.github.com/x",
+        "https://api.github.com:443@evil.com/x",
+        "https://evil.com#@api.github.com/x",
+        "https://evil.com?@api.github.com/x",
+        "https://api.github.com%2f@evil.com/x",
+        "https://api.github.com%40evil.com/x",
+        "https://0x7f.1/x",
+        "https://0177.0.0.1/x",
+        "https://2130706433/x",
+        "https://127.1/x",
+        "https://127.0.0.1/x",
+        "https://[::1]/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://api.github.com./x",
+        "https://xn--e1afmkfd.xn--p1ai/x",
+        "https://\u{0440}\u{0443}.com/x",
+        "https://api.github.com/a/../../etc",
+        "https://api.github.com/a/%2e%2e/b",
+        "https://api.github.com\\x",
+        "https:/api.github.com/x",
+        "https:api.github.com/x",
+        "https:///api.github.com/x",
+        "HTTPS://API.GITHUB.COM/X",
+        "https://api.github.com:/x",
+        "https://api.github.com:0443/x",
+        "https://api.github.com /x",
+        "https://api.github.com\t/x",
+        "https://a.b\u{3002}com/x",
+        "https://exa%6dple.com/x",
+    ];
+
+    /// What Python's `urllib.parse` reads as the host of each URL (`None`: no host / error).
+    fn python_hosts(urls: &[&str]) -> Option<Vec<Option<String>>> {
+        let script = "import json,sys,urllib.parse as u\n\
+            out=[]\n\
+            for x in json.load(sys.stdin):\n\
+            \ttry: out.append(u.urlsplit(x).hostname)\n\
+            \texcept Exception: out.append(None)\n\
+            print(json.dumps(out))";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        use std::io::Write;
+        child
+            .stdin
+            .take()?
+            .write_all(serde_json::to_string(urls).ok()?.as_bytes())
+            .ok()?;
+        let out = child.wait_with_output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Where curl tries to connect for `url` (the name it resolves, or the address it dials).
+    fn curl_host(url: &str) -> Option<Option<String>> {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sv",
+                "--connect-timeout",
+                "1",
+                "--max-time",
+                "2",
+                "-o",
+                "/dev/null",
+                url,
+            ])
+            .output()
+            .ok()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        for line in err.lines() {
+            if let Some(h) = line.strip_prefix("* Could not resolve host: ") {
+                return Some(Some(h.trim().to_ascii_lowercase()));
+            }
+            if let Some(rest) = line.trim_start_matches(['*', ' ']).strip_prefix("Trying ") {
+                let addr = rest.trim_end_matches("...");
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                return Some(Some(host.trim_matches(['[', ']']).to_owned()));
+            }
+        }
+        Some(None)
+    }
+
+    /// Our host, as the policy target has it.
+    fn our_host(raw: &str) -> Option<String> {
+        let url = url::Url::parse(raw).ok()?;
+        url.host_str()
+            .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    }
+
+    #[test]
+    fn where_python_or_curl_would_connect_elsewhere_the_target_is_opaque() {
+        let python = python_hosts(CORPUS);
+        if python.is_none() {
+            eprintln!("python3 not found: the Python side of the URL differential is skipped");
+        }
+        let curl_found = std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !curl_found {
+            eprintln!("curl not found: the curl side of the URL differential is skipped");
+        }
+        let mut understood = 0;
+        for (i, raw) in CORPUS.iter().enumerate() {
+            let Ok(t) = target(raw) else {
+                continue; // not a URL to us: refused with a 400, nothing to allow
+            };
+            if t.opaque.is_some() {
+                continue;
+            }
+            understood += 1;
+            let ours = our_host(raw);
+            if let Some(py) = python.as_ref().and_then(|p| p.get(i)) {
+                assert_eq!(
+                    py.as_deref().map(str::to_ascii_lowercase),
+                    ours,
+                    "{raw}: Python connects to {py:?}, the policy saw {ours:?} and did not call it opaque"
+                );
+            }
+            if curl_found && let Some(Some(curl)) = curl_host(raw) {
+                let ours_v = ours.clone().unwrap_or_default();
+                assert!(
+                    curl == ours_v
+                        || ours_v.parse::<std::net::IpAddr>().map(|ip| ip.to_string())
+                            == Ok(curl.clone()),
+                    "{raw}: curl connects to {curl}, the policy saw {ours_v} and did not call it opaque"
+                );
+            }
+        }
+        assert!(understood >= 5, "only {understood} plain URLs understood");
+    }
 }

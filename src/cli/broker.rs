@@ -232,8 +232,23 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
             } else {
                 say!("decision: {}", e.decision.effect);
                 say!("why:      {}", e.decision.reason);
+                let shell = e.shell.as_deref().unwrap_or_default();
                 for part in &e.decision.parts {
                     say!("part `{}`: {}", part.target, part.effect);
+                    if let Some(p) = shell.iter().find(|p| p.text == part.target) {
+                        if !p.assignments.is_empty() {
+                            say!("    assignments: {}", p.assignments.join(" "));
+                        }
+                        if !p.redirects.is_empty() {
+                            say!("    redirections: {}", p.redirects.join(" "));
+                        }
+                        if !p.also.is_empty() {
+                            say!("    ask/deny rules also see: {}", p.also.join(" | "));
+                        }
+                    }
+                    if let Some(why) = &part.opaque {
+                        say!("    opaque, no allow rule covers it: {why}");
+                    }
                     if part.matched.is_empty() {
                         say!("    no rule matches (default: ask)");
                     }

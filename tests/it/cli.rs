@@ -714,6 +714,23 @@ fn request_exit_codes_and_answering_from_the_cli() {
         explain.contains("decision: deny") && explain.contains("<- decides"),
         "{explain}"
     );
+    // Each part with its assignments and redirections, and why a part is opaque.
+    let explain = stdout(&ok(daemon.cli(&[
+        "policy",
+        "explain",
+        "--kind",
+        "shell",
+        "--command",
+        "PATH=/tmp/e git status $x > out",
+    ])));
+    for shown in [
+        "assignments: PATH=/tmp/e",
+        "redirections: >out",
+        "opaque, no allow rule covers it: the value of `$x` is not known",
+        "part `> out`",
+    ] {
+        assert!(explain.contains(shown), "{shown} in {explain}");
+    }
     let rules = stdout(&ok(daemon.cli(&["rules", "list"])));
     assert!(
         rules.contains("`git *`") && !rules.contains("`{make deploy}`"),
