@@ -45,7 +45,11 @@ async fn main() {
         .unwrap_or(30);
     let d = common::start("");
     let pid = d.child.id();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = http
         .put(format!("{}/api/v1/passphrase", d.base))
         .bearer_auth(&d.admin)

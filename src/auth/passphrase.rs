@@ -228,7 +228,6 @@ impl Passphrases {
             return Err(Error::Backoff(Duration::from_secs(1)));
         };
         let now = self.clock.now();
-        self.take_global(now)?;
         self.take_budget(key, now)?;
         let ok = if candidate.len() > MAX_LEN {
             false
@@ -266,7 +265,8 @@ impl Passphrases {
         Ok(())
     }
 
-    /// Refuses a locked source; otherwise records the failure this guess will be if wrong.
+    /// Refuses a locked source, then a full global rate; otherwise records the failure this guess
+    /// will be if wrong.
     fn take_budget(&self, key: IpAddr, now: Timestamp) -> Result<(), Error> {
         let mut sources = self
             .sources
@@ -275,6 +275,8 @@ impl Passphrases {
         if let Some(entry) = sources.get(&key).filter(|e| e.locked_until > now) {
             return Err(Error::Backoff(entry.locked_until.since(now)));
         }
+        // Only a guess that will be hashed counts against the global rate.
+        self.take_global(now)?;
         if sources.len() >= MAX_TRACKED && !sources.contains_key(&key) {
             sources.retain(|_, b| b.locked_until > now);
         }
@@ -387,6 +389,19 @@ mod tests {
                 "{fresh} shares the loopback budget"
             );
         }
+        // Refused guesses do not use up the global rate: after 100 of them, another source is
+        // still checked.
+        for _ in 0..100 {
+            assert!(matches!(
+                svc.verify(first, "wrong".into()).await,
+                Err(Error::Backoff(_))
+            ));
+        }
+        let elsewhere: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(matches!(
+            svc.verify(elsewhere, "wrong".into()).await,
+            Err(Error::Wrong)
+        ));
         // 24 guesses at once from one source: its budget is taken before hashing, so exactly
         // one is hashed; the others are refused at once.
         let svc = std::sync::Arc::new(svc);

@@ -1,7 +1,8 @@
 //! Validating and normalising a request before the policy sees it: required fields per kind,
-//! fields that do not belong refused, sizes capped, paths made absolute and resolved (`~` and
-//! `$HOME` expanded, `.`/`..` resolved, symlinks resolved where the path exists), shell commands
-//! split into parts, URLs reduced to `host/path`. This is the broker's only filesystem access.
+//! fields that do not belong refused, sizes capped, paths made absolute and resolved as the
+//! kernel will (`paths`), shell commands split into every part bash runs (`shell`), URLs read
+//! the WHATWG way (`network`). Whatever cannot be known statically becomes an opaque target,
+//! which no allow rule covers. This (through `paths`) is the broker's only filesystem access.
 
 use std::path::{Path, PathBuf};
 
@@ -250,17 +251,14 @@ fn check_len(field: &'static str, value: Option<&str>, max: usize) -> Result<(),
     }
 }
 
-/// Expands `~`/`$HOME`, requires an absolute path and resolves it as the kernel will.
+/// A path that is not a target (workspace, cwd): resolved the same way, its text only.
 fn absolute(field: &'static str, raw: &str, home: Option<&Path>) -> Result<String, Invalid> {
-    Ok(resolved(field, raw, home)?.text)
+    Ok(path_target(field, raw, home)?.text)
 }
 
-/// A path target: resolved as the kernel will, or opaque when that cannot be done safely.
+/// A path target: `~`/`$HOME` expanded, required absolute, resolved as the kernel will (and
+/// opaque when that cannot be done safely).
 fn path_target(field: &'static str, raw: &str, home: Option<&Path>) -> Result<Target, Invalid> {
-    resolved(field, raw, home)
-}
-
-fn resolved(field: &'static str, raw: &str, home: Option<&Path>) -> Result<Target, Invalid> {
     if raw.is_empty() || raw.len() > 4096 || raw.contains('\0') {
         return Err(invalid(
             field,

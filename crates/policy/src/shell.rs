@@ -223,7 +223,7 @@ impl Walker {
             Command::Function(def) => self.compound(&def.body.0, depth),
             Command::ExtendedTest(test, _) => {
                 let text = test.expr.to_string();
-                let d = self.data_text(&text, depth)?;
+                let d = self.word(&text, Place::Data, depth)?;
                 let arithmetic = ["-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"]
                     .iter()
                     .any(|op| text.split_whitespace().any(|w| w == *op));
@@ -383,7 +383,7 @@ impl Walker {
         let name = match &a.name {
             AssignmentName::VariableName(n) => n.clone(),
             AssignmentName::ArrayElementName(n, index) => {
-                let d = self.data_text(index, depth)?;
+                let d = self.word(index, Place::Data, depth)?;
                 if !index.chars().all(|c| c.is_ascii_digit()) {
                     opaque = Some(
                         d.opaque
@@ -403,7 +403,7 @@ impl Walker {
                 let mut values = Vec::new();
                 for (key, w) in items {
                     if let Some(k) = key {
-                        self.data_text(&k.value, depth)?;
+                        self.word(&k.value, Place::Data, depth)?;
                         opaque = opaque.or(Some("an array subscript is evaluated".to_owned()));
                     }
                     let d = self.word(&w.value, Place::Command, depth)?;
@@ -587,11 +587,6 @@ impl Walker {
         }
         let quoted = format!("\"{}\"", body.replace('"', "\\\""));
         Ok(self.word(&quoted, Place::Data, depth)?.opaque)
-    }
-
-    /// Decodes text standing in a data place (no command of its own).
-    fn data_text(&mut self, text: &str, depth: usize) -> Result<Decoded, ShellError> {
-        self.word(text, Place::Data, depth)
     }
 
     /// Decodes one word as bash would, walking the commands its substitutions run.
