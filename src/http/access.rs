@@ -21,28 +21,18 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::AppState;
+use super::challenge::Challenge;
+use super::cookie::{CSRF_HEADER, WebSession, session_cookie};
 use super::error::ApiError;
-use super::routes::{Access, Surface};
+use super::surface::{Access, Surface};
 use super::web;
 use crate::auth::{CredentialKind, Principal, Rejection};
 use agentgate_policy::Scope;
-
-/// Name of the web session cookie.
-pub const SESSION_COOKIE: &str = "agentgate_session";
-/// The header carrying a session's CSRF token.
-pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The principal that made the request, put on the response for the request log (which prints
 /// its name).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Principal>);
-
-/// Attached to a request authenticated by a web session: its CSRF token, for the pages to embed.
-#[derive(Debug, Clone)]
-pub struct WebSession {
-    /// The session's CSRF token.
-    pub csrf: String,
-}
 
 /// The access check of one route, as a layer over its handler (`MethodRouter::route_layer`).
 /// Written out as a service with its own small future rather than `from_fn`: a parked long-poll
@@ -162,8 +152,7 @@ where
 
 /// Authenticates `req` and checks its scopes against the route's (non-public) `access`.
 async fn admit(state: AppState, access: Access, surface: Surface, mut req: Request) -> Admitted {
-    let mcp =
-        (surface == Surface::Mcp).then(|| super::oauth::Challenge::for_request(req.headers()));
+    let mcp = (surface == Surface::Mcp).then(|| Challenge::for_request(req.headers()));
     let found = if mcp.is_some() && !req.headers().contains_key(header::AUTHORIZATION) {
         // `/mcp` takes bearer tokens only: a browser's session cookie is no credential there.
         Err(Failure::Credential {
@@ -214,10 +203,7 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
 
 /// An OAuth access token is accepted only on the resource it was issued for (RFC 8707): `/mcp`,
 /// under the host name it was requested with. Everywhere else it is an invalid token.
-fn audience_check(
-    principal: &Principal,
-    mcp: Option<&super::oauth::Challenge>,
-) -> Result<(), Failure> {
+fn audience_check(principal: &Principal, mcp: Option<&Challenge>) -> Result<(), Failure> {
     let Some(binding) = &principal.oauth else {
         return Ok(());
     };
@@ -334,18 +320,6 @@ async fn authenticate(
         }
     }
     Ok((auth.principal, Some(WebSession { csrf: auth.csrf })))
-}
-
-/// The value of the session cookie, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim())
 }
 
 /// The token text of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235 §2.1).

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Authed;
-use super::permissions::query;
+use super::extract::query;
 use crate::api::{AuditEntry, AuditPage};
 use crate::audit::Verification;
 

@@ -1,10 +1,12 @@
-//! Extractors whose failures speak the API's error shape: [`JsonBody`] for request bodies and
-//! [`Authed`] for the principal the access layer attached.
+//! Extractors whose failures speak the API's error shape: [`JsonBody`] for request bodies,
+//! [`Authed`] for the principal the access layer attached, and [`path`] / [`query`], the one way
+//! every handler refuses a bad path parameter or query string.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
@@ -121,6 +123,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Authed {
             .map(Authed)
             .ok_or_else(|| ApiError::internal("handler needs a principal but its route is public"))
     }
+}
+
+/// Unwraps a query, or answers 400 naming what is wrong.
+pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t).map_err(|e| {
+        let text = e.body_text();
+        let message = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text)
+            .to_owned();
+        ApiError::bad_request("invalid_query", format!("query string: {message}"))
+    })
+}
+
+/// Unwraps a path parameter.
+pub fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(s)| s)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
 }
 
 #[cfg(test)]

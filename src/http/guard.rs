@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
-use super::routes::{CORS_PATHS, MCP_PATH};
+use super::surface::{CORS_PATHS, MCP_PATH};
 
 /// Scripts, styles and connections from our own origin only; no inline script or style; never
 /// framed; forms post only to us.

@@ -20,9 +20,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::AppState;
+use super::challenge::Challenge;
 use super::error::ApiError;
 use super::extract::{MAX_BODY, too_large};
-use super::oauth::Challenge;
 use crate::auth::Principal;
 
 const SESSION_HEADER: &str = "mcp-session-id";

@@ -6,6 +6,8 @@
 //! module, map its error through [`error::ApiError`]. This module never touches SQL.
 
 mod access;
+mod challenge;
+pub mod cookie;
 pub mod error;
 mod events;
 pub mod extract;
@@ -19,6 +21,7 @@ mod permissions;
 pub mod routes;
 mod rules;
 pub mod serve;
+pub mod surface;
 mod system;
 mod tokens;
 mod web;

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use agentgate_policy::Scope;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -20,29 +19,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::challenge::{mcp_resource, origin};
 use super::error::{ApiError, oauth_error};
-use super::permissions::path;
-use super::routes::MCP_PATH;
+use super::extract::path;
+use super::surface::MCP_PATH;
 use super::web::{Refusal, html, views};
-use crate::auth::Principal;
 use crate::oauth::{self, Authorize, AuthorizeParams, ClientCredentials, Pending, TokenRequest};
 
 /// A registration body larger than this is refused.
 const MAX_REGISTRATION: usize = 64 * 1024;
-
-/// Our origin as this request reached us: `http://` and the (already validated) `Host`.
-pub fn origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{host}")
-}
-
-/// The MCP endpoint's resource identifier for this request.
-fn mcp_resource(origin: &str) -> String {
-    format!("{origin}{MCP_PATH}")
-}
 
 /// A requested `resource` in canonical form, if it is our MCP endpoint under this request's host
 /// (case-insensitive host, an optional trailing slash).
@@ -56,63 +41,6 @@ fn canonical_resource(origin: &str, requested: &str) -> Option<String> {
         && asked.query().is_none()
         && asked.fragment().is_none();
     same.then(|| mcp_resource(origin))
-}
-
-/// The challenge `/mcp` answers a missing or insufficient credential with (RFC 6750, RFC 9728):
-/// where the protected resource metadata is, and which scopes to ask for.
-pub struct Challenge {
-    /// This request's MCP resource identifier.
-    pub resource: String,
-    metadata: String,
-    presented: bool,
-}
-
-impl Challenge {
-    /// The challenge for a request to `/mcp`.
-    pub fn for_request(headers: &HeaderMap) -> Challenge {
-        let origin = origin(headers);
-        Challenge {
-            resource: mcp_resource(&origin),
-            metadata: format!("{origin}/.well-known/oauth-protected-resource/mcp"),
-            presented: headers.contains_key(header::AUTHORIZATION),
-        }
-    }
-
-    /// 401: no credential (no error code, RFC 6750 §3.1), or an invalid one.
-    pub fn unauthorized(&self, error: ApiError) -> ApiError {
-        let scope = oauth::DEFAULT_SCOPE;
-        let challenge = if self.presented {
-            format!(
-                r#"Bearer error="invalid_token", resource_metadata="{}", scope="{scope}""#,
-                self.metadata
-            )
-        } else {
-            format!(
-                r#"Bearer resource_metadata="{}", scope="{scope}""#,
-                self.metadata
-            )
-        };
-        error.with_challenge(challenge)
-    }
-
-    /// 403: the credential lacks `needed`; the challenge names every scope to ask for (what it
-    /// holds that OAuth grants, plus what is needed), so a client can step up in one go.
-    pub fn insufficient(&self, principal: &Principal, needed: &[Scope]) -> ApiError {
-        let mut scopes: agentgate_policy::ScopeSet = principal
-            .scopes
-            .iter()
-            .filter(|s| oauth::SCOPES.contains(s))
-            .collect();
-        for s in needed {
-            scopes.insert(*s);
-        }
-        let first = needed.first().copied().unwrap_or(oauth::DEFAULT_SCOPE);
-        ApiError::insufficient_scope(first).with_challenge(format!(
-            r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{}""#,
-            oauth::scope_string(&scopes),
-            self.metadata
-        ))
-    }
 }
 
 fn scopes_supported() -> Vec<&'static str> {
@@ -262,7 +190,7 @@ pub async fn authorize(
 /// Whether the browser carries the owner's signed-in web session (an `admin` session: the
 /// passphrase sign-in, not a paired phone).
 async fn owner_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(cookie) = super::access::session_cookie(headers) else {
+    let Some(cookie) = super::cookie::session_cookie(headers) else {
         return false;
     };
     state

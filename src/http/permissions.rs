@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Authed, JsonBody};
+use super::extract::{Authed, JsonBody, path, query};
 use crate::api::{
     Explanation, NewPermission, PermissionPage, PermissionView, ReplyOutcome, ReplyRequest, Status,
 };
@@ -47,24 +47,6 @@ enum StatusFilter {
     Denied,
     Timeout,
     All,
-}
-
-/// Unwraps a query, or answers 400 naming what is wrong.
-pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t).map_err(|e| {
-        let text = e.body_text();
-        let message = text
-            .strip_prefix("Failed to deserialize query string: ")
-            .unwrap_or(&text)
-            .to_owned();
-        ApiError::bad_request("invalid_query", format!("query string: {message}"))
-    })
-}
-
-/// Unwraps a path parameter.
-pub fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(s)| s)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
 }
 
 fn respond(view: PermissionView) -> (StatusCode, Json<PermissionView>) {

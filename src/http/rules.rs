@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::path;
 use super::extract::{Authed, JsonBody};
-use super::permissions::path;
 use crate::api::{NewRule, RuleList, RuleView};
 
 /// `GET /api/v1/rules`.

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Authed, JsonBody};
+use super::extract::{Authed, JsonBody, path};
 use crate::api::{CreateToken, CreatedToken, RevokedToken, TokenInfo, TokenList};
 use crate::clock::Timestamp;
 use crate::store::TokenRow;
@@ -44,7 +44,7 @@ pub async fn revoke_token(
     Authed(who): Authed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RevokedToken>, ApiError> {
-    let Path(id) = id.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let id = path(id)?;
     let row = state.auth.revoke_token(&id, &who.name).await?;
     Ok(Json(RevokedToken {
         id: row.id,

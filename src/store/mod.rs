@@ -6,6 +6,7 @@
 
 pub mod oauth;
 mod sqlite;
+mod sqlite_audit;
 mod sqlite_broker;
 mod sqlite_oauth;
 mod sqlite_web;

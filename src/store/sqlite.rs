@@ -11,9 +11,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
+use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 
-use super::{Error, NewAudit, OAuthBinding, TokenRow};
+use super::{AuditRow, Error, NewAudit, OAuthBinding, TokenRow};
 use crate::clock::Timestamp;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -28,7 +29,7 @@ pub struct SqliteStore {
     /// Runs broker writes with group commit (see `sqlite_writer`).
     pub(super) writer: super::sqlite_writer::Writer,
     /// Keyed audit mode's key, once set: the writer signs every head it records with it.
-    pub(super) audit_key: super::sqlite_writer::AuditKey,
+    pub(super) audit_key: super::sqlite_audit::AuditKey,
     /// Every committed audit entry, for the event streams.
     pub(super) events: tokio::sync::broadcast::Sender<std::sync::Arc<super::AuditRow>>,
 }
@@ -56,7 +57,7 @@ impl SqliteStore {
             let _ = std::fs::set_permissions(path, perms);
         }
         MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
-        let audit_key = super::sqlite_writer::AuditKey::default();
+        let audit_key = super::sqlite_audit::AuditKey::default();
         let writer = super::sqlite_writer::Writer::start(&pool, audit_key.clone()).await?;
         let (events, _) = tokio::sync::broadcast::channel(4096);
         Ok(SqliteStore {
@@ -65,6 +66,38 @@ impl SqliteStore {
             audit_key,
             events,
         })
+    }
+
+    /// Runs `change`, then appends the entries `audit` makes of its outcome, in one transaction
+    /// of the writer: if the audit cannot be written, neither is the change (fail closed). The
+    /// entries are published once committed.
+    pub(super) async fn audited<T, F, A>(&self, change: F, audit: A) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, Error>>
+            + Send
+            + 'static,
+        A: FnOnce(&T) -> Vec<NewAudit> + Send + 'static,
+    {
+        let (out, rows) = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let out = change(&mut *conn).await?;
+                    let rows = super::sqlite_audit::append_audit(conn, audit(&out)).await?;
+                    Ok((out, rows))
+                })
+            })
+            .await?;
+        self.publish(&rows);
+        Ok(out)
+    }
+
+    /// Tells the event streams about committed entries.
+    pub(super) fn publish(&self, rows: &[AuditRow]) {
+        for row in rows {
+            let _ = self.events.send(std::sync::Arc::new(row.clone()));
+        }
     }
 
     pub(super) async fn insert_token(

@@ -3,21 +3,18 @@
 //! Every state change is one transaction that also appends its audit entries, so a decision that
 //! cannot be audited is not made (it fails closed).
 
-use futures_util::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::sqlite::SqliteStore;
 use super::sqlite::column::{corrupt, opt_ts, ts};
-use super::sqlite_writer;
+use super::sqlite_audit::{AUDIT_HEAD, append_audit, parse_head, parse_head_mac, record_head};
 use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
-use crate::audit;
 use crate::clock::Timestamp;
 
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
-const AUDIT_HEAD: &str = "audit_head";
 
 impl SqliteStore {
     pub(super) async fn insert_permission(
@@ -293,38 +290,6 @@ impl SqliteStore {
             .await
     }
 
-    /// Runs `change`, then appends the entries `audit` makes of its outcome, in one transaction
-    /// of the writer: if the audit cannot be written, neither is the change (fail closed). The
-    /// entries are published once committed.
-    pub(super) async fn audited<T, F, A>(&self, change: F, audit: A) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, Error>>
-            + Send
-            + 'static,
-        A: FnOnce(&T) -> Vec<NewAudit> + Send + 'static,
-    {
-        let (out, rows) = self
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let out = change(&mut *conn).await?;
-                    let rows = append_audit(conn, audit(&out)).await?;
-                    Ok((out, rows))
-                })
-            })
-            .await?;
-        self.publish(&rows);
-        Ok(out)
-    }
-
-    /// Tells the event streams about committed entries.
-    pub(super) fn publish(&self, rows: &[AuditRow]) {
-        for row in rows {
-            let _ = self.events.send(std::sync::Arc::new(row.clone()));
-        }
-    }
-
     pub(super) async fn append(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
         self.writer
             .write(move |conn| Box::pin(async move { append_audit(conn, audit).await }))
@@ -420,120 +385,6 @@ async fn insert_rules(conn: &mut SqliteConnection, rules: &[RuleRow]) -> Result<
             })?;
     }
     Ok(())
-}
-
-/// Appends entries to the chain inside the caller's transaction and moves the recorded head.
-async fn append_audit(
-    conn: &mut SqliteConnection,
-    entries: Vec<NewAudit>,
-) -> Result<Vec<AuditRow>, Error> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The writer task caches the chain's head between writes; read it only when unknown.
-    let (mut seq, mut prev) = match sqlite_writer::cached_head() {
-        Some(head) => head,
-        None => {
-            let last: Option<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(Error::Backend)?;
-            last.unwrap_or((0, audit::GENESIS.to_vec()))
-        }
-    };
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        seq += 1;
-        let hash = audit::chain_hash(
-            &prev,
-            seq,
-            e.at.as_millis(),
-            e.event,
-            e.subject.as_deref(),
-            &e.data,
-        );
-        sqlx::query(
-            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(e.at.as_millis())
-        .bind(e.event)
-        .bind(&e.subject)
-        .bind(&e.data)
-        .bind(&prev)
-        .bind(&hash[..])
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::Backend)?;
-        out.push(AuditRow {
-            seq,
-            at: e.at,
-            event: e.event.to_owned(),
-            subject: e.subject,
-            data: e.data,
-            prev_hash: prev.clone(),
-            hash: hash.to_vec(),
-        });
-        prev = hash.to_vec();
-    }
-    // The recorded head is written once per batch, just before its commit.
-    sqlite_writer::set_head(seq, prev);
-    Ok(out)
-}
-
-/// Records the chain's head in `settings` (in the writer's transaction), so verification notices
-/// a truncated tail.
-/// In keyed mode the record carries the head's HMAC too (`seq:hash:mac`).
-pub(super) async fn record_head(
-    conn: &mut SqliteConnection,
-    seq: i64,
-    hash: &[u8],
-    key: Option<&[u8; 32]>,
-) -> Result<(), Error> {
-    let value = match key {
-        None => format!("{seq}:{}", hex(hash)),
-        Some(key) => format!(
-            "{seq}:{}:{}",
-            hex(hash),
-            hex(&audit::head_mac(key, seq, hash))
-        ),
-    };
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0) \
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(AUDIT_HEAD)
-    .bind(value)
-    .execute(conn)
-    .await
-    .map_err(Error::Backend)?;
-    Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_head(text: &str) -> Option<(i64, Vec<u8>)> {
-    let mut fields = text.split(':');
-    let seq = fields.next()?.parse().ok()?;
-    Some((seq, unhex(fields.next()?)?))
-}
-
-/// The head record's HMAC (keyed mode), if it has one.
-fn parse_head_mac(text: &str) -> Option<Vec<u8>> {
-    unhex(text.split(':').nth(2)?)
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
 }
 
 fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {

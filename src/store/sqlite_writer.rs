@@ -5,8 +5,6 @@
 //! costs, so this turns N fsyncs into one without weakening durability: nobody hears "done"
 //! before their write is on disk.
 
-use std::cell::RefCell;
-
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 use sqlx::pool::PoolConnection;
@@ -14,50 +12,13 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
+use super::sqlite_audit::{self, AuditKey, HEAD, Head};
 
 type Done = Box<dyn FnOnce(Option<String>) + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Done)> + Send>;
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 256;
-
-/// The audit chain's head (last seq and hash) as of the writer's open transaction, so appending
-/// does not re-read it for every write. `dirty` marks a head not yet recorded in `settings`.
-#[derive(Clone, Default)]
-struct Head {
-    known: Option<(i64, Vec<u8>)>,
-    dirty: bool,
-}
-
-tokio::task_local! {
-    static HEAD: RefCell<Head>;
-}
-
-/// The chain's head, if the writer knows it. Only meaningful inside a write.
-pub(super) fn cached_head() -> Option<(i64, Vec<u8>)> {
-    HEAD.try_with(|h| h.borrow().known.clone()).ok().flatten()
-}
-
-/// Moves the chain's head after an append inside a write.
-pub(super) fn set_head(seq: i64, hash: Vec<u8>) {
-    let _ = HEAD.try_with(|h| {
-        *h.borrow_mut() = Head {
-            known: Some((seq, hash)),
-            dirty: true,
-        }
-    });
-}
-
-fn snapshot() -> Head {
-    HEAD.try_with(|h| h.borrow().clone()).unwrap_or_default()
-}
-
-fn restore(head: Head) {
-    let _ = HEAD.try_with(|h| *h.borrow_mut() = head);
-}
-
-/// Keyed audit mode's key, shared by the store and its writer; unset: unkeyed.
-pub(super) type AuditKey = std::sync::Arc<std::sync::OnceLock<[u8; 32]>>;
 
 /// A handle to the writer task.
 #[derive(Clone, Debug)]
@@ -70,7 +31,7 @@ impl Writer {
     pub(super) async fn start(pool: &SqlitePool, key: AuditKey) -> Result<Writer, Error> {
         let conn = pool.acquire().await.map_err(Error::Backend)?;
         let (jobs, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(HEAD.scope(RefCell::new(Head::default()), run(conn, rx, key)));
+        tokio::spawn(HEAD.scope(std::cell::RefCell::new(Head::default()), run(conn, rx, key)));
         Ok(Writer { jobs })
     }
 
@@ -128,7 +89,7 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>, key:
         let single = batch.len() == 1;
         let mut lone_failed = false;
         for job in batch {
-            let before = snapshot();
+            let before = sqlite_audit::snapshot();
             if !single && let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
                 broken = Some(e.to_string());
                 break;
@@ -142,7 +103,7 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>, key:
                     Ok(())
                 }
                 (false, false) => {
-                    restore(before);
+                    sqlite_audit::restore(before);
                     match exec(&mut conn, "ROLLBACK TO w").await {
                         Ok(()) => exec(&mut conn, "RELEASE w").await,
                         Err(e) => Err(e),
@@ -159,18 +120,17 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>, key:
             if let Err(e) = exec(&mut conn, "ROLLBACK").await {
                 tracing::error!(error = %e, "rolling back a failed write failed");
             }
-            restore(Head::default());
+            sqlite_audit::restore(Head::default());
             for done in dones {
                 done(None);
             }
             continue;
         }
-        let head = snapshot();
+        let head = sqlite_audit::snapshot();
         if broken.is_none()
             && head.dirty
             && let Some((seq, hash)) = &head.known
-            && let Err(e) =
-                super::sqlite_broker::record_head(&mut conn, *seq, hash, key.get()).await
+            && let Err(e) = sqlite_audit::record_head(&mut conn, *seq, hash, key.get()).await
         {
             broken = Some(e.to_string());
         }
@@ -179,14 +139,14 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Job>, key:
             None => exec(&mut conn, "COMMIT").await.map_err(|e| e.to_string()),
         };
         match &outcome {
-            Ok(()) => restore(Head {
+            Ok(()) => sqlite_audit::restore(Head {
                 known: head.known,
                 dirty: false,
             }),
             Err(_) => {
                 // Nothing of this batch is on disk: forget the head and re-read it next time.
                 let _ = exec(&mut conn, "ROLLBACK").await;
-                restore(Head::default());
+                sqlite_audit::restore(Head::default());
             }
         }
         let error = outcome.err();

@@ -22,7 +22,7 @@ use maud::Markup;
 use serde::Deserialize;
 
 use super::AppState;
-use super::access::{SESSION_COOKIE, WebSession};
+use super::cookie::{SESSION_COOKIE, WebSession};
 use super::error::ApiError;
 use super::extract::Authed;
 use crate::api::Status;
