@@ -35,6 +35,9 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 /// A content preview handed to the broker is cut to this.
 const PREVIEW_MAX: usize = 4096;
 
+/// The MCP endpoint (also the OAuth resource: `http://<host>/mcp`).
+pub const MCP_PATH: &str = "/mcp";
+
 /// The scope a tool needs, or `None` for an unknown tool (rmcp answers those).
 pub fn required_scope(tool: &str) -> Option<Scope> {
     match tool {

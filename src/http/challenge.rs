@@ -5,7 +5,6 @@ use agentgate_policy::Scope;
 use axum::http::{HeaderMap, header};
 
 use super::error::ApiError;
-use super::surface::MCP_PATH;
 use crate::auth::Principal;
 use crate::oauth;
 
@@ -16,11 +15,6 @@ pub fn origin(headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
     format!("http://{host}")
-}
-
-/// The MCP endpoint's resource identifier for this request.
-pub fn mcp_resource(origin: &str) -> String {
-    format!("{origin}{MCP_PATH}")
 }
 
 /// The challenge `/mcp` answers a missing or insufficient credential with (RFC 6750, RFC 9728):
@@ -37,7 +31,7 @@ impl Challenge {
     pub fn for_request(headers: &HeaderMap) -> Challenge {
         let origin = origin(headers);
         Challenge {
-            resource: mcp_resource(&origin),
+            resource: oauth::resource::mcp_resource(&origin),
             metadata: format!("{origin}/.well-known/oauth-protected-resource/mcp"),
             presented: headers.contains_key(header::AUTHORIZATION),
         }

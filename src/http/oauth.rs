@@ -19,29 +19,14 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::challenge::{mcp_resource, origin};
+use super::challenge::origin;
 use super::error::{ApiError, oauth_error};
 use super::extract::path;
-use super::surface::MCP_PATH;
 use super::web::{Refusal, html, views};
 use crate::oauth::{self, Authorize, AuthorizeParams, ClientCredentials, Pending, TokenRequest};
 
 /// A registration body larger than this is refused.
 const MAX_REGISTRATION: usize = 64 * 1024;
-
-/// A requested `resource` in canonical form, if it is our MCP endpoint under this request's host
-/// (case-insensitive host, an optional trailing slash).
-fn canonical_resource(origin: &str, requested: &str) -> Option<String> {
-    let ours = url::Url::parse(&mcp_resource(origin)).ok()?;
-    let asked = url::Url::parse(requested).ok()?;
-    let same = asked.scheme() == ours.scheme()
-        && asked.host() == ours.host()
-        && asked.port_or_known_default() == ours.port_or_known_default()
-        && asked.path().strip_suffix('/').unwrap_or(asked.path()) == MCP_PATH
-        && asked.query().is_none()
-        && asked.fragment().is_none();
-    same.then(|| mcp_resource(origin))
-}
 
 fn scopes_supported() -> Vec<&'static str> {
     oauth::SCOPES.iter().map(|s| s.as_str()).collect()
@@ -71,7 +56,7 @@ pub async fn metadata(headers: HeaderMap) -> Json<Value> {
 pub async fn resource_metadata(headers: HeaderMap) -> Json<Value> {
     let issuer = origin(&headers);
     Json(json!({
-        "resource": mcp_resource(&issuer),
+        "resource": oauth::resource::mcp_resource(&issuer),
         "authorization_servers": [issuer],
         "scopes_supported": scopes_supported(),
         "bearer_methods_supported": ["header"],
@@ -173,13 +158,8 @@ pub async fn authorize(
         prompt: get("prompt"),
     };
     let issuer = origin(&headers);
-    let resource = |r: &str| canonical_resource(&issuer, r);
     let owner = owner_signed_in(&state, &headers).await;
-    match state
-        .oauth
-        .authorize(&issuer, params, &resource, &mcp_resource(&issuer), owner)
-        .await
-    {
+    match state.oauth.authorize(&issuer, params, owner).await {
         Ok(Authorize::ErrorPage(text)) => error_page(StatusCode::BAD_REQUEST, &text),
         Ok(Authorize::Redirect(location)) => see_other(&location),
         Ok(Authorize::Consent(pending)) => consent_page(StatusCode::OK, &pending, None),
@@ -364,8 +344,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         scope: get("scope"),
     };
     let issuer = origin(&headers);
-    let resource = |r: &str| canonical_resource(&issuer, r);
-    match state.oauth.token(&creds, request, &resource).await {
+    match state.oauth.token(&creds, request, &issuer).await {
         Ok(tokens) => {
             (StatusCode::OK, [(header::PRAGMA, "no-cache")], Json(tokens)).into_response()
         }
@@ -426,34 +405,6 @@ pub async fn revoke_grant(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_our_mcp_endpoint_under_this_host_is_a_resource() {
-        let o = "http://127.0.0.1:7700";
-        for ok in [
-            "http://127.0.0.1:7700/mcp",
-            "http://127.0.0.1:7700/mcp/",
-            "HTTP://127.0.0.1:7700/mcp",
-        ] {
-            assert_eq!(
-                canonical_resource(o, ok).as_deref(),
-                Some("http://127.0.0.1:7700/mcp"),
-                "{ok}"
-            );
-        }
-        for bad in [
-            "http://127.0.0.1:7700/",
-            "http://127.0.0.1:7700/mcpx",
-            "http://localhost:7700/mcp",
-            "http://127.0.0.1:7701/mcp",
-            "https://127.0.0.1:7700/mcp",
-            "http://127.0.0.1:7700/mcp?x=1",
-            "http://127.0.0.1:7700/mcp#f",
-            "mcp",
-        ] {
-            assert_eq!(canonical_resource(o, bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn basic_credentials_are_form_decoded_and_exclusive() {

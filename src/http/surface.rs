@@ -52,8 +52,7 @@ pub enum Surface {
     Mcp,
 }
 
-/// The MCP endpoint (also the OAuth resource: `http://<host>/mcp`).
-pub const MCP_PATH: &str = "/mcp";
+pub use crate::mcp::MCP_PATH;
 
 /// Paths open to cross-origin callers (`Access-Control-Allow-Origin: *`): the metadata and the
 /// OAuth endpoints a browser-based MCP client calls. Never `/authorize` or anything with a cookie.
