@@ -16,10 +16,10 @@ use crate::api::{
 };
 
 pub(super) async fn run(global: &Global, command: Command) -> anyhow::Result<u8> {
-    if let Some(broker_command) = super::broker::BrokerCommand::from(&command) {
+    if let Some(broker_command) = super::requests::BrokerCommand::from(&command) {
         let broker_command = broker_command?;
         let client = Client::from_global(global)?;
-        return super::broker::run(&client, global.json, broker_command).await;
+        return super::requests::run(&client, global.json, broker_command).await;
     }
     // Validate what can be validated before touching the network.
     let command = Validated::from(command)?;

@@ -2,11 +2,11 @@
 //! daemon, using the wire types of [`crate::api`]. Errors are printed once, with their causes,
 //! and turned into a non-zero exit code.
 
-mod broker;
 mod client;
 mod commands;
-mod oauth;
+mod oauth_admin;
 mod pair;
+mod requests;
 mod serve;
 mod terminal;
 
@@ -396,7 +396,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.global, args).await.map(|()| 0),
             Command::Pair(args) => pair::run(&cli.global, args).await.map(|()| 0),
-            Command::Oauth(command) => oauth::run(&cli.global, command).await.map(|()| 0),
+            Command::Oauth(command) => oauth_admin::run(&cli.global, command).await.map(|()| 0),
             command => commands::run(&cli.global, command).await,
         }
     });

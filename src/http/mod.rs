@@ -13,8 +13,8 @@ mod events;
 pub mod extract;
 mod guard;
 mod log;
-mod mcp;
-mod oauth;
+mod mcp_endpoint;
+mod oauth_endpoints;
 mod pairings;
 mod passphrase;
 mod permissions;
@@ -56,7 +56,7 @@ pub struct Shared {
     /// The MCP endpoint's service.
     pub mcp: crate::mcp::Service,
     /// Which credential opened which MCP session.
-    pub(crate) mcp_sessions: mcp::SessionOwners,
+    pub(crate) mcp_sessions: mcp_endpoint::SessionOwners,
     /// The permission broker.
     pub broker: Arc<Broker>,
     /// Web sessions and pairing links.

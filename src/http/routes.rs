@@ -9,7 +9,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 pub use super::surface::{Access, CORS_PATHS, MCP_PATH, Surface};
 use super::{
-    AppState, events, mcp, oauth, pairings, passphrase, permissions, rules, system, tokens, web,
+    AppState, events, mcp_endpoint, oauth_endpoints, pairings, passphrase, permissions, rules,
+    system, tokens, web,
 };
 
 /// The HTTP methods routes use.
@@ -176,47 +177,60 @@ pub fn table() -> Vec<Route> {
             Get,
             "/.well-known/oauth-authorization-server",
             Public,
-            oauth::metadata,
+            oauth_endpoints::metadata,
         )
         .with_surface(Surface::OAuth),
         Route::new(
             Get,
             "/.well-known/oauth-protected-resource",
             Public,
-            oauth::resource_metadata,
+            oauth_endpoints::resource_metadata,
         )
         .with_surface(Surface::OAuth),
         Route::new(
             Get,
             "/.well-known/oauth-protected-resource/mcp",
             Public,
-            oauth::resource_metadata,
+            oauth_endpoints::resource_metadata,
         )
         .with_surface(Surface::OAuth),
-        Route::new(Post, "/register", Public, oauth::register).with_surface(Surface::OAuth),
-        Route::new(Get, "/authorize", Public, oauth::authorize).with_surface(Surface::OAuth),
-        Route::new(Post, "/authorize", Public, oauth::consent).with_surface(Surface::OAuth),
-        Route::new(Post, "/token", Public, oauth::token).with_surface(Surface::OAuth),
-        Route::new(Post, "/revoke", Public, oauth::revoke).with_surface(Surface::OAuth),
+        Route::new(Post, "/register", Public, oauth_endpoints::register)
+            .with_surface(Surface::OAuth),
+        Route::new(Get, "/authorize", Public, oauth_endpoints::authorize)
+            .with_surface(Surface::OAuth),
+        Route::new(Post, "/authorize", Public, oauth_endpoints::consent)
+            .with_surface(Surface::OAuth),
+        Route::new(Post, "/token", Public, oauth_endpoints::token).with_surface(Surface::OAuth),
+        Route::new(Post, "/revoke", Public, oauth_endpoints::revoke).with_surface(Surface::OAuth),
         // The owner manages clients and remembered consent.
-        Route::new(Get, "/api/v1/oauth/clients", admin, oauth::list_clients),
+        Route::new(
+            Get,
+            "/api/v1/oauth/clients",
+            admin,
+            oauth_endpoints::list_clients,
+        ),
         Route::new(
             Delete,
             "/api/v1/oauth/clients/{id}",
             admin,
-            oauth::delete_client,
+            oauth_endpoints::delete_client,
         ),
-        Route::new(Get, "/api/v1/oauth/grants", admin, oauth::list_grants),
+        Route::new(
+            Get,
+            "/api/v1/oauth/grants",
+            admin,
+            oauth_endpoints::list_grants,
+        ),
         Route::new(
             Delete,
             "/api/v1/oauth/grants/{id}",
             admin,
-            oauth::revoke_grant,
+            oauth_endpoints::revoke_grant,
         ),
         // The MCP endpoint (streamable HTTP): agents ask, approvers answer.
-        Route::new(Post, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
-        Route::new(Get, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
-        Route::new(Delete, MCP_PATH, MCP, mcp::handle).with_surface(Surface::Mcp),
+        Route::new(Post, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
+        Route::new(Get, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
+        Route::new(Delete, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
         // Drop-in for the OpenWork Permission API.
         Route::new(
             Post,
