@@ -1,4 +1,5 @@
-//! Credentials: API tokens and the owner passphrase.
+//! Credentials: API tokens, the owner passphrase (`passphrase`), web sessions and pairing links
+//! (`session`).
 //!
 //! Owns minting, verifying and revoking tokens, and the [`Principal`] a verified credential becomes.
 //! Scopes come only from the stored token, never from anything else the request carries. It does

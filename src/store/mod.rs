@@ -1,8 +1,10 @@
 //! The durable store: one interface, one implementation per database.
 //!
-//! Owns persistence and nothing else: no policy, no HTTP. Domain modules (`auth`, later `broker`,
-//! `audit`, `oauth`) call it; `http` never does. [`Store`] is an enum over backends (SQLite now,
-//! PostgreSQL later) so handlers stay non-generic and no `dyn` is needed.
+//! Owns persistence and nothing else: no policy, no HTTP. Domain modules (`auth`, `broker`,
+//! `oauth`) call it; `http` never does. [`Store`] is an enum over backends (SQLite now, PostgreSQL
+//! next) so handlers stay non-generic and no `dyn` is needed. Every change that is audited is
+//! written with its audit entries in one transaction of one writer, and the committed entries
+//! are broadcast to the event streams (`subscribe_audit`).
 
 pub mod oauth;
 mod sqlite;
