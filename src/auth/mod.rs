@@ -286,7 +286,9 @@ impl Authenticator {
         let audit = vec![token_created(&row, &creator.name)];
         match self.store.insert_token(&row, audit).await {
             Ok(()) => Ok((secret, row)),
-            Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(row.name)),
+            Err(store::Error::Conflict(store::Conflict::TokenName)) => {
+                Err(Error::NameTaken(row.name))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -341,7 +343,9 @@ impl Authenticator {
         let audit = vec![token_created(&row, "agentgate")];
         match self.store.insert_token(&row, audit).await {
             Ok(()) => Ok(Arc::new(principal_of(&row))),
-            Err(store::Error::Conflict("token name")) => Err(Error::NameTaken(name.to_owned())),
+            Err(store::Error::Conflict(store::Conflict::TokenName)) => {
+                Err(Error::NameTaken(name.to_owned()))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -103,7 +103,9 @@ impl Broker {
             let (names, audit_rows) = match added {
                 Ok(Some(x)) => x,
                 Ok(None) => return Err(self.already_decided(id).await),
-                Err(store::Error::Conflict(_)) => return Err(Error::AlreadyApproved),
+                Err(store::Error::Conflict(store::Conflict::Approval)) => {
+                    return Err(Error::AlreadyApproved);
+                }
                 Err(e) => return Err(e.into()),
             };
             self.publish(audit_rows);

@@ -36,6 +36,16 @@ struct Repr {
 pub struct ErrorCause(pub String);
 
 impl ApiError {
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// Its `Retry-After`, in seconds, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.0.retry_after
+    }
+
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError(Box::new(Repr {
@@ -292,35 +302,33 @@ impl std::fmt::Display for AnyChain<'_> {
 
 impl From<oauth::Error> for ApiError {
     fn from(err: oauth::Error) -> ApiError {
-        match err {
-            oauth::Error::NotFound(what, _) => {
-                let code = if what == "client" {
-                    "client_not_found"
-                } else {
-                    "grant_not_found"
-                };
-                ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
-            }
-            oauth::Error::Random | oauth::Error::Store(_) => {
+        match oauth_status(&err) {
+            StatusCode::INTERNAL_SERVER_ERROR => {
                 ApiError::internal(format!("{:#}", AnyChain(&err)))
             }
-            other => ApiError::bad_request(other.code(), other.to_string()),
+            status => ApiError::new(status, err.code(), err.to_string()),
         }
     }
 }
 
-/// An error of the OAuth protocol endpoints, in the RFC 6749 §5.2 / RFC 7591 §3.2.2 shape:
-/// `{"error": code, "error_description": …}`. `invalid_client` is 401 (with a `Basic` challenge
-/// when the client tried Basic authentication), a full client cap 403, a server fault an opaque
+/// The one status of each OAuth error, on every surface (the protocol endpoints, the owner's API):
+/// `invalid_client` 401, a full client cap 403, an unknown client or grant 404, a server fault
 /// 500, everything else 400.
-pub fn oauth_error(err: &oauth::Error, tried_basic: bool) -> Response {
-    let status = match err {
+fn oauth_status(err: &oauth::Error) -> StatusCode {
+    match err {
         oauth::Error::InvalidClient(_) => StatusCode::UNAUTHORIZED,
         oauth::Error::TooManyClients(_) => StatusCode::FORBIDDEN,
         oauth::Error::NotFound(..) => StatusCode::NOT_FOUND,
         oauth::Error::Random | oauth::Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
-    };
+    }
+}
+
+/// An error of the OAuth protocol endpoints, in the RFC 6749 §5.2 / RFC 7591 §3.2.2 shape:
+/// `{"error": code, "error_description": …}`, with [`oauth_status`]'s status (and a `Basic`
+/// challenge on a 401 when the client tried Basic authentication).
+pub fn oauth_error(err: &oauth::Error, tried_basic: bool) -> Response {
+    let status = oauth_status(err);
     let description = if status == StatusCode::INTERNAL_SERVER_ERROR {
         "internal error; see the daemon's log".to_owned()
     } else {

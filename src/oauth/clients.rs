@@ -32,7 +32,7 @@ impl OAuth {
         )];
         let revoked = match self.store.delete_client(client_id, now, audit).await {
             Err(store::Error::NotFound) => {
-                return Err(Error::NotFound("client", client_id.to_owned()));
+                return Err(Error::NotFound(Missing::Client, client_id.to_owned()));
             }
             other => other?,
         };
@@ -77,7 +77,9 @@ impl OAuth {
             )]
         };
         match self.store.revoke_grant(grant_id, now, audit).await {
-            Err(store::Error::NotFound) => Err(Error::NotFound("grant", grant_id.to_owned())),
+            Err(store::Error::NotFound) => {
+                Err(Error::NotFound(Missing::Grant, grant_id.to_owned()))
+            }
             other => other.map(|_| ()).map_err(Error::from),
         }
     }

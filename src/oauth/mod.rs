@@ -121,7 +121,7 @@ pub enum Error {
     TooManyClients(u32),
     /// 404: no such client or grant (owner-side management).
     #[error("no live {0} has id `{1}`")]
-    NotFound(&'static str, String),
+    NotFound(Missing, String),
     /// The OS CSPRNG failed.
     #[error("the system random number generator failed")]
     Random,
@@ -143,9 +143,28 @@ impl Error {
             Error::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Error::InvalidClientMetadata(_) => "invalid_client_metadata",
             Error::TooManyClients(_) => "too_many_clients",
-            Error::NotFound(..) => "not_found",
+            Error::NotFound(Missing::Client, _) => "client_not_found",
+            Error::NotFound(Missing::Grant, _) => "grant_not_found",
             Error::Random | Error::Store(_) => "server_error",
         }
+    }
+}
+
+/// What the owner asked for that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// A registered client.
+    Client,
+    /// A remembered consent.
+    Grant,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Missing::Client => "client",
+            Missing::Grant => "grant",
+        })
     }
 }
 

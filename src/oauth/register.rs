@@ -133,7 +133,7 @@ impl OAuth {
             }),
         )];
         match self.store.insert_client(&row, cap, audit).await {
-            Err(store::Error::Conflict("client cap")) => {
+            Err(store::Error::Conflict(store::Conflict::ClientCap)) => {
                 return Err(Error::TooManyClients(self.settings.max_clients));
             }
             other => other?,

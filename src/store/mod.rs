@@ -23,15 +23,38 @@ use crate::clock::Timestamp;
 
 pub use sqlite::SqliteStore;
 
+/// Which rule a conflicting write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// A live token already has that name.
+    #[error("a live token already has that name")]
+    TokenName,
+    /// A token with that secret exists (a CSPRNG failure, in practice).
+    #[error("a token with that secret already exists")]
+    TokenSecret,
+    /// The client registration cap is reached.
+    #[error("the client registration cap is reached")]
+    ClientCap,
+    /// This approver already approved the request.
+    #[error("this approver already approved")]
+    Approval,
+    /// Keyed audit mode is already on with another key.
+    #[error("the audit key differs from the one in use")]
+    AuditKey,
+    /// A rule with that id exists.
+    #[error("a rule with that id already exists")]
+    RuleId,
+}
+
 /// What can go wrong in the store. Callers branch on the variant, never on text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No row matched.
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was violated; the string names the rule (such as `token name`).
-    #[error("{0} already exists")]
-    Conflict(&'static str),
+    /// A uniqueness rule or a cap was violated.
+    #[error("{0}")]
+    Conflict(Conflict),
     /// The change would leave no live admin token.
     #[error("would revoke the last live admin token")]
     LastAdmin,
@@ -233,7 +256,7 @@ impl Store {
         Err(Error::UnsupportedUrl(url.to_owned()))
     }
 
-    /// Inserts a new token. [`Error::Conflict`] if a live token has the same name.
+    /// Inserts a new token. [`Conflict::TokenName`] if a live token has the same name.
     pub async fn insert_token(&self, row: &TokenRow, audit: Vec<NewAudit>) -> Result<(), Error> {
         match self {
             Store::Sqlite(s) => s.insert_token(row, audit).await,
@@ -381,7 +404,7 @@ impl Store {
     }
 
     /// Records one approver's approval of a pending request; returns every approver so far.
-    /// `None`: no longer pending; [`Error::Conflict`]: this token already approved.
+    /// `None`: no longer pending; [`Conflict::Approval`]: this approver already approved.
     pub async fn add_approval(
         &self,
         permission_id: &str,

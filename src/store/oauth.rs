@@ -139,7 +139,7 @@ pub struct ClientCap {
 }
 
 impl Store {
-    /// Registers a client, refusing ([`Error::Conflict`]`("client cap")`) when `cap.max` live
+    /// Registers a client, refusing ([`super::Conflict::ClientCap`]) when `cap.max` live
     /// clients exist or `cap.unauthorized` of them were never authorized. First, clients never
     /// authorized (no code issued, no consent remembered) and registered before `cap.stale_before`
     /// are deleted: anyone, a web page too, can register.

@@ -14,7 +14,7 @@ use sqlx::{Row, migrate::Migrator};
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 
-use super::{AuditRow, Error, NewAudit, OAuthBinding, TokenRow};
+use super::{AuditRow, Conflict, Error, NewAudit, OAuthBinding, TokenRow};
 use crate::clock::Timestamp;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -273,9 +273,9 @@ where
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             if db.message().contains("secret_hash") {
-                Error::Conflict("token secret")
+                Error::Conflict(Conflict::TokenSecret)
             } else {
-                Error::Conflict("token name")
+                Error::Conflict(Conflict::TokenName)
             }
         }
         _ => Error::Backend(e),

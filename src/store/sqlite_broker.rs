@@ -9,7 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use super::sqlite::SqliteStore;
 use super::sqlite::column::{corrupt, opt_ts, ts};
 use super::sqlite_audit::{AUDIT_HEAD, append_audit, parse_head, parse_head_mac, record_head};
-use super::{AuditRow, Decided, Error, NewAudit, PermissionRow, RuleRow};
+use super::{AuditRow, Conflict, Decided, Error, NewAudit, PermissionRow, RuleRow};
 use crate::clock::Timestamp;
 
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
@@ -217,7 +217,7 @@ impl SqliteStore {
                     .map_err(Error::Backend)?
                     .rows_affected();
                     if inserted == 0 {
-                        return Err(Error::Conflict("approval"));
+                        return Err(Error::Conflict(Conflict::Approval));
                     }
                     let names = approvers(conn, &permission_id).await?;
                     let rows = append_audit(conn, audit).await?;
@@ -323,7 +323,7 @@ impl SqliteStore {
     /// is signed now, trusted on first use.
     pub(super) async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
         if self.audit_key.set(key).is_err() && self.audit_key.get() != Some(&key) {
-            return Err(Error::Conflict("audit key"));
+            return Err(Error::Conflict(Conflict::AuditKey));
         }
         self.writer
             .write(move |conn| {
@@ -380,7 +380,9 @@ async fn insert_rules(conn: &mut SqliteConnection, rules: &[RuleRow]) -> Result<
             .execute(&mut *conn)
             .await
             .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("rule id"),
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    Error::Conflict(Conflict::RuleId)
+                }
                 _ => Error::Backend(e),
             })?;
     }

@@ -7,7 +7,7 @@ use super::oauth::{
     ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
 use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
-use super::{Error, NewAudit, SqliteStore, TokenRow};
+use super::{Conflict, Error, NewAudit, SqliteStore, TokenRow};
 use crate::clock::Timestamp;
 
 const CLIENT_COLUMNS: &str = "id, secret_hash, name, redirect_uris, auth_method, \
@@ -59,7 +59,7 @@ impl SqliteStore {
         .await
         .map_err(backend)?;
         if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
-            return Err(Error::Conflict("client cap"));
+            return Err(Error::Conflict(Conflict::ClientCap));
         }
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         sqlx::query(

@@ -72,34 +72,29 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
+    /// The page's words for a refused passphrase; the status and `Retry-After` are the API's
+    /// (one mapping of `passphrase::Error`, in `http/error.rs`).
     pub(super) fn of(err: passphrase::Error) -> Result<Refusal, ApiError> {
-        let (status, text, retry_after) = match err {
-            passphrase::Error::Wrong => (
-                StatusCode::UNAUTHORIZED,
+        let text = match &err {
+            passphrase::Error::Wrong => {
                 "That passphrase is not right. Each failed attempt makes the next one wait longer."
-                    .to_owned(),
-                None,
-            ),
-            passphrase::Error::Backoff(wait) => {
-                let secs = wait.as_secs().max(1);
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many failed attempts. Try again in {secs} s."),
-                    Some(secs),
-                )
+                    .to_owned()
             }
-            passphrase::Error::NotSet => (
-                StatusCode::CONFLICT,
-                "No owner passphrase is set yet. Set one with `agentgate passphrase set` first."
-                    .to_owned(),
-                None,
+            passphrase::Error::Backoff(wait) => format!(
+                "Too many failed attempts. Try again in {} s.",
+                wait.as_secs().max(1)
             ),
-            other => return Err(other.into()),
+            passphrase::Error::NotSet => {
+                "No owner passphrase is set yet. Set one with `agentgate passphrase set` first."
+                    .to_owned()
+            }
+            _ => return Err(err.into()),
         };
+        let api = ApiError::from(err);
         Ok(Refusal {
-            status,
+            status: api.status(),
             text,
-            retry_after,
+            retry_after: api.retry_after(),
         })
     }
 
