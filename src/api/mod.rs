@@ -11,7 +11,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::clock::Timestamp;
 
+pub mod events;
+mod oauth;
 mod permissions;
+pub use oauth::*;
 pub use permissions::*;
 
 /// The one error shape of the whole API.

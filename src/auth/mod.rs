@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use agentgate_policy::{Scope, ScopeSet};
 
+use crate::api::events;
 use crate::api::{CreateToken, Expiry};
 use crate::clock::{Clock, Timestamp};
 use serde_json::json;
@@ -306,7 +307,7 @@ impl Authenticator {
         let audit = move |row: &TokenRow| {
             vec![NewAudit::of(
                 now,
-                "token.revoked",
+                events::TOKEN_REVOKED,
                 Some(&row.id),
                 json!({"name": row.name, "scopes": row.scopes.to_string(), "by": by}),
             )]
@@ -411,7 +412,7 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 fn token_created(row: &TokenRow, by: &str) -> NewAudit {
     NewAudit::of(
         row.created_at,
-        "token.created",
+        events::TOKEN_CREATED,
         Some(&row.id),
         json!({
             "name": row.name, "scopes": row.scopes.to_string(), "expires_at": row.expires_at,

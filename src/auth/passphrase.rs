@@ -16,6 +16,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::api::events;
 use crate::clock::{Clock, Timestamp};
 use crate::store::{self, NewAudit, Store, setting};
 
@@ -194,9 +195,9 @@ impl Passphrases {
         let audit = vec![NewAudit::of(
             now,
             if changed {
-                "passphrase.changed"
+                events::PASSPHRASE_CHANGED
             } else {
-                "passphrase.set"
+                events::PASSPHRASE_SET
             },
             None,
             serde_json::json!({"by": by}),

@@ -13,6 +13,7 @@ use agentgate_policy::{Scope, ScopeSet};
 
 use super::secret::{self, TokenHash};
 use super::{CredentialKind, Error, Principal, Rejection};
+use crate::api::events;
 use crate::api::{CreatePairing, Expiry, PairingInfo};
 use crate::clock::{Clock, Timestamp};
 use serde_json::json;
@@ -123,7 +124,7 @@ impl Sessions {
         )?;
         let audit = vec![NewAudit::of(
             now,
-            "session.signed_in",
+            events::SESSION_SIGNED_IN,
             Some(&row.id),
             json!({"name": row.name, "with": "passphrase", "expires_at": row.expires_at}),
         )];
@@ -202,7 +203,7 @@ impl Sessions {
         let now = self.clock.now();
         let audit = vec![NewAudit::of(
             now,
-            "session.signed_out",
+            events::SESSION_SIGNED_OUT,
             Some(session_id),
             json!({}),
         )];
@@ -267,7 +268,7 @@ impl Sessions {
         };
         let audit = vec![NewAudit::of(
             now,
-            "pairing.created",
+            events::PAIRING_CREATED,
             Some(&row.id),
             json!({
                 "name": row.name, "scopes": row.scopes.to_string(),
@@ -310,7 +311,7 @@ impl Sessions {
             }, move |(pairing, session)| {
                 vec![NewAudit::of(
                     now,
-                    "pairing.redeemed",
+                    events::PAIRING_REDEEMED,
                     Some(&pairing.id),
                     json!({"name": pairing.name, "session": session.id, "scopes": session.scopes.to_string()}),
                 )]
@@ -340,7 +341,7 @@ impl Sessions {
         let audit = move |ended: &Vec<String>| {
             vec![NewAudit::of(
                 now,
-                "pairing.revoked",
+                events::PAIRING_REVOKED,
                 Some(&pairing),
                 json!({"sessions_ended": ended}),
             )]

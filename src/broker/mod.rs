@@ -38,6 +38,7 @@ use agentgate_policy::{
 use serde_json::json;
 use tokio::sync::{Notify, broadcast, watch};
 
+use crate::api::events;
 use crate::api::{
     AuditEntry, DecidedBy, Expiry, Explanation, NewPermission, NewRule, PermissionPage,
     PermissionView, Remember, ReplyOutcome, ReplyRequest, RuleView, Source, Status, Verdict,
@@ -249,7 +250,7 @@ impl Broker {
         };
         let mut entries = vec![NewAudit {
             at: now,
-            event: "permission.created",
+            event: events::PERMISSION_CREATED,
             subject: Some(id.clone()),
             data: to_json(&json!({
                 "kind": row.kind, "summary": row.summary, "targets": texts(&n.subject.targets),
@@ -295,7 +296,7 @@ impl Broker {
             .store
             .append_audit(vec![NewAudit {
                 at: now,
-                event: "permission.refused",
+                event: events::PERMISSION_REFUSED,
                 subject: None,
                 data: to_json(&json!({
                     "requester": who.name, "kind": request.kind, "agent": request.agent,
@@ -320,7 +321,11 @@ impl Broker {
         now: Timestamp,
     ) -> Result<bool, Error> {
         let mut entries = vec![decided_entry(id, now, status, by, message.as_deref())];
-        entries.extend(rules.iter().map(|r| rule_entry("rule.created", r, now)));
+        entries.extend(
+            rules
+                .iter()
+                .map(|r| rule_entry(events::RULE_CREATED, r, now)),
+        );
         let rule_rows: Vec<RuleRow> = rules
             .iter()
             .map(|r| RuleRow {
@@ -368,7 +373,7 @@ fn decided_entry(
 ) -> NewAudit {
     NewAudit {
         at,
-        event: "permission.decided",
+        event: events::PERMISSION_DECIDED,
         subject: Some(id.to_owned()),
         data: to_json(&json!({"status": status, "decided_by": by, "message": message})),
     }

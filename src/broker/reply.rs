@@ -90,7 +90,7 @@ impl Broker {
         if reply.decision == Verdict::Allow && row.approvals_required > 1 {
             let entry = NewAudit {
                 at: now,
-                event: "permission.approved",
+                event: events::PERMISSION_APPROVED,
                 subject: Some(row.id.clone()),
                 data: to_json(
                     &json!({"approver": who.name, "person": who.person, "required": row.approvals_required}),

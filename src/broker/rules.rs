@@ -115,7 +115,7 @@ impl Broker {
         };
         let rows = self
             .store
-            .add_rules(&[row], vec![rule_entry("rule.created", &rule, now)])
+            .add_rules(&[row], vec![rule_entry(events::RULE_CREATED, &rule, now)])
             .await?;
         self.publish(rows);
         self.reload_policy().await?;
@@ -138,7 +138,7 @@ impl Broker {
         let now = self.clock.now();
         let rows = self
             .store
-            .delete_rule(id, vec![rule_entry("rule.deleted", &rule, now)])
+            .delete_rule(id, vec![rule_entry(events::RULE_DELETED, &rule, now)])
             .await?
             .ok_or_else(|| Error::RuleNotFound(id.to_owned()))?;
         self.publish(rows);

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::client::Client;
 use super::commands::print_json;
 use super::{AuditCommand, Command, PolicyCommand, RequestArgs, RulesCommand};
+use crate::api::events;
 use crate::api::{
     AuditEntry, AuditPage, Expiry, Explanation, NewPermission, NewRule, PermissionPage,
     PermissionView, Remember, ReplyOutcome, ReplyRequest, RuleList, RuleView, Status, Verdict,
@@ -411,13 +412,13 @@ async fn follow(client: &Client, json: bool, last: i64, pending_view: bool) -> a
                 serde_json::from_str(&data).context("an event that is not an audit entry")?;
             if pending_view {
                 match entry.event.as_str() {
-                    "permission.created" if entry.data["policy"] == "ask" => say!(
+                    events::PERMISSION_CREATED if entry.data["policy"] == "ask" => say!(
                         "+ {} {} (from {})",
                         entry.subject.as_deref().unwrap_or("?"),
                         entry.data["summary"].as_str().unwrap_or(""),
                         entry.data["requester"].as_str().unwrap_or("?")
                     ),
-                    "permission.decided" => say!(
+                    events::PERMISSION_DECIDED => say!(
                         "- {} {}",
                         entry.subject.as_deref().unwrap_or("?"),
                         entry.data["status"].as_str().unwrap_or("")

@@ -23,6 +23,7 @@ use super::challenge::origin;
 use super::error::{ApiError, oauth_error};
 use super::extract::path;
 use super::web::{Refusal, html, views};
+use crate::api::{ClientList, DeletedClient, GrantList, RevokedGrant};
 use crate::oauth::{self, Authorize, AuthorizeParams, ClientCredentials, Pending, TokenRequest};
 
 /// A registration body larger than this is refused.
@@ -371,35 +372,40 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `GET /api/v1/oauth/clients`.
-pub async fn list_clients(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "clients": state.oauth.clients().await? })))
+pub async fn list_clients(State(state): State<AppState>) -> Result<Json<ClientList>, ApiError> {
+    Ok(Json(ClientList {
+        clients: state.oauth.clients().await?,
+    }))
 }
 
 /// `DELETE /api/v1/oauth/clients/{id}`: the client, its grants and tokens stop working.
 pub async fn delete_client(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedClient>, ApiError> {
     let id = path(id)?;
     let revoked = state.oauth.delete_client(&id).await?;
-    Ok(Json(
-        json!({ "deleted": id, "access_tokens_revoked": revoked }),
-    ))
+    Ok(Json(DeletedClient {
+        deleted: id,
+        access_tokens_revoked: revoked,
+    }))
 }
 
 /// `GET /api/v1/oauth/grants`: remembered consents.
-pub async fn list_grants(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "grants": state.oauth.grants().await? })))
+pub async fn list_grants(State(state): State<AppState>) -> Result<Json<GrantList>, ApiError> {
+    Ok(Json(GrantList {
+        grants: state.oauth.grants().await?,
+    }))
 }
 
 /// `DELETE /api/v1/oauth/grants/{id}`: the client sees the consent page again.
 pub async fn revoke_grant(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedGrant>, ApiError> {
     let id = path(id)?;
     state.oauth.revoke_grant(&id).await?;
-    Ok(Json(json!({ "revoked": id })))
+    Ok(Json(RevokedGrant { revoked: id }))
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ impl OAuth {
             };
             let audit = vec![NewAudit::of(
                 grant.created_at,
-                "oauth.consent_remembered",
+                events::OAUTH_CONSENT_REMEMBERED,
                 Some(&grant.id),
                 json!({"client_id": grant.client_id, "scope": scope_string(&grant.scopes)}),
             )];
@@ -257,7 +257,7 @@ impl OAuth {
         let now = self.clock.now();
         let audit = vec![NewAudit::of(
             now,
-            "oauth.consent_granted",
+            events::OAUTH_CONSENT_GRANTED,
             Some(&pending.client_id),
             json!({
                 "client_name": pending.client_name, "scope": scope_string(&pending.scopes),

@@ -26,7 +26,7 @@ impl OAuth {
         let now = self.clock.now();
         let audit = vec![NewAudit::of(
             now,
-            "oauth.client_deleted",
+            events::OAUTH_CLIENT_DELETED,
             Some(client_id),
             json!({}),
         )];
@@ -71,7 +71,7 @@ impl OAuth {
         let audit = move |g: &GrantRow| {
             vec![NewAudit::of(
                 now,
-                "oauth.consent_revoked",
+                events::OAUTH_CONSENT_REVOKED,
                 Some(&g.id),
                 json!({"client_id": g.client_id, "scope": scope_string(&g.scopes)}),
             )]

@@ -22,10 +22,13 @@ use std::time::Duration;
 
 use agentgate_policy::{Scope, ScopeSet};
 use serde::Serialize;
+
+pub use crate::api::{ClientInfo, GrantInfo};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use url::Url;
 
+use crate::api::events;
 use crate::auth::secret::{self, TokenHash};
 use crate::auth::{Authenticator, Principal};
 use crate::clock::{Clock, Timestamp};
@@ -216,38 +219,6 @@ pub fn scope_words(scope: Scope) -> &'static str {
         Scope::Write => "Write through gateway routes",
         Scope::Execute => "Run commands through gateway routes",
     }
-}
-
-/// A client as the registration response and the CLI show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClientInfo {
-    /// `cli_…`.
-    pub client_id: String,
-    /// Self-asserted name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    /// Registered redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// `none`, `client_secret_basic` or `client_secret_post`.
-    pub token_endpoint_auth_method: String,
-    /// Registration time (RFC 3339).
-    pub created_at: Timestamp,
-}
-
-/// A remembered consent as the CLI shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct GrantInfo {
-    /// `grt_…`.
-    pub id: String,
-    /// The client.
-    pub client_id: String,
-    /// Its name, if it gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    /// Space-separated scopes.
-    pub scope: String,
-    /// When the owner allowed it.
-    pub created_at: Timestamp,
 }
 
 /// The parameters of `GET /authorize` (all optional here; checked in order).

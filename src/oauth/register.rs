@@ -125,7 +125,7 @@ impl OAuth {
         };
         let audit = vec![NewAudit::of(
             now,
-            "oauth.client_registered",
+            events::OAUTH_CLIENT_REGISTERED,
             Some(&row.id),
             json!({
                 "name": row.name, "redirect_uris": row.redirect_uris,

@@ -11,7 +11,7 @@ pub(super) fn family_revoked(
     move |used| match used {
         CodeUse::Reused(revoked) => vec![NewAudit::of(
             now,
-            "oauth.family_revoked",
+            events::OAUTH_FAMILY_REVOKED,
             None,
             json!({"because": because, "tokens_revoked": revoked.len()}),
         )],
