@@ -89,7 +89,8 @@ pub fn new_id(prefix: &str) -> Result<String, getrandom::Error> {
 }
 
 /// A 256-bit random value from the OS CSPRNG in lowercase hex after `prefix`: web session
-/// cookies (`ags_`), pairing codes (`agp_`) and CSRF tokens.
+/// cookies (`ags_`), pairing codes (`agp_`), OAuth codes (`agc_`), refresh tokens (`agr_`), client
+/// secrets (`agk_`) and CSRF tokens.
 pub fn random_256(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;

@@ -46,8 +46,9 @@ pub const DEFAULT_SCOPE: Scope = Scope::Request;
 const REFRESH_PREFIX: &str = "agr_";
 /// Prefix of an authorization code.
 const CODE_PREFIX: &str = "agc_";
-/// Prefix of a client secret.
-const CLIENT_SECRET_PREFIX: &str = "ags_";
+/// Prefix of a client secret: its own, not the session cookie's `ags_` (secrets issued before
+/// carry `ags_` and still work: they are checked by hash, whatever their prefix).
+const CLIENT_SECRET_PREFIX: &str = "agk_";
 /// Pending consents kept at once (oldest expired first when full).
 const MAX_PENDING: usize = 1000;
 /// Most redirect URIs one client may register.

@@ -936,6 +936,10 @@ async fn confidential_clients_authenticate_and_deleted_clients_get_invalid_clien
     assert_eq!(r["token_endpoint_auth_method"], "client_secret_basic");
     let client = r["client_id"].as_str().unwrap().to_owned();
     let secret = r["client_secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("agk_"),
+        "a client secret has its own prefix: {secret}"
+    );
     let q = consent(&app, &client, &[]).await;
     let basic = |id: &str, secret: &str| {
         use base64::Engine;

@@ -34,29 +34,13 @@ use views::Viewer;
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// Who is looking at a page: the verified principal and, for a web session, its CSRF token
-/// (which the page embeds for its script).
-pub struct Visitor {
-    principal: Arc<Principal>,
-    csrf: Option<String>,
-}
-
-impl Visitor {
-    fn viewer(&self) -> Viewer<'_> {
-        Viewer {
-            principal: &self.principal,
-            csrf: self.csrf.as_deref(),
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Authed(principal) = Authed::from_request_parts(parts, state).await?;
         let csrf = parts.extensions.get::<WebSession>().map(|s| s.csrf.clone());
-        Ok(Visitor { principal, csrf })
+        Ok(Viewer { principal, csrf })
     }
 }
 
@@ -121,10 +105,10 @@ pub(super) fn html(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
-fn viewer<'a>(principal: &'a Principal, session: Option<&'a WebSession>) -> Viewer<'a> {
+fn viewer(principal: &Arc<Principal>, session: Option<&WebSession>) -> Viewer {
     Viewer {
-        principal,
-        csrf: session.map(|s| s.csrf.as_str()),
+        principal: principal.clone(),
+        csrf: session.map(|s| s.csrf.clone()),
     }
 }
 
@@ -155,7 +139,7 @@ pub fn to_sign_in(uri: &Uri, expired: bool) -> Response {
 
 /// 403 page for a page whose scope the credential lacks.
 pub fn forbidden_page(
-    principal: &Principal,
+    principal: &Arc<Principal>,
     required: Scope,
     session: Option<&WebSession>,
 ) -> Response {
@@ -326,12 +310,12 @@ fn unusable_pairing() -> Response {
 }
 
 /// `GET /`: the inbox.
-pub async fn inbox(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
+pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ApiError> {
     // The position first, then the list: an event after the position is replayed by the page,
     // and one already reflected in the list is recognised by its id.
     let after = state.broker.audit_head_seq().await?;
     let page = state.broker.list(Some(Status::Pending), None, 500).await?;
-    let v = visitor.viewer();
+    let v = viewer;
     Ok(html(
         StatusCode::OK,
         views::inbox(&v, &page.permissions, after, state.clock.now()),
@@ -341,12 +325,12 @@ pub async fn inbox(State(state): State<AppState>, visitor: Visitor) -> Result<Re
 /// `GET /ui/cards/{id}`: one request's card, for the live inbox.
 pub async fn card(
     State(state): State<AppState>,
-    visitor: Visitor,
+    viewer: Viewer,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
-    let view = state.broker.get(&visitor.principal, &id).await?;
-    let v = visitor.viewer();
+    let view = state.broker.get(&viewer.principal, &id).await?;
+    let v = viewer;
     Ok(html(
         StatusCode::OK,
         views::card(&v, &view, state.clock.now()),
@@ -363,12 +347,12 @@ pub struct HistoryQuery {
 /// `GET /history`.
 pub async fn history(
     State(state): State<AppState>,
-    visitor: Visitor,
+    viewer: Viewer,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let page = state.broker.history(q.cursor.as_deref(), 50).await?;
-    let v = visitor.viewer();
+    let v = viewer;
     Ok(html(
         StatusCode::OK,
         views::history(&v, &page.permissions, page.next_cursor.as_deref()),
@@ -376,13 +360,13 @@ pub async fn history(
 }
 
 /// `GET /rules`.
-pub async fn rules(State(state): State<AppState>, visitor: Visitor) -> Response {
-    let v = visitor.viewer();
+pub async fn rules(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let v = viewer;
     html(StatusCode::OK, views::rules(&v, &state.broker.rules()))
 }
 
 /// `GET /tokens` (admin).
-pub async fn tokens(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
+pub async fn tokens(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let tokens: Vec<_> = state
         .auth
@@ -398,7 +382,7 @@ pub async fn tokens(State(state): State<AppState>, visitor: Visitor) -> Result<R
         clients: &clients,
         grants: &grants,
     };
-    let v = visitor.viewer();
+    let v = viewer;
     Ok(html(
         StatusCode::OK,
         views::tokens(&v, &tokens, &pairings, &oauth),
@@ -406,12 +390,12 @@ pub async fn tokens(State(state): State<AppState>, visitor: Visitor) -> Result<R
 }
 
 /// `GET /audit`: the latest 100 entries and the chain check.
-pub async fn audit(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ApiError> {
+pub async fn audit(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ApiError> {
     let head = state.broker.audit_head_seq().await?;
     let mut entries = state.broker.audit((head - 100).max(0), 100).await?;
     entries.reverse();
     let check = state.broker.verify_audit().await?;
-    let v = visitor.viewer();
+    let v = viewer;
     Ok(html(StatusCode::OK, views::audit(&v, &entries, &check)))
 }
 

@@ -16,15 +16,16 @@ const PREVIEW_LINES: usize = 30;
 /// A file request lists this many paths before "show all".
 const PATHS_SHOWN: usize = 8;
 
-/// Who is looking, for the navigation and what the page offers.
-pub struct Viewer<'a> {
+/// Who is looking at a page: the verified principal and, for a web session, its CSRF token
+/// (which the page embeds for its script). The pages' one name for it.
+pub struct Viewer {
     /// The signed-in principal.
-    pub principal: &'a Principal,
+    pub principal: std::sync::Arc<Principal>,
     /// The session's CSRF token (absent for a bearer-token request).
-    pub csrf: Option<&'a str>,
+    pub csrf: Option<String>,
 }
 
-impl Viewer<'_> {
+impl Viewer {
     fn can(&self, scope: Scope) -> bool {
         self.principal.scopes.allows(scope)
     }
@@ -47,14 +48,14 @@ pub enum Nav {
     None,
 }
 
-fn page(title: &str, viewer: Option<&Viewer<'_>>, nav: Nav, body: Markup) -> Markup {
+fn page(title: &str, viewer: Option<&Viewer>, nav: Nav, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(csrf) = viewer.and_then(|v| v.csrf) {
+                @if let Some(csrf) = viewer.and_then(|v| v.csrf.as_deref()) {
                     meta name="csrf-token" content=(csrf);
                 }
                 title { (title) " · agentgate" }
@@ -201,7 +202,7 @@ pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect
 }
 
 /// A page with one message (expired link, no passphrase, …).
-pub fn message(title: &str, text: &str, viewer: Option<&Viewer<'_>>) -> Markup {
+pub fn message(title: &str, text: &str, viewer: Option<&Viewer>) -> Markup {
     page(
         title,
         viewer,
@@ -217,7 +218,7 @@ pub fn message(title: &str, text: &str, viewer: Option<&Viewer<'_>>) -> Markup {
 }
 
 /// 403 for a page whose scope the viewer lacks.
-pub fn forbidden(viewer: &Viewer<'_>, required: Scope) -> Markup {
+pub fn forbidden(viewer: &Viewer, required: Scope) -> Markup {
     message(
         "Not allowed here",
         &format!(
@@ -230,12 +231,7 @@ pub fn forbidden(viewer: &Viewer<'_>, required: Scope) -> Markup {
 
 /// The inbox: every pending request, live. `after`: the audit sequence the list is current to;
 /// the page's event stream resumes from there.
-pub fn inbox(
-    viewer: &Viewer<'_>,
-    pending: &[PermissionView],
-    after: i64,
-    now: Timestamp,
-) -> Markup {
+pub fn inbox(viewer: &Viewer, pending: &[PermissionView], after: i64, now: Timestamp) -> Markup {
     page(
         "Inbox",
         Some(viewer),
@@ -271,7 +267,7 @@ pub fn inbox(
 }
 
 /// One request as a card (also served alone, for the live list).
-pub fn card(viewer: &Viewer<'_>, p: &PermissionView, now: Timestamp) -> Markup {
+pub fn card(viewer: &Viewer, p: &PermissionView, now: Timestamp) -> Markup {
     let pending = p.status == Status::Pending;
     let can_answer = pending && viewer.can(Scope::Approve);
     let title_id = format!("t-{}", p.id);
@@ -582,7 +578,7 @@ fn decided_words(p: &PermissionView) -> String {
 }
 
 /// Decided requests, newest first.
-pub fn history(viewer: &Viewer<'_>, decided: &[PermissionView], next: Option<&str>) -> Markup {
+pub fn history(viewer: &Viewer, decided: &[PermissionView], next: Option<&str>) -> Markup {
     page(
         "History",
         Some(viewer),
@@ -614,7 +610,7 @@ pub fn history(viewer: &Viewer<'_>, decided: &[PermissionView], next: Option<&st
 }
 
 /// Configured rules (read-only) and stored ones (deletable by an admin).
-pub fn rules(viewer: &Viewer<'_>, rules: &[RuleView]) -> Markup {
+pub fn rules(viewer: &Viewer, rules: &[RuleView]) -> Markup {
     let (configured, stored): (Vec<&RuleView>, Vec<&RuleView>) =
         rules.iter().partition(|r| r.read_only);
     let admin = viewer.can(Scope::Admin);
@@ -681,7 +677,7 @@ pub struct OAuthView<'a> {
 
 /// Tokens, pairings and OAuth clients, for an admin.
 pub fn tokens(
-    viewer: &Viewer<'_>,
+    viewer: &Viewer,
     tokens: &[TokenInfo],
     pairings: &[PairingInfo],
     oauth: &OAuthView<'_>,
@@ -778,7 +774,7 @@ pub fn tokens(
 }
 
 /// The audit log's latest entries and the chain check.
-pub fn audit(viewer: &Viewer<'_>, entries: &[AuditEntry], check: &Verification) -> Markup {
+pub fn audit(viewer: &Viewer, entries: &[AuditEntry], check: &Verification) -> Markup {
     page(
         "Audit",
         Some(viewer),
