@@ -394,24 +394,6 @@ impl Config {
             openwork_listen,
         })
     }
-
-    /// A configuration for tests: loopback, an ephemeral port, everything under `dir`.
-    pub fn for_test(dir: &Path) -> Config {
-        Config {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            allow_remote: false,
-            data_dir: dir.to_owned(),
-            database_url: format!("sqlite://{}", dir.join("agentgate.db").display()),
-            allowed_hosts: Vec::new(),
-            default_timeout: std::time::Duration::from_secs(300),
-            max_pending_per_requester: DEFAULT_MAX_PENDING,
-            audit_key_file: None,
-            rules: Vec::new(),
-            openwork_listen: None,
-            sessions: SessionSettings::default(),
-            oauth: crate::oauth::Settings::default(),
-        }
-    }
 }
 
 /// The data directory as an absolute path: the given one, or the XDG default.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, spawn_app_with};
+use crate::harness::{TestApp, eventually, spawn_app_with};
 
 const RULES: &str = r#"
 default_timeout = 120
@@ -92,16 +92,18 @@ fn shell(command: &str) -> Value {
 
 /// The id of the first pending request, once one exists (an agent is asking concurrently).
 async fn first_pending(app: &TestApp, token: &str) -> String {
-    loop {
+    eventually("a request is pending", || async {
         let list = app
             .get("/api/v1/permissions?status=pending", Some(token))
             .await
             .json();
-        if let Some(p) = list["permissions"].as_array().unwrap().first() {
-            return p["id"].as_str().unwrap().to_owned();
-        }
-        tokio::task::yield_now().await;
-    }
+        list["permissions"]
+            .as_array()
+            .unwrap()
+            .first()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+    })
+    .await
 }
 
 /// How many entries the audit chain holds (its head's seq): setting up tokens is audited too.
@@ -390,8 +392,7 @@ async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout_behind_a_later_dea
     let a = actors(&app).await;
     // The system clock drives this one: a real second passes.
     let dir = tempfile::tempdir().unwrap();
-    let mut config = agentgate::config::Config::for_test(dir.path());
-    config.default_timeout = Duration::from_secs(1);
+    let config = crate::harness::config_for(dir.path(), "default_timeout = 1\n");
     let real = agentgate::app::App::build(&config, agentgate::clock::Clock::System)
         .await
         .unwrap();
@@ -443,27 +444,24 @@ async fn a_real_short_timeout_unblocks_a_long_poll_as_timeout_behind_a_later_dea
     .await;
     assert_eq!(still["status"], "pending");
     // Its deadline has passed; the expirer records the timeout (within a few seconds at most).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("the expirer times out the unwatched request", || async {
         let audit = send(
             http.get(format!("http://{addr}/api/v1/audit"))
                 .bearer_auth(&admin),
         )
         .await;
-        let timed_out = audit["entries"].as_array().unwrap().iter().any(|e| {
-            e["event"] == "permission.decided"
-                && e["data"]["status"] == "timeout"
-                && e["subject"] == unwatched["id"]
-        });
-        if timed_out {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never timed out: {audit}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| {
+                e["event"] == "permission.decided"
+                    && e["data"]["status"] == "timeout"
+                    && e["subject"] == unwatched["id"]
+            })
+            .then_some(())
+    })
+    .await;
     let _ = a;
 }
 
@@ -1291,15 +1289,6 @@ async fn send(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
-/// Polls `f` until it holds (a condition the daemon reaches on its own time).
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
     let mut app = spawn_app_with(RULES).await;
@@ -1324,12 +1313,15 @@ async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
         .to_owned();
     let answered = long_poll(one.clone());
     let abandoned = long_poll(two);
-    eventually("both requests watched", || app.broker.watched() == 2).await;
+    eventually("both requests watched", || async {
+        (app.broker.watched() == 2).then_some(())
+    })
+    .await;
 
     // A client that goes away: its waiter ends with its connection.
     abandoned.abort();
-    eventually("the abandoned watch forgotten", || {
-        app.broker.watched() == 1
+    eventually("the abandoned watch forgotten", || async {
+        (app.broker.watched() == 1).then_some(())
     })
     .await;
 
@@ -1344,7 +1336,10 @@ async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
     assert_eq!(r.status, 200, "{}", r.text);
     let (status, v) = answered.await.unwrap();
     assert_eq!((status, v["status"].as_str()), (200, Some("allowed")));
-    eventually("no watch left", || app.broker.watched() == 0).await;
+    eventually("no watch left", || async {
+        (app.broker.watched() == 0).then_some(())
+    })
+    .await;
 
     // Shutdown answers a parked long-poll at once with the request as it stands.
     let three = ask(&app, &a.agent, shell("make three")).await["id"]
@@ -1352,7 +1347,10 @@ async fn waiters_leave_nothing_behind_and_shutdown_answers_them() {
         .unwrap()
         .to_owned();
     let parked = long_poll(three);
-    eventually("the third watched", || app.broker.watched() == 1).await;
+    eventually("the third watched", || async {
+        (app.broker.watched() == 1).then_some(())
+    })
+    .await;
     app.shutdown().await; // fails after 10 s if the long-poll holds it up
     let (status, v) = parked.await.unwrap();
     assert_eq!((status, v["status"].as_str()), (202, Some("pending")));
@@ -1654,11 +1652,8 @@ async fn a_bad_audit_key_file_stops_the_daemon_with_a_clear_reason() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("audit.key");
     std::fs::write(&key_file, "not hex").unwrap();
-    let path = std::path::Path::new("test-config.toml");
     let toml = format!("audit_key_file = {:?}\n", key_file.display().to_string());
-    let file = agentgate::config::FileConfig::parse(path, &toml).unwrap();
-    let mut config = agentgate::config::Config::for_test(dir.path());
-    config.audit_key_file = file.audit_key_file.clone();
+    let config = crate::harness::config_for(dir.path(), &toml);
     let err = agentgate::app::App::build(&config, agentgate::clock::Clock::System)
         .await
         .err()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use agentgate::app::App;
 use agentgate::broker::Broker;
 use agentgate::clock::{Clock, Timestamp};
-use agentgate::config::{Config, FileConfig};
+use agentgate::config::{Config, FileConfig, Overrides};
 use agentgate::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -42,27 +42,21 @@ pub async fn spawn_app_with(config_toml: &str) -> TestApp {
     start(dir, clock, config_toml.to_owned()).await
 }
 
+/// The daemon's configuration for a test, through the same `Config::resolve` the daemon uses:
+/// `config_toml` as its file, a temp data dir, an ephemeral loopback port.
+pub fn config_for(dir: &std::path::Path, config_toml: &str) -> Config {
+    let path = std::path::PathBuf::from("test-config.toml");
+    let file = FileConfig::parse(&path, config_toml).unwrap();
+    let over = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.to_owned()),
+        ..Overrides::default()
+    };
+    Config::resolve(file, Some((path, config_toml.to_owned())), over).unwrap()
+}
+
 async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> TestApp {
-    let path = std::path::Path::new("test-config.toml");
-    let file = FileConfig::parse(path, &config_toml).unwrap();
-    let mut config = Config::for_test(dir.path());
-    config.rules = file.compile_rules(path, &config_toml).unwrap();
-    if let Some(t) = file.default_timeout {
-        config.default_timeout = Duration::from_secs(t);
-    }
-    if let Some(n) = file.max_pending_per_requester {
-        config.max_pending_per_requester = n;
-    }
-    if let Some(web) = &file.web {
-        config.sessions = web.sessions().unwrap();
-    }
-    if let Some(oauth) = &file.oauth {
-        config.oauth = oauth.settings().unwrap();
-    }
-    config.audit_key_file = file.audit_key_file.clone();
-    if let Some(ow) = file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
-        config.openwork_listen = Some(agentgate::config::parse_listen(&ow.listen).unwrap());
-    }
+    let config = config_for(dir.path(), &config_toml);
     let app = App::build(&config, clock.clone()).await.unwrap();
     let broker = app.broker();
     let openwork = app.openwork_addr();
@@ -232,5 +226,22 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no status line: {text:?}"));
         let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         (code, body)
+    }
+}
+
+/// Polls `check` until it yields a value, for a condition the daemon reaches on its own time (a
+/// background write, a concurrent agent's request); fails after 10 s naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

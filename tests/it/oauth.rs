@@ -1313,9 +1313,8 @@ async fn approval_prompt_speaks_claude_codes_contract_and_a_person_answers_throu
                 .unwrap()
         })
     };
-    let mut pending = Value::Null;
-    for _ in 0..100 {
-        pending = call_tool(
+    let pending = crate::harness::eventually("the prompt is pending", || async {
+        let pending = call_tool(
             &app,
             &approver,
             &approver_session,
@@ -1323,11 +1322,12 @@ async fn approval_prompt_speaks_claude_codes_contract_and_a_person_answers_throu
             json!({}),
         )
         .await;
-        if pending["pending"].as_array().is_some_and(|p| !p.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        pending["pending"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+            .then_some(pending)
+    })
+    .await;
     let id = pending["pending"][0]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{pending}"))
