@@ -76,13 +76,23 @@ pub enum Clock {
     /// The system's wall clock.
     System,
     /// A clock that moves only when told to: tests use it to expire tokens and backoffs.
-    Manual(Arc<AtomicI64>),
+    Manual(Arc<Manual>),
+}
+
+/// A manual clock's time, and the tasks to wake when it moves.
+#[derive(Debug, Default)]
+pub struct Manual {
+    ms: AtomicI64,
+    moved: tokio::sync::Notify,
 }
 
 impl Clock {
     /// A manual clock starting at `start`.
     pub fn manual(start: Timestamp) -> Clock {
-        Clock::Manual(Arc::new(AtomicI64::new(start.0)))
+        Clock::Manual(Arc::new(Manual {
+            ms: AtomicI64::new(start.0),
+            moved: tokio::sync::Notify::new(),
+        }))
     }
 
     /// The current time.
@@ -96,15 +106,26 @@ impl Clock {
                     .unwrap_or(0);
                 Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
             }
-            Clock::Manual(ms) => Timestamp(ms.load(Ordering::SeqCst)),
+            Clock::Manual(m) => Timestamp(m.ms.load(Ordering::SeqCst)),
         }
     }
 
     /// Moves a manual clock forward; the system clock cannot be moved and ignores this.
+    /// Sleepers waiting on [`Clock::moved`] are woken, as real time would have woken them.
     pub fn advance(&self, d: Duration) {
-        if let Clock::Manual(ms) = self {
+        if let Clock::Manual(m) = self {
             let delta = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            ms.fetch_add(delta, Ordering::SeqCst);
+            m.ms.fetch_add(delta, Ordering::SeqCst);
+            m.moved.notify_waiters();
+        }
+    }
+
+    /// Resolves when a manual clock is moved; never for the system clock (whose sleepers wake
+    /// with real time). A task sleeping until a clock time also waits on this.
+    pub async fn moved(&self) {
+        match self {
+            Clock::System => std::future::pending().await,
+            Clock::Manual(m) => m.moved.notified().await,
         }
     }
 }
@@ -120,6 +141,21 @@ mod tests {
         assert_eq!(json, "\"2026-09-21T14:13:20Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[tokio::test]
+    async fn moving_a_manual_clock_wakes_who_waits_on_it() {
+        let clock = Clock::manual(Timestamp::from_millis(0));
+        let waiter = {
+            let clock = clock.clone();
+            tokio::spawn(async move { clock.moved().await })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

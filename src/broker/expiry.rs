@@ -27,6 +27,7 @@ impl Broker {
                 tokio::select! {
                     _ = b.wake_expirer.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
+                    _ = b.clock.moved() => {}
                     _ = stopped => {}
                 }
                 if *b.stopping.borrow() {
