@@ -70,6 +70,18 @@ pub(super) struct Grammar {
     adds_arguments: bool,
 }
 
+/// A wrapper with no options of note: the fields each grammar below leaves out.
+const PLAIN: Grammar = Grammar {
+    name: "",
+    with_value: "",
+    flags: "",
+    long_with_value: &[],
+    long_flags: &[],
+    positional: 0,
+    assignments: false,
+    adds_arguments: false,
+};
+
 pub(super) const GRAMMARS: &[Grammar] = &[
     Grammar {
         name: "sudo",
@@ -106,19 +118,14 @@ pub(super) const GRAMMARS: &[Grammar] = &[
             "--version",
             "--help",
         ],
-        positional: 0,
         assignments: true,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "doas",
         with_value: "uC",
         flags: "ns",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "env",
@@ -126,9 +133,8 @@ pub(super) const GRAMMARS: &[Grammar] = &[
         flags: "i0v",
         long_with_value: &["--unset", "--chdir", "--split-string"],
         long_flags: &["--ignore-environment", "--null", "--debug"],
-        positional: 0,
         assignments: true,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "timeout",
@@ -137,78 +143,45 @@ pub(super) const GRAMMARS: &[Grammar] = &[
         long_with_value: &["--signal", "--kill-after"],
         long_flags: &["--preserve-status", "--foreground", "--verbose"],
         positional: 1,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "nice",
         with_value: "n",
-        flags: "",
         long_with_value: &["--adjustment"],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "ionice",
         with_value: "cnp",
         flags: "t",
         long_with_value: &["--class", "--classdata", "--pid"],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "stdbuf",
         with_value: "ioe",
-        flags: "",
         long_with_value: &["--input", "--output", "--error"],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "nohup",
-        with_value: "",
-        flags: "",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "exec",
         with_value: "a",
         flags: "cl",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "command",
-        with_value: "",
         flags: "pvV",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "builtin",
-        with_value: "",
-        flags: "",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "time",
@@ -216,9 +189,7 @@ pub(super) const GRAMMARS: &[Grammar] = &[
         flags: "pav",
         long_with_value: &["--format", "--output"],
         long_flags: &["--portability", "--append", "--verbose"],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "xargs",
@@ -243,39 +214,24 @@ pub(super) const GRAMMARS: &[Grammar] = &[
             "--exit",
             "--open-tty",
         ],
-        positional: 0,
-        assignments: false,
         adds_arguments: true,
+        ..PLAIN
     },
     Grammar {
         name: "caffeinate",
         with_value: "tw",
         flags: "dimsu",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "chronic",
-        with_value: "",
         flags: "ev",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
     Grammar {
         name: "unbuffer",
-        with_value: "",
         flags: "p",
-        long_with_value: &[],
-        long_flags: &[],
-        positional: 0,
-        assignments: false,
-        adds_arguments: false,
+        ..PLAIN
     },
 ];
 
