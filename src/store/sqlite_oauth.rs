@@ -21,6 +21,11 @@ fn backend(e: sqlx::Error) -> Error {
     Error::Backend(e)
 }
 
+/// A client never authorized: no code was ever issued to it and no consent remembered.
+const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c \
+     WHERE c.client_id = oauth_clients.id) AND NOT EXISTS (SELECT 1 FROM oauth_grants g \
+     WHERE g.client_id = oauth_clients.id)";
+
 impl SqliteStore {
     /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): these transactions
     /// read before they write, and a deferred one could not upgrade its lock if another write
@@ -39,49 +44,53 @@ impl SqliteStore {
         audit: Vec<NewAudit>,
     ) -> Result<(), Error> {
         let row = row.clone();
-        self.audited(move |conn| Box::pin(async move {
-        const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.client_id = oauth_clients.id) \
-             AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.id)";
-        sqlx::query(&format!(
-            "UPDATE oauth_clients SET deleted_at = ? WHERE deleted_at IS NULL AND created_at < ? \
-             AND {NEVER_AUTHORIZED}"
-        ))
-        .bind(cap.now.as_millis())
-        .bind(cap.stale_before.as_millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-        let (live, unauthorized): (i64, i64) = sqlx::query_as(&format!(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {NEVER_AUTHORIZED} THEN 1 ELSE 0 END), 0) \
-             FROM oauth_clients WHERE deleted_at IS NULL"
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(backend)?;
-        if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
-            return Err(Error::Conflict(Conflict::ClientCap));
-        }
-        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, auth_method, \
-             application_type, grant_types, scope, metadata, created_at, deleted_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&format!(
+                        "UPDATE oauth_clients SET deleted_at = ? WHERE deleted_at IS NULL AND created_at < ? \
+                         AND {NEVER_AUTHORIZED}"
+                    ))
+                    .bind(cap.now.as_millis())
+                    .bind(cap.stale_before.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    let (live, unauthorized): (i64, i64) = sqlx::query_as(&format!(
+                        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {NEVER_AUTHORIZED} THEN 1 ELSE 0 END), 0) \
+                         FROM oauth_clients WHERE deleted_at IS NULL"
+                    ))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
+                        return Err(Error::Conflict(Conflict::ClientCap));
+                    }
+                    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+                    sqlx::query(
+                        "INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, auth_method, \
+                         application_type, grant_types, scope, metadata, created_at, deleted_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    )
+                    .bind(&row.id)
+                    .bind(row.secret_hash.as_ref().map(|h| &h[..]))
+                    .bind(&row.name)
+                    .bind(json(&row.redirect_uris))
+                    .bind(&row.auth_method)
+                    .bind(&row.application_type)
+                    .bind(json(&row.grant_types))
+                    .bind(&row.scope)
+                    .bind(&row.metadata)
+                    .bind(row.created_at.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    Ok(())
+                })
+            },
+            move |_| audit,
         )
-        .bind(&row.id)
-        .bind(row.secret_hash.as_ref().map(|h| &h[..]))
-        .bind(&row.name)
-        .bind(json(&row.redirect_uris))
-        .bind(&row.auth_method)
-        .bind(&row.application_type)
-        .bind(json(&row.grant_types))
-        .bind(&row.scope)
-        .bind(&row.metadata)
-        .bind(row.created_at.as_millis())
-        .execute(&mut *conn)
         .await
-        .map_err(backend)?;
-        Ok(())
-        }), move |_| audit).await
     }
 
     pub(super) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
@@ -210,20 +219,26 @@ impl SqliteStore {
         audit: impl FnOnce(&GrantRow) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<GrantRow, Error> {
         let id = id.to_owned();
-        self.audited(move |conn| Box::pin(async move {
-        let sql = format!(
-            "UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
-             RETURNING {GRANT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(now.as_millis())
-            .bind(&id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?
-            .ok_or(Error::NotFound)?;
-        grant_from_row(&row)
-        }), audit).await
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+                         RETURNING {GRANT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now.as_millis())
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(backend)?
+                        .ok_or(Error::NotFound)?;
+                    grant_from_row(&row)
+                })
+            },
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn insert_code(
@@ -267,33 +282,39 @@ impl SqliteStore {
         audit: impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static,
     ) -> Result<CodeUse, Error> {
         let hash = *hash;
-        self.audited(move |conn| Box::pin(async move {
-        let sql = format!(
-            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
-             RETURNING {CODE_COLUMNS}"
-        );
-        let fresh = sqlx::query(&sql)
-            .bind(now.as_millis())
-            .bind(&hash[..])
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-        if let Some(row) = fresh {
-            let code = code_from_row(&row)?;
-            return Ok(CodeUse::Fresh(code));
-        }
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = ?")
-                .bind(&hash[..])
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(backend)?;
-        let Some(family) = family else {
-            return Ok(CodeUse::Unknown);
-        };
-        let revoked = revoke_family(&mut *conn, &family, "authorization code reused", now).await?;
-        Ok(CodeUse::Reused(revoked))
-        }), audit).await
+        self.audited(
+            move |conn| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+                         RETURNING {CODE_COLUMNS}"
+                    );
+                    let fresh = sqlx::query(&sql)
+                        .bind(now.as_millis())
+                        .bind(&hash[..])
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(backend)?;
+                    if let Some(row) = fresh {
+                        let code = code_from_row(&row)?;
+                        return Ok(CodeUse::Fresh(code));
+                    }
+                    let family: Option<String> =
+                        sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = ?")
+                            .bind(&hash[..])
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(backend)?;
+                    let Some(family) = family else {
+                        return Ok(CodeUse::Unknown);
+                    };
+                    let revoked = revoke_family(&mut *conn, &family, "authorization code reused", now).await?;
+                    Ok(CodeUse::Reused(revoked))
+                })
+            },
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn use_refresh(
