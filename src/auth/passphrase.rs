@@ -107,6 +107,12 @@ pub struct Passphrases {
     global: Mutex<(Timestamp, u32)>,
 }
 
+/// The lock after `failures` failures: 1 s, doubling, at most [`BACKOFF_MAX`].
+fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
+}
+
 /// Whose failure budget a guess spends: all of loopback is one source, IPv6 counts by /64.
 fn budget_key(source: IpAddr) -> IpAddr {
     match source {
@@ -243,7 +249,22 @@ impl Passphrases {
             }
             Ok(())
         } else {
+            // The lock taken before hashing counts from the answer too: a slow hash must not
+            // shorten the wait the person (or the guesser) sees.
+            self.restamp(key, self.clock.now());
             Err(Error::Wrong)
+        }
+    }
+
+    /// Restarts a source's current backoff from `now` (its failure count unchanged).
+    fn restamp(&self, key: IpAddr, now: Timestamp) {
+        if let Ok(mut sources) = self.sources.lock()
+            && let Some(entry) = sources.get_mut(&key)
+        {
+            let until = now.plus(backoff(entry.failures));
+            if until > entry.locked_until {
+                entry.locked_until = until;
+            }
         }
     }
 
@@ -282,8 +303,7 @@ impl Passphrases {
             sources.retain(|_, b| b.locked_until > now);
         }
         let failures = sources.get(&key).map_or(0, |b| b.failures) + 1;
-        let exp = failures.saturating_sub(1).min(20);
-        let wait = BACKOFF_BASE.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
+        let wait = backoff(failures);
         sources.insert(
             key,
             Backoff {
