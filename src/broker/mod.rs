@@ -225,9 +225,6 @@ impl Broker {
             }
         };
         let decided = status != Status::Pending;
-        if !decided {
-            self.check_pending_budget(who, &n.request, now).await?;
-        }
         let row = PermissionRow {
             id: id.clone(),
             kind: n.subject.kind.as_str().to_owned(),
@@ -262,8 +259,24 @@ impl Broker {
         if decided {
             entries.push(decided_entry(&id, now, status, &by, None));
         }
-        let rows = self.store.insert_permission(&row, entries).await?;
-        self.publish(rows);
+        // A request held for a person counts against its credential's budget, checked in the
+        // insert's own transaction.
+        let budget = (!decided).then(|| store::PendingBudget {
+            max_count: i64::from(self.settings.max_pending),
+            max_old_content: MAX_PENDING_OLD_CONTENT,
+            adding: n.request.old_content.as_ref().map_or(0, |c| c.len() as i64),
+        });
+        match self.store.insert_permission(&row, entries, budget).await? {
+            store::Inserted::Stored(rows) => self.publish(rows),
+            store::Inserted::OverBudget {
+                pending,
+                old_content,
+            } => {
+                return Err(self
+                    .refuse_over_budget(who, &n.request, now, pending, old_content)
+                    .await?);
+            }
+        }
         if deadline.is_some_and(|at| at.as_millis() < self.expirer_wakes_at.load(Ordering::SeqCst))
         {
             self.wake_expirer.notify_one();
@@ -271,26 +284,24 @@ impl Broker {
         self.view(row).await
     }
 
-    /// Refuses (and audits) a request that would take its credential past its pending budget.
-    async fn check_pending_budget(
+    /// Audits the refusal of a request its credential has no pending budget left for, and says why.
+    async fn refuse_over_budget(
         &self,
         who: &Principal,
         request: &NewPermission,
         now: Timestamp,
-    ) -> Result<(), Error> {
-        let (count, old_content) = self.store.pending_load(who.actor()).await?;
-        let adding = request.old_content.as_ref().map_or(0, |c| c.len() as i64);
+        count: i64,
+        old_content: i64,
+    ) -> Result<Error, Error> {
         let why = if count >= i64::from(self.settings.max_pending) {
             format!(
                 "this credential already has {count} requests waiting for a person (at most {}); wait for some to be answered",
                 self.settings.max_pending
             )
-        } else if old_content + adding > MAX_PENDING_OLD_CONTENT {
+        } else {
             format!(
                 "this credential's pending requests already carry {old_content} bytes of old_content (at most {MAX_PENDING_OLD_CONTENT} together); wait for some to be answered"
             )
-        } else {
-            return Ok(());
         };
         let rows = self
             .store
@@ -305,7 +316,7 @@ impl Broker {
             }])
             .await?;
         self.publish(rows);
-        Err(Error::TooManyPending(why))
+        Ok(Error::TooManyPending(why))
     }
 
     /// Records a decision on a pending request, with any rules it remembers and their audit

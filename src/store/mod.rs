@@ -215,6 +215,31 @@ impl NewAudit {
     }
 }
 
+/// What one credential may have waiting for a person.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingBudget {
+    /// Most pending requests.
+    pub max_count: i64,
+    /// Most bytes of `old_content` over its pending requests, this one included.
+    pub max_old_content: i64,
+    /// This request's `old_content` bytes.
+    pub adding: i64,
+}
+
+/// What inserting a request did.
+#[derive(Debug)]
+pub enum Inserted {
+    /// Stored, with its audit entries.
+    Stored(Vec<AuditRow>),
+    /// Not stored: the requester already has `pending` requests carrying `old_content` bytes.
+    OverBudget {
+        /// Its pending requests.
+        pending: i64,
+        /// Their `old_content` bytes.
+        old_content: i64,
+    },
+}
+
 /// An appended audit entry; `seq` doubles as the SSE event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -328,14 +353,17 @@ impl Store {
 /// Permission requests, rules and the audit log. Every write appends its audit entries in the same
 /// transaction: if the audit cannot be written, nothing is.
 impl Store {
-    /// Stores a new request.
+    /// Stores a new request. With a `budget`, the requester's pending requests are counted in
+    /// the same transaction (so concurrent requests cannot overshoot it) and an over-budget
+    /// request is not stored.
     pub async fn insert_permission(
         &self,
         row: &PermissionRow,
         audit: Vec<NewAudit>,
-    ) -> Result<Vec<AuditRow>, Error> {
+        budget: Option<PendingBudget>,
+    ) -> Result<Inserted, Error> {
         match self {
-            Store::Sqlite(s) => s.insert_permission(row, audit).await,
+            Store::Sqlite(s) => s.insert_permission(row, audit, budget).await,
         }
     }
 
@@ -366,13 +394,6 @@ impl Store {
     ) -> Result<Vec<PermissionRow>, Error> {
         match self {
             Store::Sqlite(s) => s.decided_permissions(before, limit).await,
-        }
-    }
-
-    /// How many requests `requester_actor` has pending, and the bytes of `old_content` they carry.
-    pub async fn pending_load(&self, requester_actor: &str) -> Result<(i64, i64), Error> {
-        match self {
-            Store::Sqlite(s) => s.pending_load(requester_actor).await,
         }
     }
 

@@ -9,7 +9,9 @@ use sqlx::{Row, SqliteConnection};
 use super::sqlite::SqliteStore;
 use super::sqlite::column::{corrupt, opt_ts, ts};
 use super::sqlite_audit::{AUDIT_HEAD, append_audit, parse_head, parse_head_mac, record_head};
-use super::{AuditRow, Conflict, Decided, Error, NewAudit, PermissionRow, RuleRow};
+use super::{
+    AuditRow, Conflict, Decided, Error, Inserted, NewAudit, PendingBudget, PermissionRow, RuleRow,
+};
 use crate::clock::Timestamp;
 
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
@@ -21,11 +23,29 @@ impl SqliteStore {
         &self,
         row: &PermissionRow,
         audit: Vec<NewAudit>,
-    ) -> Result<Vec<AuditRow>, Error> {
+        budget: Option<PendingBudget>,
+    ) -> Result<Inserted, Error> {
         let row = row.clone();
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
+                    if let Some(b) = budget {
+                        let (pending, old_content): (i64, i64) = sqlx::query_as(
+                            "SELECT COUNT(*), \
+                             COALESCE(SUM(LENGTH(json_extract(body, '$.old_content'))), 0) \
+                             FROM permissions WHERE status = 'pending' AND requester_actor = ?",
+                        )
+                        .bind(&row.requester_actor)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(Error::Backend)?;
+                        if pending >= b.max_count || old_content + b.adding > b.max_old_content {
+                            return Ok(Inserted::OverBudget {
+                                pending,
+                                old_content,
+                            });
+                        }
+                    }
                     sqlx::query(&format!(
                         "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -51,7 +71,7 @@ impl SqliteStore {
                     .execute(&mut *conn)
                     .await
                     .map_err(Error::Backend)?;
-                    append_audit(conn, audit).await
+                    append_audit(conn, audit).await.map(Inserted::Stored)
                 })
             })
             .await
@@ -110,17 +130,6 @@ impl SqliteStore {
         .await
         .map_err(Error::Backend)?;
         rows.iter().map(permission_from_row).collect()
-    }
-
-    pub(super) async fn pending_load(&self, requester_actor: &str) -> Result<(i64, i64), Error> {
-        sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(json_extract(body, '$.old_content'))), 0) \
-             FROM permissions WHERE status = 'pending' AND requester_actor = ?",
-        )
-        .bind(requester_actor)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(Error::Backend)
     }
 
     pub(super) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {

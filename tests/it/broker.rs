@@ -1563,6 +1563,29 @@ async fn an_agent_cannot_bury_the_inbox_pending_and_old_content_are_capped_per_c
         .collect();
     assert_eq!(refused.len(), 1, "{audit}");
     assert_eq!(refused[0]["data"]["requester"], "agent");
+    // Concurrent requests cannot overshoot: the budget is checked in the insert's transaction.
+    let racer = app.create_token("racer", &["request"], json!("1d")).await.0;
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let (http, base, token) = (app.http.clone(), app.base.clone(), racer.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/api/v1/permissions"))
+                    .bearer_auth(token)
+                    .json(&shell(&format!("make race{i}")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for a in attempts {
+        codes.push(a.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 202).count(), 3, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 17, "{codes:?}");
     // old_content: 256 KiB each at most, 2 MiB pending per credential.
     let big = "x".repeat(256 * 1024);
     let app2 = spawn_app_with(RULES).await;
