@@ -147,19 +147,8 @@ fn median_ms(samples: &mut [Duration]) -> f64 {
 #[tokio::main]
 async fn main() {
     let d = start("[[rules]]\naction = \"allow\"\nkind = \"shell\"\npattern = \"echo *\"\n");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .put(format!("{}/api/v1/passphrase", d.base))
-        .bearer_auth(&d.admin)
-        .json(&json!({"passphrase": PASSPHRASE}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let http = common::form_client();
+    common::set_passphrase(&http, &d, PASSPHRASE).await;
     let static_token = token(&http, &d, "agent", "request").await;
     // The passphrase check on its own, in this process (the daemon runs the same code).
     let phc = passphrase::hash(PASSPHRASE).unwrap();

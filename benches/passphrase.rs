@@ -12,15 +12,12 @@
     clippy::disallowed_methods
 )]
 
-#[allow(dead_code)]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use serde_json::json;
 
 const GUESSERS: u8 = 24;
 const PASSPHRASE: &str = "violet tractor 42 sundial";
@@ -45,19 +42,8 @@ async fn main() {
         .unwrap_or(30);
     let d = common::start("");
     let pid = d.child.id();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .put(format!("{}/api/v1/passphrase", d.base))
-        .bearer_auth(&d.admin)
-        .json(&json!({"passphrase": PASSPHRASE}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    let http = common::form_client();
+    common::set_passphrase(&http, &d, PASSPHRASE).await;
 
     // Baseline, same run: idle memory and one right sign-in (one Argon2id verification).
     let idle = mem(pid, "VmRSS:");

@@ -1,5 +1,7 @@
 //! What the benchmarks against the real daemon share: the release binary started as its own
 //! process on `127.0.0.1:0` with a temp data dir (and optional config), and API tokens.
+// Each bench uses its own part of what is shared here.
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,4 +79,25 @@ pub async fn token(http: &reqwest::Client, d: &Daemon, name: &str, scope: &str) 
     )
     .await;
     v["token"].as_str().unwrap().to_owned()
+}
+
+/// A client that, like a browser answering a form, does not follow redirects.
+pub fn form_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sets the owner passphrase, as the owner.
+pub async fn set_passphrase(http: &reqwest::Client, d: &Daemon, passphrase: &str) {
+    let r = http
+        .put(format!("{}/api/v1/passphrase", d.base))
+        .bearer_auth(&d.admin)
+        .json(&json!({"passphrase": passphrase}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 }

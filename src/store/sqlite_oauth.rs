@@ -175,22 +175,7 @@ impl SqliteStore {
     ) -> Result<(), Error> {
         let row = row.clone();
         self.audited(
-            move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, NULL)",
-                    )
-                    .bind(&row.id)
-                    .bind(&row.client_id)
-                    .bind(row.scopes.to_string())
-                    .bind(row.created_at.as_millis())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(backend)?;
-                    Ok(())
-                })
-            },
+            move |conn| Box::pin(async move { insert_grant(conn, &row).await }),
             move |_| audit,
         )
         .await
@@ -248,28 +233,7 @@ impl SqliteStore {
     ) -> Result<(), Error> {
         let row = row.clone();
         self.audited(
-            move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, \
-             resource, scopes, family_id, created_at, expires_at, used_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(&row.code_hash[..])
-        .bind(&row.client_id)
-        .bind(&row.redirect_uri)
-        .bind(&row.code_challenge)
-        .bind(&row.resource)
-        .bind(row.scopes.to_string())
-        .bind(&row.family_id)
-        .bind(row.created_at.as_millis())
-        .bind(row.expires_at.as_millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-                    Ok(())
-                })
-            },
+            move |conn| Box::pin(async move { insert_code(conn, &row).await }),
             move |_| audit,
         )
         .await
@@ -471,6 +435,44 @@ impl SqliteStore {
 }
 
 /// Revokes a family and every access token issued in it; returns those tokens' ids.
+/// Remembers consent.
+async fn insert_grant(conn: &mut SqliteConnection, row: &GrantRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, NULL)",
+    )
+    .bind(&row.id)
+    .bind(&row.client_id)
+    .bind(row.scopes.to_string())
+    .bind(row.created_at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Stores an authorization code (only its hash).
+async fn insert_code(conn: &mut SqliteConnection, row: &CodeRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, \
+             resource, scopes, family_id, created_at, expires_at, used_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+    )
+    .bind(&row.code_hash[..])
+    .bind(&row.client_id)
+    .bind(&row.redirect_uri)
+    .bind(&row.code_challenge)
+    .bind(&row.resource)
+    .bind(row.scopes.to_string())
+    .bind(&row.family_id)
+    .bind(row.created_at.as_millis())
+    .bind(row.expires_at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 async fn revoke_family(
     conn: &mut SqliteConnection,
     family: &str,

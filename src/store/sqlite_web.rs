@@ -1,7 +1,7 @@
 //! SQLite statements for web sessions and pairing links.
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
 use super::web::{PairingRow, SessionRow};
@@ -58,19 +58,7 @@ impl SqliteStore {
     ) -> Result<(), Error> {
         let id = id.to_owned();
         self.audited(
-            move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    )
-                    .bind(now.as_millis())
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::Backend)?;
-                    Ok(())
-                })
-            },
+            move |conn| Box::pin(async move { revoke_session(conn, &id, now).await }),
             move |_| audit,
         )
         .await
@@ -83,27 +71,7 @@ impl SqliteStore {
     ) -> Result<(), Error> {
         let row = row.clone();
         self.audited(
-            move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
-                         created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(&row.id)
-                    .bind(&row.name)
-                    .bind(&row.code_hash[..])
-                    .bind(row.scopes.to_string())
-                    .bind(row.created_at.as_millis())
-                    .bind(row.expires_at.as_millis())
-                    .bind(&row.created_by)
-                    .bind(row.redeemed_at.map(Timestamp::as_millis))
-                    .bind(row.revoked_at.map(Timestamp::as_millis))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::Backend)?;
-                    Ok(())
-                })
-            },
+            move |conn| Box::pin(async move { insert_pairing(conn, &row).await }),
             move |_| audit,
         )
         .await
@@ -193,6 +161,42 @@ impl SqliteStore {
         )
         .await
     }
+}
+
+/// Ends a session (ending an ended one changes nothing).
+async fn revoke_session(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::Backend)?;
+    Ok(())
+}
+
+/// Stores a new pairing link (only its code's hash).
+async fn insert_pairing(conn: &mut SqliteConnection, row: &PairingRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
+         created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.id)
+    .bind(&row.name)
+    .bind(&row.code_hash[..])
+    .bind(row.scopes.to_string())
+    .bind(row.created_at.as_millis())
+    .bind(row.expires_at.as_millis())
+    .bind(&row.created_by)
+    .bind(row.redeemed_at.map(Timestamp::as_millis))
+    .bind(row.revoked_at.map(Timestamp::as_millis))
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::Backend)?;
+    Ok(())
 }
 
 async fn insert_session<'e, E>(executor: E, row: &SessionRow) -> Result<(), Error>

@@ -205,6 +205,26 @@ async fn signed_in(app: &TestApp, scope: &str) -> (String, Value) {
     (client, r.json())
 }
 
+/// The owner signs in with the passphrase: the `Cookie` header value of the new session.
+async fn owner_cookie(app: &TestApp) -> String {
+    let login = app
+        .http
+        .post(format!("{}/login", app.base))
+        .header("origin", &app.base)
+        .form(&[("passphrase", PASSPHRASE), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// An MCP JSON-RPC call; the response may be JSON or one SSE event.
 async fn mcp(app: &TestApp, token: &str, session: Option<&str>, body: Value) -> (Reply, Value) {
     let mut req = app
@@ -667,7 +687,7 @@ async fn authorize_never_redirects_to_an_unverified_uri_and_redirects_every_othe
         &authorize(&app, &q(base, &[("prompt", "none")])).await,
         "consent_required",
     );
-    // Remembered consent skips the page for the same client and a subset of the scopes…
+    // The owner approves and asks to remember the consent…
     let page = authorize(&app, &q(base, &[("scope", "request")])).await;
     let (authz, csrf) = form_fields(&page.text);
     let r = answer(
@@ -700,24 +720,7 @@ async fn authorize_never_redirects_to_an_unverified_uri_and_redirects_every_othe
         "consent_required",
     );
     // With the owner's signed-in session in the browser: one click, no passphrase.
-    let login = app
-        .http
-        .post(format!("{}/login", app.base))
-        .header("origin", &app.base)
-        .form(&[("passphrase", PASSPHRASE), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = owner_cookie(&app).await;
     let with_session = |query: String| {
         let (http, base, cookie) = (app.http.clone(), app.base.clone(), cookie.clone());
         async move {
@@ -1475,21 +1478,7 @@ async fn every_change_is_an_entry_in_the_audit_chain_without_its_secrets() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The owner signs in and out.
-    let login = app
-        .http
-        .post(format!("{}/login", app.base))
-        .header("origin", &app.base)
-        .form(&[("passphrase", PASSPHRASE), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = owner_cookie(&app).await;
     let inbox = app
         .http
         .get(format!("{}/", app.base))
