@@ -86,6 +86,36 @@ impl App {
                 Some((listener, bound, principal))
             }
         };
+        let bridges = crate::bridge::Bridges::new(config.bridges.clone());
+        let mut bridge_principals = Vec::new();
+        for name in bridges.names() {
+            let principal = auth
+                .service_principal(
+                    &format!("bridge-{name}"),
+                    [Scope::Request].into_iter().collect(),
+                )
+                .await
+                .with_context(|| format!("creating the service token of bridge `{name}`"))?;
+            bridge_principals.push(principal);
+        }
+        bridges.start(
+            broker.clone(),
+            store.clone(),
+            clock.clone(),
+            bridge_principals,
+        );
+        // Links point at the port actually bound (the configured one may be 0).
+        let inbox = if config.public_url == format!("http://{}", config.listen) {
+            format!("http://{local_addr}")
+        } else {
+            config.public_url.clone()
+        };
+        crate::notify::spawn(
+            config.notify.clone(),
+            store.subscribe_audit(),
+            inbox,
+            broker.until_stopped(),
+        );
         let oauth = OAuth::new(store.clone(), clock.clone(), auth.clone(), config.oauth);
         let state = AppState::new(Shared {
             mcp: crate::mcp::service(broker.clone()),
@@ -97,6 +127,7 @@ impl App {
             sessions: Sessions::new(store.clone(), clock.clone(), config.sessions),
             clock,
             hosts: HostPolicy::new(local_addr.port(), &config.allowed_hosts),
+            bridges,
         });
         Ok(App {
             listener,

@@ -51,6 +51,13 @@ pub struct FileConfig {
     pub web: Option<WebConfig>,
     /// `[oauth]`: the authorization server for MCP clients.
     pub oauth: Option<OAuthConfig>,
+    /// `[[bridge]]`: agent servers whose own permission prompts the daemon answers.
+    pub bridge: Option<Vec<crate::bridge::BridgeConfig>>,
+    /// `[[notify]]`: where new pending requests are announced.
+    pub notify: Option<Vec<crate::notify::NotifyConfig>>,
+    /// The inbox's address as people reach it, for links in notifications (default
+    /// `http://<listen>`).
+    pub public_url: Option<String>,
 }
 
 /// `[oauth]` in the config file.
@@ -301,6 +308,12 @@ pub struct Config {
     pub sessions: SessionSettings,
     /// The OAuth authorization server's limits and lifetimes.
     pub oauth: crate::oauth::Settings,
+    /// Agent servers whose own permission prompts the daemon answers.
+    pub bridges: Vec<crate::bridge::Settings>,
+    /// Where new pending requests are announced.
+    pub notify: Vec<crate::notify::Target>,
+    /// The inbox's base URL for links (`public_url`, else `http://<listen>`).
+    pub public_url: String,
 }
 
 impl Config {
@@ -379,7 +392,41 @@ impl Config {
             Some(o) => o.settings()?,
             None => crate::oauth::Settings::default(),
         };
+        let mut bridges: Vec<crate::bridge::Settings> = Vec::new();
+        for entry in file.bridge.iter().flatten() {
+            let settings = entry.settings().map_err(Error::Invalid)?;
+            if bridges.iter().any(|b| b.name == settings.name) {
+                return Err(Error::Invalid(format!(
+                    "[[bridge]] name = `{}` is used twice",
+                    settings.name
+                )));
+            }
+            bridges.push(settings);
+        }
+        let notify = file
+            .notify
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, n)| n.target(i + 1).map_err(Error::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let public_url = match &file.public_url {
+            Some(u) => match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                    u.trim_end_matches('/').to_owned()
+                }
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "public_url = `{u}`: expected an http(s) URL"
+                    )));
+                }
+            },
+            None => format!("http://{listen}"),
+        };
         Ok(Config {
+            bridges,
+            notify,
+            public_url,
             sessions,
             oauth,
             listen,

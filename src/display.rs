@@ -27,6 +27,24 @@ pub fn escape(c: char) -> String {
     }
 }
 
+/// `text` with every hidden character escaped, cut to `max` characters (an ellipsis marks the
+/// cut): safe to put in a message that a person or a model reads.
+pub fn visible(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if hidden(c) {
+            out.push_str(&escape(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 //! One daemon (`agentgate serve`) on loopback with an embedded store. See docs/ARCHITECTURE.md for
 //! the map of modules and the invariants they keep.
 
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -14,6 +16,7 @@ pub mod config;
 pub mod display;
 pub mod http;
 pub mod mcp;
+pub mod notify;
 pub mod oauth;
 pub mod store;
 

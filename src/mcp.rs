@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentgate_policy::{FileOp, Kind, Scope};
+use agentgate_policy::Scope;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -23,7 +23,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::api::{NewPermission, PermissionView, ReplyRequest, Source, Status};
+use crate::agents::tool_call::{self, Caller};
+use crate::api::{NewPermission, PermissionView, ReplyRequest, Status};
 use crate::auth::Principal;
 use crate::broker::{self, Broker};
 
@@ -32,8 +33,6 @@ pub type Service = StreamableHttpService<Gate, LocalSessionManager>;
 
 /// How long `request_permission` waits for a person unless told otherwise.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
-/// A content preview handed to the broker is cut to this.
-const PREVIEW_MAX: usize = 4096;
 
 /// The MCP endpoint (also the OAuth resource: `http://<host>/mcp`).
 pub const MCP_PATH: &str = "/mcp";
@@ -218,7 +217,11 @@ impl Gate {
         let Some(input) = args.get("input").filter(|v| v.is_object()) else {
             return failure("`input` must be an object");
         };
-        let request = claude_request(tool_name, input);
+        let caller = Caller {
+            agent: "claude-code".into(),
+            ..Caller::default()
+        };
+        let request = tool_call::request(&caller, tool_name, input);
         let view = match self.broker.ask_and_wait(who, request, None).await {
             Ok(view) => view,
             Err(broker::Error::Invalid(_)) => {
@@ -226,7 +229,7 @@ impl Gate {
                 // tool call as such instead.
                 match self
                     .broker
-                    .ask_and_wait(who, tool_request(tool_name, input), None)
+                    .ask_and_wait(who, tool_call::as_tool(&caller, tool_name, input), None)
                     .await
                 {
                     Ok(view) => view,
@@ -238,7 +241,7 @@ impl Gate {
         let answer = if view.status == Status::Allowed {
             json!({"behavior": "allow", "updatedInput": input})
         } else {
-            json!({"behavior": "deny", "message": denial_words(&view)})
+            json!({"behavior": "deny", "message": tool_call::denial_words(&view)})
         };
         text(answer, false)
     }
@@ -277,87 +280,6 @@ impl Gate {
             Err(e) => failure(e),
         }
     }
-}
-
-/// What a denial tells Claude Code: the person's message, or who decided.
-fn denial_words(view: &PermissionView) -> String {
-    if let Some(message) = view.message.as_deref().filter(|m| !m.is_empty()) {
-        return message.to_owned();
-    }
-    match view.status {
-        Status::Timeout => "No one answered the permission request in time (timed out).".into(),
-        _ => match view.decided_by.as_ref().map(|d| d.source) {
-            Some(Source::Rule) => format!(
-                "Denied by agentgate policy{}",
-                view.decided_by
-                    .as_ref()
-                    .and_then(|d| d.rule.as_deref())
-                    .map(|r| format!(" (rule {r})"))
-                    .unwrap_or_default()
-            ),
-            _ => "Denied by the person approving requests.".into(),
-        },
-    }
-}
-
-fn tool_request(tool_name: &str, input: &Value) -> NewPermission {
-    NewPermission {
-        kind: Some(Kind::Tool),
-        name: Some(tool_name.to_owned()),
-        input: Some(input.clone()),
-        agent: Some("claude-code".into()),
-        ..NewPermission::default()
-    }
-}
-
-/// Claude Code's built-in tools as the broker's kinds, so that shell and path rules apply to
-/// them; any other tool is asked about as a tool call.
-fn claude_request(tool_name: &str, input: &Value) -> NewPermission {
-    let field = |key: &str| input.get(key).and_then(Value::as_str).map(str::to_owned);
-    let base = NewPermission {
-        agent: Some("claude-code".into()),
-        reason: field("description"),
-        ..NewPermission::default()
-    };
-    let file = |op: FileOp| NewPermission {
-        kind: Some(Kind::File),
-        operation: Some(op),
-        path: field("file_path"),
-        ..base.clone()
-    };
-    match tool_name {
-        "Bash" if field("command").is_some() => NewPermission {
-            kind: Some(Kind::Shell),
-            command: field("command"),
-            ..base.clone()
-        },
-        "Read" if field("file_path").is_some() => file(FileOp::Read),
-        "Edit" | "MultiEdit" | "NotebookEdit" if field("file_path").is_some() => {
-            file(FileOp::Modify)
-        }
-        "Write" if field("file_path").is_some() => NewPermission {
-            content_preview: field("content").map(|c| cut(&c, PREVIEW_MAX)),
-            ..file(FileOp::Overwrite)
-        },
-        "WebFetch" if field("url").is_some() => NewPermission {
-            kind: Some(Kind::Network),
-            url: field("url"),
-            method: Some("GET".into()),
-            ..base.clone()
-        },
-        _ => tool_request(tool_name, input),
-    }
-}
-
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 impl ServerHandler for Gate {
@@ -418,28 +340,6 @@ impl ServerHandler for Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn claude_code_tools_become_broker_kinds() {
-        let bash = claude_request(
-            "Bash",
-            &json!({"command": "git status", "description": "see"}),
-        );
-        assert_eq!(bash.kind, Some(Kind::Shell));
-        assert_eq!(bash.command.as_deref(), Some("git status"));
-        assert_eq!(bash.reason.as_deref(), Some("see"));
-        let write = claude_request(
-            "Write",
-            &json!({"file_path": "/tmp/a", "content": "é".repeat(3000)}),
-        );
-        assert_eq!(write.operation, Some(FileOp::Overwrite));
-        assert!(write.content_preview.unwrap().len() <= PREVIEW_MAX);
-        let other = claude_request("mcp__github__create_issue", &json!({"title": "x"}));
-        assert_eq!(other.kind, Some(Kind::Tool));
-        assert_eq!(other.name.as_deref(), Some("mcp__github__create_issue"));
-        // A built-in tool without its usual field is asked about as a tool call.
-        assert_eq!(claude_request("Bash", &json!({})).kind, Some(Kind::Tool));
-    }
 
     #[test]
     fn every_listed_tool_has_a_scope() {

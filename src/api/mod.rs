@@ -11,9 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::clock::Timestamp;
 
+mod bridges;
 pub mod events;
 mod oauth;
 mod permissions;
+pub use bridges::*;
 pub use oauth::*;
 pub use permissions::*;
 

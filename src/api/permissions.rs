@@ -115,6 +115,9 @@ pub enum Source {
     Person,
     /// Nobody answered in time.
     Timeout,
+    /// Answered in the agent's own interface (opencode's TUI or web UI), not through agentgate:
+    /// recorded as what happened there, never as a decision of ours.
+    Upstream,
 }
 
 /// The provenance of a decision.

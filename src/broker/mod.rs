@@ -195,6 +195,18 @@ impl Broker {
         who: &Principal,
         request: NewPermission,
     ) -> Result<PermissionView, Error> {
+        self.create_within(who, request, None).await
+    }
+
+    /// As [`Broker::create`], for an asker that cannot wait longer than `patience` (a hook the
+    /// agent kills after its timeout): a pending request's deadline is at most that far away,
+    /// so the person's silence is recorded as `timeout` before the asker gives up.
+    pub(super) async fn create_within(
+        &self,
+        who: &Principal,
+        request: NewPermission,
+        patience: Option<Duration>,
+    ) -> Result<PermissionView, Error> {
         let mut n =
             normalize::normalize(request, self.settings.home.as_deref()).map_err(Error::Invalid)?;
         n.subject.requester = Some(who.actor().to_owned());
@@ -218,6 +230,10 @@ impl Broker {
                     .timeout
                     .or(decision.timeout)
                     .unwrap_or(self.settings.default_timeout.as_secs());
+                let secs = match patience.map(|p| p.as_secs().max(1)) {
+                    Some(cap) if secs == 0 || secs > cap => cap,
+                    _ => secs,
+                };
                 (
                     Status::Pending,
                     (secs > 0).then(|| now.plus(Duration::from_secs(secs))),

@@ -154,6 +154,32 @@ impl Broker {
         })
     }
 
+    /// Closes a pending request that was answered in the agent's own interface (`upstream`,
+    /// e.g. opencode's TUI): recorded with that provenance, never as a person's decision
+    /// through agentgate. `false`: it was no longer pending.
+    pub async fn answered_upstream(
+        &self,
+        id: &str,
+        allowed: bool,
+        upstream: &str,
+    ) -> Result<bool, Error> {
+        let status = if allowed {
+            Status::Allowed
+        } else {
+            Status::Denied
+        };
+        let by = DecidedBy {
+            source: Source::Upstream,
+            rule: None,
+            approver: Some(upstream.to_owned()),
+            approvers: Vec::new(),
+            auto_resolved: false,
+            reason: Some(format!("answered in {upstream} itself")),
+        };
+        self.settle(id, status, &by, None, &[], self.clock.now())
+            .await
+    }
+
     pub(super) async fn already_decided(&self, id: &str) -> Error {
         match self.store.permission(id).await {
             Ok(Some(row)) => match self.view(row).await {

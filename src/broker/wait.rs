@@ -82,6 +82,27 @@ impl Broker {
         Ok(view)
     }
 
+    /// An asker that gives up after `patience` asks and waits: the request times out (and is
+    /// recorded as `timeout`) by then, and the answer is the request as it then stands.
+    pub async fn ask_within(
+        &self,
+        who: &Principal,
+        request: NewPermission,
+        patience: Duration,
+    ) -> Result<PermissionView, Error> {
+        let mut view = Box::pin(self.create_within(who, request, Some(patience))).await?;
+        // A little past the deadline, so the expirer's `timeout` is what the asker hears.
+        let until = tokio::time::Instant::now() + patience + Duration::from_secs(2);
+        while view.status == Status::Pending && !*self.stopping().borrow() {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            view = self.wait(who, &view.id, left).await?;
+        }
+        Ok(view)
+    }
+
     /// Waits up to `max` (capped at [`MAX_WAIT`]) for `id` to be decided; returns it either way.
     /// A waiter parks holding only its watch receiver and a timer, so 10,000 of them stay small;
     /// everything else is looked up again when it wakes.

@@ -33,6 +33,12 @@ impl Client {
     /// Resolves the URL (`--url`, else the configured listen address) and the token (`--token`,
     /// `AGENTGATE_TOKEN`, else `<data-dir>/admin.token`).
     pub fn from_global(global: &Global) -> anyhow::Result<Client> {
+        Client::with_token(global, None)
+    }
+
+    /// As [`Client::from_global`], with `token` (read from a hook's token file, say) before
+    /// every other source.
+    pub fn with_token(global: &Global, token: Option<String>) -> anyhow::Result<Client> {
         let (file, _) = FileConfig::load(global.config.as_deref())?;
         let base = match &global.url {
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -57,7 +63,7 @@ impl Client {
                 format!("http://{host}:{}", listen.port())
             }
         };
-        let token = match &global.token {
+        let token = match token.as_ref().or(global.token.as_ref()) {
             Some(t) => t.trim().to_owned(),
             None => {
                 let data_dir = config::resolve_data_dir(global.data_dir.clone().or(file.data_dir))?;
@@ -91,6 +97,46 @@ impl Client {
             Ok(body) => Err(DaemonError { status, body }.into()),
             Err(_) => Err(anyhow::anyhow!("{url} answered HTTP {status}")),
         }
+    }
+
+    /// The daemon's URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Posts `body` as JSON text and returns the answer's status and bytes as they came, waiting
+    /// at most `timeout`.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<(StatusCode, axum::body::Bytes)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    anyhow::anyhow!(
+                        "the agentgate daemon at {} did not answer in time",
+                        self.base
+                    )
+                } else {
+                    self.unreachable(e)
+                }
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("reading the daemon's answer")?;
+        Ok((status, bytes))
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {

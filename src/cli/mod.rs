@@ -4,6 +4,8 @@
 
 mod client;
 mod commands;
+mod hook;
+mod hook_install;
 mod oauth_admin;
 mod pair;
 mod requests;
@@ -129,6 +131,33 @@ enum Command {
     /// `oauth grants` (remembered consent), `oauth grants revoke ID`
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// The agents' own permission prompts: `hook claude-code|codex` answers one hook event
+    /// (stdin → stdout); `hook install|uninstall|status claude-code|codex` manage the hook
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Agent servers the daemon follows (`[[bridge]]` in config.toml): `bridge list`
+    #[command(subcommand)]
+    Bridge(BridgeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum HookCommand {
+    /// Claude Code's command hook: answers one PreToolUse or PermissionRequest event
+    ClaudeCode(hook::HookRun),
+    /// Codex's command hook: answers one PreToolUse or PermissionRequest event
+    Codex(hook::HookRun),
+    /// Mint the hook's token and merge the hook into the agent's settings (idempotent)
+    Install(hook_install::HookInstall),
+    /// Remove exactly what `hook install` added, and revoke its token
+    Uninstall(hook_install::HookInstall),
+    /// Whether the hook is installed, its token accepted and (Codex) the hook trusted
+    Status(hook_install::HookInstall),
+}
+
+#[derive(Debug, Subcommand)]
+enum BridgeCommand {
+    /// Each bridge: connected or not, last event, pending prompts, last error
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,10 +404,14 @@ enum PassphraseCommand {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A command hook runs once per tool call: one thread starts fastest.
+    let mut builder = match cli.command {
+        Command::Hook(HookCommand::ClaudeCode(_) | HookCommand::Codex(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             esay!("error: cannot start the async runtime: {e}");
@@ -397,6 +430,22 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await.map(|()| 0),
             Command::Pair(args) => pair::run(&cli.global, args).await.map(|()| 0),
             Command::Oauth(command) => oauth_admin::run(&cli.global, command).await.map(|()| 0),
+            Command::Hook(HookCommand::ClaudeCode(args)) => {
+                Ok(hook::run(&cli.global, crate::agents::hook::Agent::ClaudeCode, &args).await)
+            }
+            Command::Hook(HookCommand::Codex(args)) => {
+                Ok(hook::run(&cli.global, crate::agents::hook::Agent::Codex, &args).await)
+            }
+            Command::Hook(HookCommand::Install(args)) => {
+                hook_install::install(&cli.global, args).await.map(|()| 0)
+            }
+            Command::Hook(HookCommand::Uninstall(args)) => {
+                hook_install::uninstall(&cli.global, args).await.map(|()| 0)
+            }
+            Command::Hook(HookCommand::Status(args)) => {
+                hook_install::status(&cli.global, args).await
+            }
+            Command::Bridge(BridgeCommand::List) => bridges(&cli.global).await.map(|()| 0),
             command => commands::run(&cli.global, command).await,
         }
     });
@@ -417,4 +466,38 @@ pub fn main() -> ExitCode {
             ExitCode::from(error_code)
         }
     }
+}
+
+/// `agentgate bridge list`.
+async fn bridges(global: &Global) -> anyhow::Result<()> {
+    let client = client::Client::from_global(global)?;
+    let list: crate::api::BridgeList = client.get("/api/v1/bridges").await?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.bridges.is_empty() {
+        println!("no bridges: add [[bridge]] entries to config.toml");
+    }
+    for b in list.bridges {
+        let state = if b.connected {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        terminal::say!(
+            "{}\t{}\t{}\t{state}\tlast event {}\tpending {}\tasked {}{}",
+            b.name,
+            b.kind,
+            b.url,
+            b.last_event_at
+                .map_or("never".to_owned(), |t| t.to_string()),
+            b.pending,
+            b.asked,
+            b.last_error
+                .map(|e| format!("\tlast error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }

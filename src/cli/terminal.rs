@@ -6,15 +6,7 @@
 /// `text` with control, bidi, invisible and line-separating characters written as escapes
 /// (`\x1b`, `\n`, `\u{202e}`).
 pub fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if crate::display::hidden(c) {
-            out.push_str(&crate::display::escape(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::display::visible(text, usize::MAX)
 }
 
 /// `println!` for lines that carry text from agents or clients.

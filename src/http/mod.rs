@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod guard;
+mod hooks;
 mod log;
 mod mcp_endpoint;
 mod oauth_endpoints;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub clock: Clock,
     /// Which `Host` values we answer.
     pub hosts: HostPolicy,
+    /// The agent servers whose prompts the daemon follows.
+    pub bridges: crate::bridge::Bridges,
 }
 
 impl AppState {

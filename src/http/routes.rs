@@ -9,8 +9,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 pub use super::surface::{Access, CORS_PATHS, MCP_PATH, Surface};
 use super::{
-    AppState, events, mcp_endpoint, oauth_endpoints, pairings, passphrase, permissions, rules,
-    system, tokens, web,
+    AppState, events, hooks, mcp_endpoint, oauth_endpoints, pairings, passphrase, permissions,
+    rules, system, tokens, web,
 };
 
 /// The HTTP methods routes use.
@@ -136,6 +136,9 @@ pub fn table() -> Vec<Route> {
             approve,
             permissions::reply_permission,
         ),
+        // The agents' own prompts: Claude Code's http hooks and the command hooks.
+        Route::new(Post, "/api/v1/hooks/{agent}", request, hooks::hook),
+        Route::new(Get, "/api/v1/bridges", read, system::bridges),
         Route::new(
             Post,
             "/api/v1/policy/explain",

@@ -1,9 +1,11 @@
-//! `/healthz` and `/api/v1/whoami`.
+//! `/healthz`, `/api/v1/whoami` and `/api/v1/bridges`.
 
 use axum::Json;
+use axum::extract::State;
 
+use super::AppState;
 use super::extract::Authed;
-use crate::api::{Health, WhoAmI};
+use crate::api::{BridgeList, Health, WhoAmI};
 
 /// `GET /healthz`: the daemon answers. No credential needed.
 pub async fn healthz() -> Json<Health> {
@@ -20,4 +22,9 @@ pub async fn whoami(Authed(who): Authed) -> Json<WhoAmI> {
         scopes: who.scopes.to_vec(),
         expires_at: who.expires_at,
     })
+}
+
+/// `GET /api/v1/bridges`: the agent servers followed, and how each connection stands.
+pub async fn bridges(State(state): State<AppState>) -> Json<BridgeList> {
+    Json(state.bridges.list())
 }

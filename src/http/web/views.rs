@@ -567,7 +567,9 @@ fn decided_words(p: &PermissionView) -> String {
             }
             (Source::Rule, _, Some(rule)) => format!(" by rule {rule}"),
             (Source::Rule, _, None) => " by the policy (no rule matched)".to_owned(),
-            (Source::Timeout, _, _) => String::new(),
+            (Source::Upstream, Some(name), _) => {
+                format!(" in {name} itself (answered there, not through agentgate)")
+            }
             _ => String::new(),
         },
     };
