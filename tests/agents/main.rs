@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod claude;
+mod codex;
 mod daemon;
 mod models;
 
@@ -35,5 +36,12 @@ fn agent(name: &str) -> Option<PathBuf> {
 async fn claude_code_asks_agentgate_before_every_command() {
     if let Some(bin) = agent("claude") {
         claude::run(&bin).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_hook_denies_and_its_trust_is_recorded_and_checked() {
+    if let Some(bin) = agent("codex") {
+        codex::run(&bin).await;
     }
 }
