@@ -34,6 +34,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 struct Inflight {
     request: Option<String>,
     answered_upstream: Option<bool>,
+    directory: Option<String>,
 }
 
 struct Link {
@@ -209,11 +210,27 @@ impl Link {
             i.retry_at = None;
         });
         tracing::info!(bridge = self.name(), "opencode bridge connected");
-        // Prompts raised while we were away.
+        // Prompts raised while we were away; and prompts opencode no longer has (it restarted:
+        // this version keeps pending prompts in memory only) are withdrawn, so no one answers a
+        // prompt that cannot be answered any more.
+        let known: Vec<(String, Option<String>, Option<String>)> = lock(&self.inflight)
+            .iter()
+            .map(|(id, f)| (id.clone(), f.request.clone(), f.directory.clone()))
+            .collect();
         let dirs: Vec<Option<String>> = lock(&self.directories).iter().cloned().collect();
         for dir in dirs {
-            if let Err(e) = self.catch_up(dir.as_deref()).await {
-                self.bridge.update(|i| i.last_error = Some(e));
+            match self.catch_up(dir.as_deref()).await {
+                Ok(listed) => {
+                    for (prompt, request, _) in known
+                        .iter()
+                        .filter(|(p, _, d)| *d == dir && !listed.contains(p))
+                    {
+                        if let Some(request) = request {
+                            self.withdraw(prompt, request).await;
+                        }
+                    }
+                }
+                Err(e) => self.bridge.update(|i| i.last_error = Some(e)),
             }
         }
         let mut reader = sse::Reader::default();
@@ -233,7 +250,33 @@ impl Link {
         }
     }
 
-    async fn catch_up(self: &Arc<Self>, directory: Option<&str>) -> Result<(), String> {
+    /// A prompt opencode no longer has: its request is closed as withdrawn there.
+    async fn withdraw(&self, prompt: &str, request: &str) {
+        lock(&self.ours).insert(prompt.to_owned());
+        let note = format!(
+            "{} no longer has this prompt (it restarted, or the session ended)",
+            self.name()
+        );
+        match self
+            .broker
+            .answered_upstream(request, false, self.name(), Some(note))
+            .await
+        {
+            Ok(_) => tracing::info!(
+                bridge = self.name(),
+                prompt,
+                request,
+                "withdrawn: opencode no longer has the prompt"
+            ),
+            Err(e) => tracing::warn!(bridge = self.name(), error = %e, "cannot withdraw a request"),
+        }
+    }
+
+    /// Takes every prompt opencode has pending; returns their ids.
+    async fn catch_up(
+        self: &Arc<Self>,
+        directory: Option<&str>,
+    ) -> Result<HashSet<String>, String> {
         let request = self.call(reqwest::Method::GET, "/permission", directory)?;
         let response = request
             .timeout(CALL_TIMEOUT)
@@ -250,11 +293,15 @@ impl Link {
             .json()
             .await
             .map_err(|e| format!("GET /permission did not answer JSON: {}", root(&e)))?;
+        let mut listed = HashSet::new();
         for props in list.as_array().into_iter().flatten() {
+            if let Some(id) = props.get("id").and_then(Value::as_str) {
+                listed.insert(id.to_owned());
+            }
             self.clone()
                 .asked(Api::V1, props, directory.map(str::to_owned));
         }
-        Ok(())
+        Ok(listed)
     }
 
     fn event(self: Arc<Self>, data: &str) {
@@ -299,7 +346,13 @@ impl Link {
             if inflight.contains_key(&asked.id) {
                 return;
             }
-            inflight.insert(asked.id.clone(), Inflight::default());
+            inflight.insert(
+                asked.id.clone(),
+                Inflight {
+                    directory: directory.clone(),
+                    ..Inflight::default()
+                },
+            );
         }
         self.bridge.update(|i| i.pending += 1);
         tokio::spawn(async move {
@@ -330,7 +383,10 @@ impl Link {
             let broker = self.broker.clone();
             let name = self.name().to_owned();
             tokio::spawn(async move {
-                if let Err(e) = broker.answered_upstream(&request, allowed, &name).await {
+                if let Err(e) = broker
+                    .answered_upstream(&request, allowed, &name, None)
+                    .await
+                {
                     tracing::warn!(bridge = name, error = %e, "cannot record an answer given in opencode");
                 }
             });
@@ -375,7 +431,7 @@ impl Link {
         if let Some(allowed) = upstream {
             let _ = self
                 .broker
-                .answered_upstream(&request, allowed, self.name())
+                .answered_upstream(&request, allowed, self.name(), None)
                 .await;
             return;
         }

@@ -155,13 +155,15 @@ impl Broker {
     }
 
     /// Closes a pending request that was answered in the agent's own interface (`upstream`,
-    /// e.g. opencode's TUI): recorded with that provenance, never as a person's decision
-    /// through agentgate. `false`: it was no longer pending.
+    /// e.g. opencode's TUI), or that the agent withdrew (`note` says why): recorded with that
+    /// provenance, never as a person's decision through agentgate. `false`: it was no longer
+    /// pending.
     pub async fn answered_upstream(
         &self,
         id: &str,
         allowed: bool,
         upstream: &str,
+        note: Option<String>,
     ) -> Result<bool, Error> {
         let status = if allowed {
             Status::Allowed
@@ -176,7 +178,7 @@ impl Broker {
             auto_resolved: false,
             reason: Some(format!("answered in {upstream} itself")),
         };
-        self.settle(id, status, &by, None, &[], self.clock.now())
+        self.settle(id, status, &by, note, &[], self.clock.now())
             .await
     }
 

@@ -21,6 +21,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon whose data lives in `dir/data` and whose config is `config_toml`.
     pub async fn start(dir: &Path, config_toml: &str) -> Daemon {
+        std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("config.toml");
         std::fs::write(&config, config_toml).unwrap();
         let mut daemon = Daemon {

@@ -11,6 +11,7 @@ mod claude;
 mod codex;
 mod daemon;
 mod models;
+mod opencode;
 
 use std::path::PathBuf;
 
@@ -43,5 +44,12 @@ async fn claude_code_asks_agentgate_before_every_command() {
 async fn codex_hook_denies_and_its_trust_is_recorded_and_checked() {
     if let Some(bin) = agent("codex") {
         codex::run(&bin).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_prompts_are_answered_through_the_bridge() {
+    if let Some(bin) = agent("opencode") {
+        opencode::run(&bin).await;
     }
 }

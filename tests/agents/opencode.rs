@@ -1,0 +1,356 @@
+//! Real `opencode serve` (pinned in tests/agents/package-lock.json) with its Basic password,
+//! driven by the scripted OpenAI-compatible model, and followed by an agentgate `[[bridge]]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::daemon::{Daemon, eventually};
+use crate::models::{self, Model};
+
+const PASSWORD: &str = "correct-horse-opencode-4242";
+
+pub struct Opencode {
+    bin: PathBuf,
+    home: PathBuf,
+    project: PathBuf,
+    port: u16,
+    child: Option<tokio::process::Child>,
+    pub url: String,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Opencode {
+    pub async fn start(bin: &Path, root: &Path, model: &Model) -> Opencode {
+        let home = root.join("oc-home");
+        let project = root.join("proj");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(
+            project.join("opencode.json"),
+            json!({
+                "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "Fake LLM",
+                    "options": {"baseURL": format!("http://{}/v1", model.addr), "apiKey": "dummy"},
+                    "models": {"fake-model": {"name": "Fake Model", "tool_call": true}}}},
+                "model": "fake/fake-model", "small_model": "fake/fake-model",
+                "permission": {"bash": "ask"}, "autoupdate": false, "share": "disabled"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut oc = Opencode {
+            bin: bin.to_owned(),
+            home,
+            project,
+            port,
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        };
+        oc.spawn().await;
+        oc
+    }
+
+    pub fn project(&self) -> &Path {
+        &self.project
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("opencode.log"))
+            .unwrap();
+        let child = tokio::process::Command::new(&self.bin)
+            .args([
+                "serve",
+                "--port",
+                &self.port.to_string(),
+                "--hostname",
+                "127.0.0.1",
+            ])
+            .current_dir(&self.project)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("OPENCODE_SERVER_PASSWORD", PASSWORD)
+            .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+            .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+            .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
+            .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
+            .env("OPENCODE_DISABLE_SHARE", "1")
+            .env("npm_config_registry", "http://127.0.0.1:9/")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let http = self.http.clone();
+        let url = self.url.clone();
+        eventually("opencode answers /global/health", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                matches!(
+                    tokio::time::timeout(
+                        Duration::from_secs(3),
+                        http.get(format!("{url}/global/health")).basic_auth("opencode", Some(PASSWORD)).send()
+                    )
+                    .await,
+                    Ok(Ok(r)) if r.status().is_success()
+                )
+            }
+        })
+        .await;
+    }
+
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth("opencode", Some(PASSWORD));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Starts a session and prompts it (the model then asks to run its scripted command).
+    pub async fn prompt(&self) -> String {
+        let session = self
+            .call(reqwest::Method::POST, "/session", Some(json!({})))
+            .await;
+        let id = session["id"].as_str().unwrap().to_owned();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/session/{id}/prompt_async"),
+            Some(json!({"parts": [{"type": "text", "text": "Run the command."}]})),
+        )
+        .await;
+        id
+    }
+
+    /// The session's bash tool parts.
+    pub async fn tool_parts(&self, session: &str) -> Vec<Value> {
+        let messages = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/session/{session}/message"),
+                None,
+            )
+            .await;
+        messages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["type"] == "tool")
+            .collect()
+    }
+}
+
+fn config(oc: &Opencode, password_file: &Path) -> String {
+    format!(
+        r#"
+default_timeout = 120
+
+[[rules]]
+action = "allow"
+kind = "shell"
+pattern = "touch auto.txt"
+
+[[bridge]]
+kind = "opencode"
+name = "opencode"
+url = "{}"
+password_file = "{}"
+"#,
+        oc.url,
+        password_file.display()
+    )
+}
+
+async fn file_appears(path: &Path) {
+    let p = path.to_owned();
+    eventually(&format!("{} exists", path.display()), || {
+        let p = p.clone();
+        async move { p.exists() }
+    })
+    .await;
+}
+
+async fn bridge_connected(daemon: &Daemon) {
+    eventually("the bridge is connected", || async {
+        daemon.get("/api/v1/bridges").await["bridges"][0]["connected"] == true
+    })
+    .await;
+}
+
+pub async fn run(bin: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = models::start().await;
+    let mut oc = Opencode::start(bin, tmp.path(), &model).await;
+    let password_file = tmp.path().join("oc.password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let mut daemon = Daemon::start(&tmp.path().join("gate"), &config(&oc, &password_file)).await;
+    bridge_connected(&daemon).await;
+    let project = oc.project().to_owned();
+
+    // 1. opencode asks to run a command; the request appears; approved through our API, it runs.
+    model.set_command("touch approved.txt");
+    let session = oc.prompt().await;
+    let pending = daemon.pending().await;
+    assert_eq!(pending["kind"], "shell");
+    assert_eq!(pending["request"]["command"], "touch approved.txt");
+    assert_eq!(pending["request"]["session"], session.as_str());
+    assert_eq!(pending["request"]["agent"], "opencode");
+    assert_eq!(pending["requester"], "bridge-opencode");
+    daemon
+        .reply(pending["id"].as_str().unwrap(), "allow", None)
+        .await;
+    file_appears(&project.join("approved.txt")).await;
+
+    // 2. Denied with a message: it does not run, and opencode's tool result carries the message.
+    model.set_command("touch denied.txt");
+    let session = oc.prompt().await;
+    let pending = daemon.pending().await;
+    daemon
+        .reply(
+            pending["id"].as_str().unwrap(),
+            "deny",
+            Some("use the scratch directory"),
+        )
+        .await;
+    eventually("opencode's tool result carries the message", || {
+        let (oc, session) = (&oc, session.clone());
+        async move {
+            oc.tool_parts(&session)
+                .await
+                .iter()
+                .any(|p| p.to_string().contains("use the scratch directory"))
+        }
+    })
+    .await;
+    assert!(!project.join("denied.txt").exists());
+
+    // 3. A policy allow answers without a person.
+    model.set_command("touch auto.txt");
+    oc.prompt().await;
+    file_appears(&project.join("auto.txt")).await;
+    let decided = daemon.all().await;
+    let auto = decided
+        .iter()
+        .find(|p| p["request"]["command"] == "touch auto.txt")
+        .unwrap();
+    assert_eq!(auto["decided_by"]["source"], "rule");
+
+    // 4. Answered in opencode itself: our request closes as answered upstream.
+    model.set_command("touch upstream.txt");
+    oc.prompt().await;
+    let pending = daemon.pending().await;
+    let asked = oc.call(reqwest::Method::GET, "/permission", None).await;
+    let upstream_id = asked[0]["id"].as_str().unwrap().to_owned();
+    oc.call(
+        reqwest::Method::POST,
+        &format!("/permission/{upstream_id}/reply"),
+        Some(json!({"reply": "once"})),
+    )
+    .await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+    eventually("our request closes as answered upstream", || {
+        let id = id.clone();
+        let daemon = &daemon;
+        async move {
+            let p = daemon.get(&format!("/api/v1/permissions/{id}")).await;
+            p["status"] == "allowed" && p["decided_by"]["source"] == "upstream"
+        }
+    })
+    .await;
+    file_appears(&project.join("upstream.txt")).await;
+
+    // 5. agentgate restarts while opencode waits: the bridge re-attaches to the same request
+    //    (no second one), and the person's answer still reaches opencode.
+    model.set_command("touch across-restart.txt");
+    oc.prompt().await;
+    let before = daemon.pending().await;
+    daemon.restart().await;
+    bridge_connected(&daemon).await;
+    let after = daemon.pending().await;
+    assert_eq!(after["id"], before["id"], "the bridge asked twice");
+    daemon
+        .reply(after["id"].as_str().unwrap(), "allow", None)
+        .await;
+    file_appears(&project.join("across-restart.txt")).await;
+    let count = daemon
+        .all()
+        .await
+        .iter()
+        .filter(|p| p["request"]["command"] == "touch across-restart.txt")
+        .count();
+    assert_eq!(count, 1);
+
+    // 6. opencode restarts while a request is pending: this opencode keeps pending prompts in
+    //    memory only, so that prompt is gone; the bridge reconnects, closes our request as
+    //    withdrawn there (never as a person's denial), and answers the prompts raised after.
+    model.set_command("touch before-restart.txt");
+    oc.prompt().await;
+    let before = daemon.pending().await;
+    oc.restart().await;
+    let id = before["id"].as_str().unwrap().to_owned();
+    eventually("the vanished prompt's request is withdrawn", || {
+        let (id, daemon) = (id.clone(), &daemon);
+        async move {
+            let p = daemon.get(&format!("/api/v1/permissions/{id}")).await;
+            p["status"] == "denied" && p["decided_by"]["source"] == "upstream"
+        }
+    })
+    .await;
+    let withdrawn = daemon.get(&format!("/api/v1/permissions/{id}")).await;
+    assert!(
+        withdrawn["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer has this prompt"),
+        "{withdrawn}"
+    );
+    model.set_command("touch after-restart.txt");
+    oc.prompt().await;
+    let pending = daemon.pending().await;
+    assert_eq!(pending["request"]["command"], "touch after-restart.txt");
+    daemon
+        .reply(pending["id"].as_str().unwrap(), "allow", None)
+        .await;
+    file_appears(&project.join("after-restart.txt")).await;
+    oc.kill().await;
+}
