@@ -39,7 +39,7 @@ pub async fn hook(
     let Some(agent) = Agent::parse(&name) else {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
-            "not_found",
+            "unknown_hook",
             "agentgate answers hooks for `claude-code` and `codex`",
         ));
     };

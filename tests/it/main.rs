@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_tokens;
+mod bridge;
 mod broker;
 mod cli;
 mod harness;
+mod hooks;
 mod oauth;
 mod safety;
 mod scope_table;

@@ -152,6 +152,7 @@ pub fn concrete(path: &str) -> String {
     path.replace("{id}", "tok_0000000000000000")
         .replace("{code}", "agp_0000")
         .replace("{file}", "app.css")
+        .replace("{agent}", "claude-code")
 }
 
 #[tokio::test]
