@@ -8,6 +8,7 @@ mod broker;
 mod cli;
 mod harness;
 mod hooks;
+mod notify;
 mod oauth;
 mod safety;
 mod scope_table;
