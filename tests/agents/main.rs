@@ -33,6 +33,24 @@ fn agent(name: &str) -> Option<PathBuf> {
     None
 }
 
+/// tests/browser with its playwright-core and Debian's chromium, for the one click in the inbox
+/// (required where the browser tests are).
+fn browser() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var_os("AGENTGATE_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if chromium.exists() && dir.join("node_modules/playwright-core").exists() {
+        return Some(dir);
+    }
+    let message = "the inbox click on a real opencode prompt NOT RUN: chromium or tests/browser/node_modules missing";
+    if std::env::var("AGENTGATE_BROWSER_TESTS").is_ok_and(|v| v == "required") {
+        panic!("{message} (AGENTGATE_BROWSER_TESTS=required)");
+    }
+    eprintln!("{message}");
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_asks_agentgate_before_every_command() {
     if let Some(bin) = agent("claude") {

@@ -352,5 +352,45 @@ pub async fn run(bin: &Path) {
         .reply(pending["id"].as_str().unwrap(), "allow", None)
         .await;
     file_appears(&project.join("after-restart.txt")).await;
+
+    // 7. In the inbox: the request real opencode raised is approved with a click in Chromium.
+    if let Some(browser) = crate::browser() {
+        let passphrase = "correct horse battery staple";
+        let r = daemon
+            .http
+            .put(format!("{}/api/v1/passphrase", daemon.url))
+            .bearer_auth(&daemon.admin)
+            .json(&json!({"passphrase": passphrase}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        model.set_command("touch clicked.txt");
+        oc.prompt().await;
+        let pending = daemon.pending().await;
+        assert_eq!(pending["request"]["command"], "touch clicked.txt");
+        let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/browser-screenshots/opencode-prompt.png");
+        let _ = std::fs::create_dir_all(shot.parent().unwrap());
+        let status = tokio::process::Command::new("node")
+            .arg(browser.join("approve.mjs"))
+            .arg(&daemon.url)
+            .arg(passphrase)
+            .arg(pending["id"].as_str().unwrap())
+            .arg(&shot)
+            .current_dir(&browser)
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "the click in the inbox failed");
+        file_appears(&project.join("clicked.txt")).await;
+        let decided = daemon
+            .get(&format!(
+                "/api/v1/permissions/{}",
+                pending["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(decided["decided_by"]["source"], "person");
+    }
     oc.kill().await;
 }

@@ -963,7 +963,10 @@ fn the_command_hook_blocks_on_every_failure_with_a_reason() {
     for (input, words) in [
         ("", "empty"),
         ("{\"hook_event_name\":\"PreToolUse\"", "not valid JSON"),
-        (r#"{"hook_event_name":"SessionStart","tool_name":"x","tool_input":{}}"#, "not `SessionStart`"),
+        (
+            r#"{"hook_event_name":"SessionStart","tool_name":"x","tool_input":{}}"#,
+            "not `SessionStart`",
+        ),
     ] {
         let out = hook(&["claude-code", "--token-file", &token_arg], input);
         assert_eq!(out.status.code(), Some(2), "{input}");
@@ -973,34 +976,65 @@ fn the_command_hook_blocks_on_every_failure_with_a_reason() {
     // A token file that is missing, or a token the daemon refuses.
     let out = hook(&["codex", "--token-file", "/nonexistent/t"], event);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read the token file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read the token file"),
+        "{}",
+        stderr(&out)
+    );
     let bad = daemon.dir.path().join("bad.token");
     std::fs::write(&bad, "agt_notarealtoken").unwrap();
-    let out = hook(&["claude-code", "--token-file", &bad.display().to_string()], event);
+    let out = hook(
+        &["claude-code", "--token-file", &bad.display().to_string()],
+        event,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
 
     // Nobody answers within the hook's timeout: denied as timed out, recorded as timeout.
-    let out = hook(&["claude-code", "--token-file", &token_arg, "--timeout", "1"], event);
+    let out = hook(
+        &["claude-code", "--token-file", &token_arg, "--timeout", "1"],
+        event,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let answer: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(answer["hookSpecificOutput"]["permissionDecision"], "deny");
-    assert!(answer["hookSpecificOutput"]["permissionDecisionReason"].as_str().unwrap().contains("timed out"));
+    assert!(
+        answer["hookSpecificOutput"]["permissionDecisionReason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
     let audit = stdout(&daemon.cli(&["--json", "audit"]));
     assert!(audit.contains(r#""status":"timeout""#), "{audit}");
 
     // The daemon is down: blocked; with --on-error ask, left to the agent's own prompt.
     let mut dead = Command::new(BIN);
-    dead.args(["hook", "claude-code", "--url", "http://127.0.0.1:9", "--token-file", &token_arg])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    dead.args([
+        "hook",
+        "claude-code",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token-file",
+        &token_arg,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let out = run(dead, Some(event));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
     let mut ask = Command::new(BIN);
-    ask.args(["hook", "claude-code", "--url", "http://127.0.0.1:9", "--on-error", "ask", "--token-file", &token_arg])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    ask.args([
+        "hook",
+        "claude-code",
+        "--url",
+        "http://127.0.0.1:9",
+        "--on-error",
+        "ask",
+        "--token-file",
+        &token_arg,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let out = run(ask, Some(event));
     assert_eq!(out.status.code(), Some(0));
     let answer: Value = serde_json::from_str(&stdout(&out)).unwrap();

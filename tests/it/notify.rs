@@ -50,9 +50,18 @@ async fn every_format_is_sent_once_and_a_bad_target_slows_nothing() {
     let webhook = Arc::new(Inbox::default());
     let slack = Arc::new(Inbox::default());
     let ntfy = Arc::new(Inbox::default());
-    let flaky = Arc::new(Inbox { failures: Mutex::new(2), ..Inbox::default() });
-    let hanging = Arc::new(Inbox { hang: true, ..Inbox::default() });
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let flaky = Arc::new(Inbox {
+        failures: Mutex::new(2),
+        ..Inbox::default()
+    });
+    let hanging = Arc::new(Inbox {
+        hang: true,
+        ..Inbox::default()
+    });
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = format!(
         r#"
 public_url = "https://gate.example.test"
@@ -100,7 +109,13 @@ url = "http://{dead}/x"
     let (agent, _) = app.create_token("agent", &["request"], json!("1d")).await;
 
     // Allowed by policy: nobody is bothered.
-    let r = app.post("/api/v1/permissions", Some(&agent), json!({"kind": "shell", "command": "ls", "agent": "opencode"})).await;
+    let r = app
+        .post(
+            "/api/v1/permissions",
+            Some(&agent),
+            json!({"kind": "shell", "command": "ls", "agent": "opencode"}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     // Left for a person: announced.
     let r = app
@@ -114,11 +129,20 @@ url = "http://{dead}/x"
     let id = r.json()["id"].as_str().unwrap().to_owned();
     // A decision is not held up by the hanging target.
     let reply = app
-        .post(&format!("/api/v1/permissions/{id}/reply"), Some(&app.admin), json!({"decision": "allow"}))
+        .post(
+            &format!("/api/v1/permissions/{id}/reply"),
+            Some(&app.admin),
+            json!({"decision": "allow"}),
+        )
         .await;
     assert_eq!(reply.status, 200);
 
-    for (name, inbox) in [("webhook", &webhook), ("slack", &slack), ("ntfy", &ntfy), ("flaky", &flaky)] {
+    for (name, inbox) in [
+        ("webhook", &webhook),
+        ("slack", &slack),
+        ("ntfy", &ntfy),
+        ("flaky", &flaky),
+    ] {
         eventually(&format!("{name} got the notification"), || async {
             (!inbox.bodies.lock().unwrap().is_empty()).then_some(())
         })
@@ -134,17 +158,33 @@ url = "http://{dead}/x"
     assert_eq!(hook["id"], id.as_str());
     assert_eq!(hook["agent"], "opencode");
     assert_eq!(hook["summary"], "git push --force");
-    assert_eq!(hook["link"], format!("https://gate.example.test/#card-{id}"));
-    let text = slack.bodies.lock().unwrap()[0]["text"].as_str().unwrap().to_owned();
-    assert!(text.contains("git push --force") && text.contains(&format!("#card-{id}|Open in the inbox>")), "{text}");
+    assert_eq!(
+        hook["link"],
+        format!("https://gate.example.test/#card-{id}")
+    );
+    let text = slack.bodies.lock().unwrap()[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("git push --force")
+            && text.contains(&format!("#card-{id}|Open in the inbox>")),
+        "{text}"
+    );
     let push = ntfy.bodies.lock().unwrap()[0].clone();
     assert_eq!(push["topic"], "agentgate-topic");
     assert_eq!(push["priority"], 4);
-    assert_eq!(push["click"], format!("https://gate.example.test/#card-{id}"));
+    assert_eq!(
+        push["click"],
+        format!("https://gate.example.test/#card-{id}")
+    );
     // No credential in any of them.
     for inbox in [&webhook, &slack, &ntfy] {
         let all = Value::Array(inbox.bodies.lock().unwrap().clone()).to_string();
-        assert!(!all.contains("agt_") && !all.contains(&agent) && !all.contains(&app.admin), "{all}");
+        assert!(
+            !all.contains("agt_") && !all.contains(&agent) && !all.contains(&app.admin),
+            "{all}"
+        );
     }
     assert!(hanging.bodies.lock().unwrap().is_empty());
 }
