@@ -10,6 +10,7 @@
 //! Run: `cargo bench --bench hooks`. Rounds are interleaved; medians of per-round percentiles
 //! are printed with their spread.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods)] // common::start polls for the ready file
 
 mod common;
 

@@ -95,10 +95,9 @@ pub fn remove(settings: &mut Value, agent: Agent) -> Result<usize, String> {
         .get("hooks")
         .and_then(Value::as_object)
         .is_some_and(Map::is_empty)
+        && let Some(obj) = settings.as_object_mut()
     {
-        if let Some(obj) = settings.as_object_mut() {
-            obj.remove("hooks");
-        }
+        obj.remove("hooks");
     }
     Ok(removed)
 }

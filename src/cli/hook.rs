@@ -110,14 +110,14 @@ async fn ask(
 /// The safe outcome: a block with the reason, or with `--on-error ask` the agent's own prompt.
 fn fail(agent: Agent, on_error: OnError, event: &[u8], reason: &str) -> u8 {
     let reason = format!("agentgate: {reason}");
-    if on_error == OnError::Ask {
-        if let Ok(call) = hook::parse(agent, event) {
-            if let Some(answer) = hook::answer(agent, call.event, &Verdict::Ask(reason.clone())) {
-                println!("{answer}");
-            }
-            super::terminal::esay!("{reason} (left to {}'s own prompt)", agent.as_str());
-            return 0;
+    if on_error == OnError::Ask
+        && let Ok(call) = hook::parse(agent, event)
+    {
+        if let Some(answer) = hook::answer(agent, call.event, &Verdict::Ask(reason.clone())) {
+            println!("{answer}");
         }
+        super::terminal::esay!("{reason} (left to {}'s own prompt)", agent.as_str());
+        return 0;
     }
     super::terminal::esay!("{reason}");
     2

@@ -173,10 +173,10 @@ async fn ensure_token(
 ) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&place.token_file) {
         let existing = existing.trim().to_owned();
-        if let Ok(client) = Client::with_token(global, Some(existing.clone())) {
-            if client.get::<WhoAmI>("/api/v1/whoami").await.is_ok() {
-                return Ok(existing);
-            }
+        if let Ok(client) = Client::with_token(global, Some(existing.clone()))
+            && client.get::<WhoAmI>("/api/v1/whoami").await.is_ok()
+        {
+            return Ok(existing);
         }
     }
     revoke_named(admin, &place.token_name).await?;
@@ -204,17 +204,17 @@ async fn ensure_token(
 
 async fn revoke_named(admin: &Client, name: &str) -> anyhow::Result<bool> {
     let list: TokenList = admin.get("/api/v1/tokens").await?;
-    for token in list.tokens.into_iter().filter(|t| t.name == name) {
-        admin
-            .send::<(), Value>(
-                Method::DELETE,
-                &format!("/api/v1/tokens/{}", token.id),
-                None,
-            )
-            .await?;
-        return Ok(true);
-    }
-    Ok(false)
+    let Some(token) = list.tokens.into_iter().find(|t| t.name == name) else {
+        return Ok(false);
+    };
+    admin
+        .send::<(), Value>(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", token.id),
+            None,
+        )
+        .await?;
+    Ok(true)
 }
 
 fn quote(text: &str) -> String {
@@ -470,10 +470,10 @@ async fn codex_hooks(args: &HookInstall, place: &Place) -> anyhow::Result<Vec<Co
     let mut lines = BufReader::new(stdout).lines();
     let answer = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await? {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v.get("id") == Some(&json!(2)) {
-                    return Ok(v);
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v.get("id") == Some(&json!(2))
+            {
+                return Ok(v);
             }
         }
         anyhow::bail!("codex app-server ended without listing its hooks")

@@ -61,10 +61,10 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready) {
-                if !text.trim().is_empty() {
-                    break text.trim().to_owned();
-                }
+            if let Ok(text) = std::fs::read_to_string(&ready)
+                && !text.trim().is_empty()
+            {
+                break text.trim().to_owned();
             }
             assert!(
                 Instant::now() < deadline,
