@@ -179,8 +179,81 @@ pub async fn run(bin: &Path) {
         "the model did not get the reason: {last}"
     );
 
-    // Uninstall removes exactly what install added.
+    // The http hook (no process per tool call), installed in the git-ignored local settings.
     daemon.restart().await;
+    let web = tmp.path().join("proj-http");
+    std::fs::create_dir_all(&web).unwrap();
+    let web_arg = web.display().to_string();
+    let out = daemon.cli(
+        &[
+            "hook",
+            "install",
+            "claude-code",
+            "--http",
+            "--project",
+            &web_arg,
+            "--timeout",
+            "60",
+        ],
+        &home_env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = web.join(".claude/settings.local.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&local).unwrap().permissions());
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the token sits in this file: it is private"
+    );
+    let parsed: Value = serde_json::from_str(&std::fs::read_to_string(&local).unwrap()).unwrap();
+    assert_eq!(parsed["hooks"]["PreToolUse"][0]["hooks"][0]["type"], "http");
+    model.set_command("touch allowed.txt");
+    let result = claude(bin, &home, &web, &model).await;
+    assert!(web.join("allowed.txt").exists(), "{result}");
+    model.set_command("rm -rf ./*");
+    let run = tokio::spawn({
+        let (home, web) = (home.clone(), web.clone());
+        let bin = bin.to_owned();
+        let model = Model {
+            addr: model.addr,
+            script: model.script.clone(),
+        };
+        async move { claude(&bin, &home, &web, &model).await }
+    });
+    let pending = daemon.pending().await;
+    assert_eq!(pending["request"]["command"], "rm -rf ./*");
+    daemon
+        .reply(
+            pending["id"].as_str().unwrap(),
+            "deny",
+            Some("keep the files"),
+        )
+        .await;
+    run.await.unwrap();
+    assert!(web.join("allowed.txt").exists(), "the denied rm ran");
+    assert!(
+        model
+            .requests()
+            .last()
+            .unwrap()
+            .to_string()
+            .contains("keep the files")
+    );
+    // Daemon down: the http hook's failure blocks (onFailure), the file survives.
+    daemon.stop();
+    let result = claude(bin, &home, &web, &model).await;
+    assert!(
+        web.join("allowed.txt").exists(),
+        "ran with the daemon down: {result}"
+    );
+    daemon.restart().await;
+
+    // Uninstall removes exactly what install added.
     let removed = daemon.cli(
         &[
             "hook",
