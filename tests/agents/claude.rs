@@ -118,15 +118,7 @@ pub async fn run(bin: &Path) {
 
     // 2. Asked, then approved by a person while Claude Code waits.
     model.set_command("touch asked.txt");
-    let run = tokio::spawn({
-        let (home, project) = (home.clone(), project.clone());
-        let bin = bin.to_owned();
-        let model = Model {
-            addr: model.addr,
-            script: model.script.clone(),
-        };
-        async move { claude(&bin, &home, &project, &model).await }
-    });
+    let run = in_background(bin, &home, &project, &model);
     let pending = daemon.pending().await;
     assert_eq!(pending["kind"], "shell");
     assert_eq!(pending["request"]["command"], "touch asked.txt");
@@ -139,15 +131,7 @@ pub async fn run(bin: &Path) {
 
     // 3. Denied by a person with a message: not run, and the model reads the message.
     model.set_command("touch denied.txt");
-    let run = tokio::spawn({
-        let (home, project) = (home.clone(), project.clone());
-        let bin = bin.to_owned();
-        let model = Model {
-            addr: model.addr,
-            script: model.script.clone(),
-        };
-        async move { claude(&bin, &home, &project, &model).await }
-    });
+    let run = in_background(bin, &home, &project, &model);
     let pending = daemon.pending().await;
     daemon
         .reply(
@@ -216,15 +200,7 @@ pub async fn run(bin: &Path) {
     let result = claude(bin, &home, &web, &model).await;
     assert!(web.join("allowed.txt").exists(), "{result}");
     model.set_command("rm -rf ./*");
-    let run = tokio::spawn({
-        let (home, web) = (home.clone(), web.clone());
-        let bin = bin.to_owned();
-        let model = Model {
-            addr: model.addr,
-            script: model.script.clone(),
-        };
-        async move { claude(&bin, &home, &web, &model).await }
-    });
+    let run = in_background(bin, &home, &web, &model);
     let pending = daemon.pending().await;
     assert_eq!(pending["request"]["command"], "rm -rf ./*");
     daemon
@@ -272,4 +248,20 @@ pub async fn run(bin: &Path) {
     let after: Value =
         serde_json::from_str(&std::fs::read_to_string(&settings_path).unwrap()).unwrap();
     assert_eq!(after, serde_json::json!({}));
+}
+
+/// Runs the agent in the background (a person answers while it waits).
+fn in_background(
+    bin: &Path,
+    home: &Path,
+    project: &Path,
+    model: &Model,
+) -> tokio::task::JoinHandle<Value> {
+    let (bin, home, project, model) = (
+        bin.to_owned(),
+        home.to_owned(),
+        project.to_owned(),
+        model.clone(),
+    );
+    tokio::spawn(async move { claude(&bin, &home, &project, &model).await })
 }

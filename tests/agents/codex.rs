@@ -116,14 +116,7 @@ pub async fn run(bin: &Path) {
 
     // Denied by a person: not run, and the model gets the reason.
     model.set_command("touch denied.txt");
-    let run = tokio::spawn({
-        let (bin, home, project) = (bin.to_owned(), codex_home.clone(), project.clone());
-        let model = Model {
-            addr: model.addr,
-            script: model.script.clone(),
-        };
-        async move { codex(&bin, &home, &project, &model).await }
-    });
+    let run = in_background(bin, &codex_home, &project, &model);
     let pending = daemon.pending().await;
     assert_eq!(pending["request"]["agent"], "codex");
     assert_eq!(pending["request"]["command"], "touch denied.txt");
@@ -178,4 +171,20 @@ pub async fn run(bin: &Path) {
     let config = std::fs::read_to_string(codex_home.join("config.toml")).unwrap();
     assert!(!config.contains("trusted_hash"), "{config}");
     assert!(config.contains("[analytics]"));
+}
+
+/// Runs the agent in the background (a person answers while it waits).
+fn in_background(
+    bin: &Path,
+    home: &Path,
+    project: &Path,
+    model: &Model,
+) -> tokio::task::JoinHandle<String> {
+    let (bin, home, project, model) = (
+        bin.to_owned(),
+        home.to_owned(),
+        project.to_owned(),
+        model.clone(),
+    );
+    tokio::spawn(async move { codex(&bin, &home, &project, &model).await })
 }

@@ -21,6 +21,7 @@ pub struct Script {
     pub requests: Mutex<Vec<Value>>,
 }
 
+#[derive(Clone)]
 pub struct Model {
     pub addr: SocketAddr,
     pub script: Arc<Script>,

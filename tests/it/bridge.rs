@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::harness::{TestApp, eventually, spawn_app_with};
+use crate::harness::{TestApp, eventually, first_pending, spawn_app_with};
 
 const PASSWORD: &str = "s3cret-opencode-password";
 
@@ -209,16 +209,7 @@ async fn a_stream_broken_mid_event_is_followed_again_and_unknown_permissions_are
     up.streams.lock().unwrap().push((vec![whole.clone()], true));
     let url = upstream(up.clone()).await;
     let app = app_for(&url, &password_file(dir.path(), PASSWORD)).await;
-    let pending = eventually("the whole event became a request", || async {
-        let page = app
-            .get("/api/v1/permissions?status=pending", Some(&app.admin))
-            .await
-            .json();
-        page["permissions"]
-            .as_array()
-            .and_then(|p| p.first().cloned())
-    })
-    .await;
+    let pending = first_pending(&app).await;
     assert!(*up.connections.lock().unwrap() >= 2, "it reconnected");
     assert_eq!(pending["kind"], "tool");
     assert_eq!(pending["request"]["name"], "opencode__teleport");
@@ -264,16 +255,7 @@ async fn a_prompt_opencode_answered_itself_is_not_answered_twice() {
     let url = upstream(up.clone()).await;
     *up.reply_status.lock().unwrap() = 404;
     let app = app_for(&url, &password_file(dir.path(), PASSWORD)).await;
-    let pending = eventually("caught up with the listed prompt", || async {
-        let page = app
-            .get("/api/v1/permissions?status=pending", Some(&app.admin))
-            .await
-            .json();
-        page["permissions"]
-            .as_array()
-            .and_then(|p| p.first().cloned())
-    })
-    .await;
+    let pending = first_pending(&app).await;
     assert_eq!(pending["request"]["command"], "make");
     let id = pending["id"].as_str().unwrap();
     app.post(

@@ -245,3 +245,17 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits for the oldest pending request, and returns it.
+pub async fn first_pending(app: &TestApp) -> Value {
+    eventually("a request is pending", || async {
+        let page = app
+            .get("/api/v1/permissions?status=pending", Some(&app.admin))
+            .await
+            .json();
+        page["permissions"]
+            .as_array()
+            .and_then(|p| p.first().cloned())
+    })
+    .await
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::spawn_app_with;
+use crate::harness::{first_pending, spawn_app_with};
 
 const RULES: &str = r#"
 [[rules]]
@@ -194,16 +194,7 @@ async fn a_hook_waits_at_most_its_timeout_and_records_a_timeout_not_a_denial() {
         })
     };
     // Pending with a deadline 30 s out, although the configured default waits forever.
-    let pending = crate::harness::eventually("the hook's request is pending", || async {
-        let page = app
-            .get("/api/v1/permissions?status=pending", Some(&app.admin))
-            .await
-            .json();
-        page["permissions"]
-            .as_array()
-            .and_then(|p| p.first().cloned())
-    })
-    .await;
+    let pending = first_pending(&app).await;
     let created = pending["created_at"].as_str().unwrap().to_owned();
     let deadline = pending["deadline"].as_str().unwrap().to_owned();
     let secs = |t: &str| humantime::parse_rfc3339(t).unwrap();
