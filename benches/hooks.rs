@@ -5,7 +5,9 @@
 //! - the HTTP hook endpoint over a kept-alive connection, next to `/healthz` (goal: p99 ≤ 1 ms
 //!   above it);
 //! - the opencode bridge: from `permission.asked` on an opencode-shaped event stream to our reply
-//!   reaching that server (goal: p99 ≤ 20 ms).
+//!   reaching that server (goal: p99 ≤ 20 ms);
+//! - a decision (ask, then a person's reply) on a daemon whose notification targets hang or are
+//!   dead, next to one without targets (goal: no difference).
 //!
 //! Run: `cargo bench --bench hooks`. Rounds are interleaved; medians of per-round percentiles
 //! are printed with their spread.
@@ -278,5 +280,87 @@ fn main() {
         "  p50 {}  p99 {}   (goal p99 ≤ 20 ms)",
         spread(b50),
         spread(b99)
+    );
+
+    // 4. Notification targets that hang (accept, never answer) or are dead slow no decision.
+    let (hang_addr, dead_addr) = rt.block_on(async {
+        let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = hang.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hang.accept().await {
+                held.push(socket);
+            }
+        });
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        (addr, dead)
+    });
+    let noisy = common::start(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"http://{hang_addr}/x\"\ntimeout = 120\n\n\
+         [[notify]]\nkind = \"ntfy\"\nurl = \"http://{dead_addr}/topic\"\n"
+    ));
+    let quiet = common::start("");
+    let decide = |d: &common::Daemon, agent: String| {
+        let http = http.clone();
+        let base = d.base.clone();
+        let admin = d.admin.clone();
+        async move {
+            let t = Instant::now();
+            let asked: Value = http
+                .post(format!("{base}/api/v1/permissions"))
+                .bearer_auth(&agent)
+                .json(&json!({"kind": "shell", "command": "make deploy", "timeout": 600}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = asked["id"].as_str().unwrap();
+            let r = http
+                .post(format!("{base}/api/v1/permissions/{id}/reply"))
+                .bearer_auth(&admin)
+                .json(&json!({"decision": "allow"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            t.elapsed().as_secs_f64() * 1e3
+        }
+    };
+    let (mut q50, mut q99, mut n50, mut n99) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        let qa = common::token(&http, &quiet, "bench-agent", "request").await;
+        let na = common::token(&http, &noisy, "bench-agent", "request").await;
+        for _ in 0..ROUNDS {
+            let (mut q, mut n) = (Vec::new(), Vec::new());
+            for _ in 0..PROMPTS {
+                q.push(decide(&quiet, qa.clone()).await);
+                n.push(decide(&noisy, na.clone()).await);
+            }
+            q50.push(pct(&mut q, 0.5));
+            q99.push(pct(&mut q, 0.99));
+            n50.push(pct(&mut n, 0.5));
+            n99.push(pct(&mut n, 0.99));
+        }
+    });
+    println!(
+        "a decision (ask + a person's reply), {} each ({ROUNDS} rounds):",
+        ROUNDS * PROMPTS
+    );
+    println!(
+        "  {:40} p50 {}  p99 {}",
+        "no notification targets",
+        spread(q50),
+        spread(q99)
+    );
+    println!(
+        "  {:40} p50 {}  p99 {}",
+        "a hanging and a dead target",
+        spread(n50),
+        spread(n99)
     );
 }
