@@ -190,10 +190,23 @@ fn main() {
     // 2. The HTTP hook endpoint on a kept-alive connection.
     let (mut h50, mut h99, mut k50, mut k99, mut over) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut a50, mut a99) = (Vec::new(), Vec::new());
     rt.block_on(async {
         for _ in 0..ROUNDS {
-            let (mut health, mut hook) = (Vec::new(), Vec::new());
+            let (mut health, mut hook, mut ask) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..CALLS {
+                // The same request through the plain API: what the store's durable write costs.
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{}/api/v1/permissions", d.base))
+                    .bearer_auth(&token)
+                    .json(&json!({"kind": "shell", "command": "git status", "cwd": "/tmp"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+                ask.push(t.elapsed().as_secs_f64() * 1e3);
                 let t = Instant::now();
                 let r = http
                     .get(format!("{}/healthz", d.base))
@@ -217,6 +230,8 @@ fn main() {
             }
             h50.push(pct(&mut health, 0.5));
             h99.push(pct(&mut health, 0.99));
+            a50.push(pct(&mut ask, 0.5));
+            a99.push(pct(&mut ask, 0.99));
             k50.push(pct(&mut hook, 0.5));
             k99.push(pct(&mut hook, 0.99));
             over.push(pct(&mut hook, 0.99) - pct(&mut health, 0.99));
@@ -231,6 +246,12 @@ fn main() {
         "GET /healthz",
         spread(h50),
         spread(h99)
+    );
+    println!(
+        "  {:28} p50 {}  p99 {}",
+        "POST /api/v1/permissions",
+        spread(a50),
+        spread(a99)
     );
     println!(
         "  {:28} p50 {}  p99 {}",
