@@ -149,7 +149,33 @@ pub async fn run(bin: &Path) {
         "the model never saw the reason; result: {result}"
     );
 
-    // 4. The daemon is down: blocked (fail closed), never run.
+    // 4. A tool outside the PreToolUse matcher that Claude Code would prompt for (a Read outside
+    //    the project) comes through its PermissionRequest hook, and a person allows it.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("notes.txt"), "the-outside-content\n").unwrap();
+    let notes = outside.join("notes.txt").display().to_string();
+    model.set_tool("Read", serde_json::json!({"file_path": notes}));
+    let run = in_background(bin, &home, &project, &model);
+    let pending = daemon.pending().await;
+    assert_eq!(pending["kind"], "file", "{pending}");
+    assert_eq!(pending["request"]["operation"], "read");
+    assert_eq!(pending["request"]["path"], notes.as_str());
+    daemon
+        .reply(pending["id"].as_str().unwrap(), "allow", None)
+        .await;
+    run.await.unwrap();
+    assert!(
+        model
+            .requests()
+            .last()
+            .unwrap()
+            .to_string()
+            .contains("the-outside-content"),
+        "the allowed Read did not run"
+    );
+
+    // 5. The daemon is down: blocked (fail closed), never run.
     daemon.stop();
     model.set_command("touch down.txt");
     let result = claude(bin, &home, &project, &model).await;

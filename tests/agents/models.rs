@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 pub struct Script {
     /// The command the model asks to run next.
     pub command: Mutex<String>,
+    /// Or another tool call: its name and input.
+    pub tool: Mutex<Option<(String, Value)>>,
     /// Every request body, in order.
     pub requests: Mutex<Vec<Value>>,
 }
@@ -29,7 +31,14 @@ pub struct Model {
 
 impl Model {
     pub fn set_command(&self, command: &str) {
+        *self.script.tool.lock().unwrap() = None;
         *self.script.command.lock().unwrap() = command.to_owned();
+    }
+
+    /// The model calls `name` with `input` instead of the shell.
+    pub fn set_tool(&self, name: &str, input: Value) {
+        *self.script.command.lock().unwrap() = "(tool)".into();
+        *self.script.tool.lock().unwrap() = Some((name.to_owned(), input));
     }
 
     pub fn requests(&self) -> Vec<Value> {
@@ -84,6 +93,16 @@ fn record(script: &Script, body: &Value) -> String {
     script.command.lock().unwrap().clone()
 }
 
+/// The tool call to make: the scripted one, or the shell tool (`shell`) with the command.
+fn call(script: &Script, shell: &str, command: &str) -> (String, Value) {
+    script.tool.lock().unwrap().clone().unwrap_or_else(|| {
+        (
+            shell.to_owned(),
+            json!({"command": command, "description": "Run the scripted command"}),
+        )
+    })
+}
+
 /// opencode: a `bash` tool call while the conversation has no tool result yet, then text.
 async fn chat(State(script): State<Arc<Script>>, body: axum::Json<Value>) -> Response<Body> {
     let command = record(&script, &body);
@@ -112,15 +131,15 @@ async fn chat(State(script): State<Arc<Script>>, body: axum::Json<Value>) -> Res
         );
     }
     let n = messages.len();
-    let arguments =
-        json!({"command": command, "description": "Run the scripted command"}).to_string();
+    let (name, arguments) = call(&script, "bash", &command);
+    let arguments = arguments.to_string();
     sse(
         vec![
             (
                 None,
                 chunk(
                     json!({"role": "assistant", "tool_calls": [{"index": 0, "id": format!("call_{n}"),
-                    "type": "function", "function": {"name": "bash", "arguments": arguments}}]}),
+                    "type": "function", "function": {"name": name, "arguments": arguments}}]}),
                     Value::Null,
                 ),
             ),
@@ -175,12 +194,12 @@ async fn messages(State(script): State<Arc<Script>>, body: axum::Json<Value>) ->
         ));
         events.extend(stop("end_turn"));
     } else {
-        let input =
-            json!({"command": command, "description": "Run the scripted command"}).to_string();
+        let (name, input) = call(&script, "Bash", &command);
+        let input = input.to_string();
         events.push((
             Some("content_block_start"),
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use",
-                "id": format!("toolu_fake{n:04}"), "name": "Bash", "input": {}}}),
+                "id": format!("toolu_fake{n:04}"), "name": name, "input": {}}}),
         ));
         events.push((
             Some("content_block_delta"),

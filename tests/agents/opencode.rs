@@ -43,7 +43,7 @@ impl Opencode {
                     "options": {"baseURL": format!("http://{}/v1", model.addr), "apiKey": "dummy"},
                     "models": {"fake-model": {"name": "Fake Model", "tool_call": true}}}},
                 "model": "fake/fake-model", "small_model": "fake/fake-model",
-                "permission": {"bash": "ask"}, "autoupdate": false, "share": "disabled"
+                "permission": {"bash": "ask", "edit": "ask"}, "autoupdate": false, "share": "disabled"
             })
             .to_string(),
         )
@@ -274,6 +274,37 @@ pub async fn run(bin: &Path) {
         .find(|p| p["request"]["command"] == "touch auto.txt")
         .unwrap();
     assert_eq!(auto["decided_by"]["source"], "rule");
+
+    // 3b. A file write: asked as a file request with opencode's diff, approved, written.
+    let notes = project.join("notes.md");
+    model.set_tool(
+        "write",
+        json!({"filePath": notes.display().to_string(), "content": "hello from the model\n"}),
+    );
+    oc.prompt().await;
+    let pending = daemon.pending().await;
+    assert_eq!(pending["kind"], "file", "{pending}");
+    assert_eq!(pending["request"]["operation"], "create");
+    assert_eq!(
+        pending["request"]["path"],
+        notes.display().to_string().as_str()
+    );
+    let preview = pending["request"]["content_preview"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        preview.contains("+hello from the model"),
+        "no diff: {pending}"
+    );
+    daemon
+        .reply(pending["id"].as_str().unwrap(), "allow", None)
+        .await;
+    file_appears(&notes).await;
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "hello from the model\n"
+    );
+    model.set_command("true");
 
     // 4. Answered in opencode itself: our request closes as answered upstream.
     model.set_command("touch upstream.txt");
