@@ -128,6 +128,7 @@ impl App {
             clock,
             hosts: HostPolicy::new(local_addr.port(), &config.allowed_hosts),
             bridges,
+            gateways: config.gateways.clone(),
         });
         Ok(App {
             listener,

@@ -55,6 +55,8 @@ pub struct FileConfig {
     pub bridge: Option<Vec<crate::bridge::BridgeConfig>>,
     /// `[[notify]]`: where new pending requests are announced.
     pub notify: Option<Vec<crate::notify::NotifyConfig>>,
+    /// `[[gateway]]`: route tables for agent servers behind a proxy (forward-auth).
+    pub gateway: Option<Vec<crate::gateway::GatewayConfig>>,
     /// The inbox's address as people reach it, for links in notifications (default
     /// `http://<listen>`).
     pub public_url: Option<String>,
@@ -312,6 +314,8 @@ pub struct Config {
     pub bridges: Vec<crate::bridge::Settings>,
     /// Where new pending requests are announced.
     pub notify: Vec<crate::notify::Target>,
+    /// The gateways' route tables.
+    pub gateways: crate::gateway::Gateways,
     /// The inbox's base URL for links (`public_url`, else `http://<listen>`).
     pub public_url: String,
 }
@@ -423,7 +427,16 @@ impl Config {
             },
             None => format!("http://{listen}"),
         };
+        let gateways = crate::gateway::Gateways::new(
+            file.gateway
+                .iter()
+                .flatten()
+                .map(|g| g.gateway().map_err(Error::Invalid))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .map_err(Error::Invalid)?;
         Ok(Config {
+            gateways,
             bridges,
             notify,
             public_url,

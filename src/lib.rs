@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod display;
+pub mod gateway;
 pub mod http;
 pub mod mcp;
 pub mod notify;

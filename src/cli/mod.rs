@@ -138,6 +138,18 @@ enum Command {
     /// Agent servers the daemon follows (`[[bridge]]` in config.toml): `bridge list`
     #[command(subcommand)]
     Bridge(BridgeCommand),
+    /// Gateways (`[[gateway]]` in config.toml): `gateway routes NAME` prints the route table
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// The gateway's route table (from the config file): method, path, scope, origin
+    Routes {
+        /// The gateway's name
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +458,9 @@ pub fn main() -> ExitCode {
                 hook_install::status(&cli.global, args).await
             }
             Command::Bridge(BridgeCommand::List) => bridges(&cli.global).await.map(|()| 0),
+            Command::Gateway(GatewayCommand::Routes { name }) => {
+                gateway_routes(&cli.global, &name).map(|()| 0)
+            }
             command => commands::run(&cli.global, command).await,
         }
     });
@@ -498,6 +513,40 @@ async fn bridges(global: &Global) -> anyhow::Result<()> {
                 .map(|e| format!("\tlast error: {e}"))
                 .unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// `agentgate gateway routes NAME`: read from the config file, as the daemon builds it.
+fn gateway_routes(global: &Global, name: &str) -> anyhow::Result<()> {
+    let (file, _) = crate::config::FileConfig::load(global.config.as_deref())?;
+    let gateways = file.gateway.unwrap_or_default();
+    let Some(config) = gateways.iter().find(|g| g.name == name) else {
+        anyhow::bail!(
+            "no [[gateway]] is named `{name}` in the config file (gateways: {})",
+            gateways
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let gateway = config.gateway().map_err(|e| anyhow::anyhow!(e))?;
+    let rows = gateway.table.rows();
+    if global.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(m, p, s, o)| serde_json::json!({"method": m, "path": p, "scope": s, "from": o}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    terminal::say!(
+        "gateway {name} (preset {:?}); the first row that matches wins",
+        gateway.preset
+    );
+    for (method, path, scope, from) in rows {
+        terminal::say!("{method:26} {path:40} {scope:8} {from}");
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod cookie;
 pub mod error;
 mod events;
 pub mod extract;
+mod forward_auth;
 mod guard;
 mod hooks;
 mod log;
@@ -70,6 +71,8 @@ pub struct Shared {
     pub hosts: HostPolicy,
     /// The agent servers whose prompts the daemon follows.
     pub bridges: crate::bridge::Bridges,
+    /// The gateways' route tables (forward-auth).
+    pub gateways: crate::gateway::Gateways,
 }
 
 impl AppState {

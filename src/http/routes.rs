@@ -9,8 +9,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 pub use super::surface::{Access, CORS_PATHS, MCP_PATH, Surface};
 use super::{
-    AppState, events, hooks, mcp_endpoint, oauth_endpoints, pairings, passphrase, permissions,
-    rules, system, tokens, web,
+    AppState, events, forward_auth, hooks, mcp_endpoint, oauth_endpoints, pairings, passphrase,
+    permissions, rules, system, tokens, web,
 };
 
 /// The HTTP methods routes use.
@@ -139,6 +139,32 @@ pub fn table() -> Vec<Route> {
         // The agents' own prompts: Claude Code's http hooks and the command hooks.
         Route::new(Post, "/api/v1/hooks/{agent}", request, hooks::hook),
         Route::new(Get, "/api/v1/bridges", read, system::bridges),
+        // Forward-auth for a reverse proxy in front of an agent server: the scope comes from
+        // the gateway's table for the original method and URI, not from this row.
+        Route::new(
+            Get,
+            "/api/v1/forward-auth/{gateway}",
+            AnyCredential,
+            forward_auth::forward_auth,
+        ),
+        Route::new(
+            Post,
+            "/api/v1/forward-auth/{gateway}",
+            AnyCredential,
+            forward_auth::forward_auth,
+        ),
+        Route::new(
+            Put,
+            "/api/v1/forward-auth/{gateway}",
+            AnyCredential,
+            forward_auth::forward_auth,
+        ),
+        Route::new(
+            Delete,
+            "/api/v1/forward-auth/{gateway}",
+            AnyCredential,
+            forward_auth::forward_auth,
+        ),
         Route::new(
             Post,
             "/api/v1/policy/explain",

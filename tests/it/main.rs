@@ -6,6 +6,7 @@ mod api_tokens;
 mod bridge;
 mod broker;
 mod cli;
+mod forward_auth;
 mod harness;
 mod hooks;
 mod notify;

@@ -153,6 +153,7 @@ pub fn concrete(path: &str) -> String {
         .replace("{code}", "agp_0000")
         .replace("{file}", "app.css")
         .replace("{agent}", "claude-code")
+        .replace("{gateway}", "g")
 }
 
 #[tokio::test]

@@ -1,0 +1,323 @@
+//! A gateway's route table: which scope each method and path of the upstream needs. Pure: built
+//! once from the preset and the configured routes, then asked per request (by the proxy and by
+//! forward-auth alike). The configured routes refine the preset: the first that matches wins,
+//! then the preset's own rows, then the generic rule by method.
+
+use agentgate_policy::Scope;
+
+/// A preset: a route → scope table for a kind of upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// GET/HEAD → `read`; POST/PUT/PATCH/DELETE → `write`; other methods refused.
+    Generic,
+    /// As generic, plus `execute` on opencode's interactive routes (prompting, shell, `/pty`,
+    /// commands, answering permissions and questions).
+    Opencode,
+    /// An OpenAI-compatible server: `GET /v1/models` → `read`; the generation endpoints →
+    /// `write`.
+    Openai,
+}
+
+impl Preset {
+    /// Parses a preset name.
+    pub fn parse(name: &str) -> Option<Preset> {
+        match name {
+            "generic" => Some(Preset::Generic),
+            "opencode" => Some(Preset::Opencode),
+            "openai" => Some(Preset::Openai),
+            _ => None,
+        }
+    }
+
+    fn rows(self) -> &'static [(&'static str, &'static str, Scope)] {
+        match self {
+            Preset::Generic => &[],
+            Preset::Openai => &[
+                ("GET", "/v1/models", Scope::Read),
+                ("GET", "/v1/models/**", Scope::Read),
+                ("POST", "/v1/responses", Scope::Write),
+                ("POST", "/v1/responses/**", Scope::Write),
+                ("POST", "/v1/chat/completions", Scope::Write),
+                ("POST", "/v1/completions", Scope::Write),
+                ("POST", "/v1/embeddings", Scope::Write),
+            ],
+            // opencode 1.18: the routes that make the agent act, or answer for the person.
+            Preset::Opencode => &[
+                ("POST", "/session/*/message", Scope::Execute),
+                ("POST", "/session/*/prompt_async", Scope::Execute),
+                ("POST", "/session/*/command", Scope::Execute),
+                ("POST", "/session/*/shell", Scope::Execute),
+                ("POST", "/session/*/init", Scope::Execute),
+                ("POST", "/session/*/summarize", Scope::Execute),
+                ("POST", "/session/*/revert", Scope::Execute),
+                ("POST", "/session/*/unrevert", Scope::Execute),
+                ("POST", "/session/*/permissions/*", Scope::Execute),
+                ("POST", "/permission/*/reply", Scope::Execute),
+                ("POST", "/api/session/*/permission/*/reply", Scope::Execute),
+                ("POST", "/question/*/reply", Scope::Execute),
+                ("POST", "/question/*/reject", Scope::Execute),
+                ("*", "/pty", Scope::Execute),
+                ("*", "/pty/**", Scope::Execute),
+                ("POST", "/tui/**", Scope::Execute),
+            ],
+        }
+    }
+}
+
+/// One configured route: `method` (or `*`), a path pattern, the scope it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `GET`, `POST`, … or `*`.
+    pub method: String,
+    /// `/session/*/share`: `*` is one segment, a final `**` any rest.
+    pub path: String,
+    /// What the credential must hold.
+    pub scope: Scope,
+}
+
+/// Why a request has no row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// A method no row and no generic rule admits (`TRACE`, `CONNECT`, …).
+    Method(String),
+    /// A path the upstream might read differently from the table: a `.` or `..` segment, or an
+    /// encoded `/`, `\` or `%`.
+    Path(String),
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    method: String,
+    segments: Vec<String>,
+    pattern: String,
+    scope: Scope,
+    origin: &'static str,
+}
+
+/// The table of one gateway.
+#[derive(Debug, Clone)]
+pub struct Table {
+    rows: Vec<Row>,
+}
+
+fn compile(method: &str, path: &str, scope: Scope, origin: &'static str) -> Result<Row, String> {
+    let method = method.trim().to_ascii_uppercase();
+    if method != "*" && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(format!(
+            "route method `{method}`: expected GET, POST, … or *"
+        ));
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!("route path `{path}` must start with /"));
+    };
+    let segments: Vec<String> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').map(str::to_owned).collect()
+    };
+    for (i, s) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let valid = match s.as_str() {
+            "" => false,
+            "**" => last,
+            "*" => true,
+            other => !other.contains('*') && !other.contains(['?', '#']),
+        };
+        if !valid {
+            return Err(format!(
+                "route path `{path}`: segments are names, `*` (one segment) or a final `**`"
+            ));
+        }
+    }
+    Ok(Row {
+        method,
+        segments,
+        pattern: path.to_owned(),
+        scope,
+        origin,
+    })
+}
+
+impl Table {
+    /// The table for `preset` refined by `routes`. Errors name the route.
+    pub fn new(preset: Preset, routes: &[RouteSpec]) -> Result<Table, String> {
+        let mut rows = Vec::new();
+        for r in routes {
+            rows.push(compile(&r.method, &r.path, r.scope, "configured")?);
+        }
+        for (method, path, scope) in preset.rows() {
+            rows.push(compile(method, path, *scope, "preset")?);
+        }
+        Ok(Table { rows })
+    }
+
+    /// The scope `method` on `path` needs. The path is matched as sent, without its query.
+    pub fn scope_for(&self, method: &str, path: &str) -> Result<Scope, Refused> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let mut decoded = Vec::new();
+        for raw in path.split('/').filter(|s| !s.is_empty()) {
+            let segment = percent_decode(raw)
+                .filter(|s| !s.contains(['/', '\\', '%']) && s != "." && s != "..")
+                .ok_or_else(|| Refused::Path(path.to_owned()))?;
+            decoded.push(segment);
+        }
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        for row in &self.rows {
+            if (row.method == "*" || row.method == method) && matches(&row.segments, &segments) {
+                return Ok(row.scope);
+            }
+        }
+        match method {
+            "GET" | "HEAD" => Ok(Scope::Read),
+            "POST" | "PUT" | "PATCH" | "DELETE" => Ok(Scope::Write),
+            other => Err(Refused::Method(other.to_owned())),
+        }
+    }
+
+    /// Every row, for `agentgate gateway routes`: method, path, scope, where it comes from.
+    pub fn rows(&self) -> Vec<(String, String, Scope, &'static str)> {
+        let mut rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|r| (r.method.clone(), r.pattern.clone(), r.scope, r.origin))
+            .collect();
+        rows.push((
+            "GET, HEAD".into(),
+            "(any other)".into(),
+            Scope::Read,
+            "generic",
+        ));
+        rows.push((
+            "POST, PUT, PATCH, DELETE".into(),
+            "(any other)".into(),
+            Scope::Write,
+            "generic",
+        ));
+        rows
+    }
+}
+
+/// `%XX` decoded (as the upstream's router would); `None` for a malformed escape or non-UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn matches(pattern: &[String], path: &[&str]) -> bool {
+    match (pattern.first().map(String::as_str), path.first()) {
+        (Some("**"), _) => true,
+        (None, None) => true,
+        (Some(p), Some(s)) if p == "*" || p == *s => matches(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openclaw_57331_a_write_token_is_enough_for_every_generation_endpoint() {
+        let t = Table::new(Preset::Openai, &[]).unwrap();
+        for path in [
+            "/v1/responses",
+            "/v1/chat/completions",
+            "/v1/completions",
+            "/v1/embeddings",
+            "/v1/responses/resp_1/cancel",
+        ] {
+            assert_eq!(t.scope_for("POST", path), Ok(Scope::Write), "{path}");
+        }
+        assert_eq!(t.scope_for("GET", "/v1/models"), Ok(Scope::Read));
+        assert_eq!(t.scope_for("GET", "/v1/models/gpt-x?x=1"), Ok(Scope::Read));
+    }
+
+    #[test]
+    fn opencode_interactive_routes_need_execute_and_configured_routes_come_first() {
+        let t = Table::new(
+            Preset::Opencode,
+            &[RouteSpec {
+                method: "post".into(),
+                path: "/session/*/share".into(),
+                scope: Scope::Admin,
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            t.scope_for("POST", "/session/ses_1/prompt_async"),
+            Ok(Scope::Execute)
+        );
+        assert_eq!(
+            t.scope_for("POST", "/permission/per_1/reply"),
+            Ok(Scope::Execute)
+        );
+        assert_eq!(t.scope_for("GET", "/pty/abc/connect"), Ok(Scope::Execute));
+        assert_eq!(t.scope_for("POST", "/session"), Ok(Scope::Write));
+        assert_eq!(t.scope_for("GET", "/session"), Ok(Scope::Read));
+        assert_eq!(t.scope_for("GET", "/event"), Ok(Scope::Read));
+        assert_eq!(
+            t.scope_for("POST", "/session/ses_1/share"),
+            Ok(Scope::Admin)
+        );
+        // Doubled slashes do not step around a row.
+        assert_eq!(
+            t.scope_for("POST", "//session//ses_1/prompt_async"),
+            Ok(Scope::Execute)
+        );
+        assert_eq!(
+            t.scope_for("TRACE", "/"),
+            Err(Refused::Method("TRACE".into()))
+        );
+        // Encodings the upstream would decode are decoded here too; ambiguous ones are refused.
+        assert_eq!(
+            t.scope_for("POST", "/permission/per_1/%72eply"),
+            Ok(Scope::Execute)
+        );
+        for path in [
+            "/permission/per_1%2Freply",
+            "/x/../permission/per_1/reply",
+            "/session/./ses_1/prompt_async",
+            "/a/%2e%2e/b",
+            "/a/%zz",
+            "/a/%255c",
+        ] {
+            assert!(
+                matches!(t.scope_for("POST", path), Err(Refused::Path(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_route_patterns_are_refused_with_a_sentence() {
+        for (method, path) in [
+            ("GET", "session"),
+            ("GET", "/a/**/b"),
+            ("GET", "/a*b"),
+            ("GET", "/a//b"),
+            ("G E T", "/a"),
+        ] {
+            let spec = RouteSpec {
+                method: method.into(),
+                path: path.into(),
+                scope: Scope::Read,
+            };
+            assert!(
+                Table::new(Preset::Generic, &[spec]).is_err(),
+                "{method} {path}"
+            );
+        }
+    }
+}
