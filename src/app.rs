@@ -32,6 +32,8 @@ pub struct App {
     store: Store,
     broker: std::sync::Arc<Broker>,
     openwork: Option<(TcpListener, http::Site)>,
+    /// Each gateway's own listener: its name, listener and site.
+    gateways: Vec<(String, TcpListener, http::Site)>,
 }
 
 impl App {
@@ -116,6 +118,18 @@ impl App {
             inbox,
             broker.until_stopped(),
         );
+        let mut gateway_listeners = Vec::new();
+        for gateway in config.gateways.iter() {
+            if let Some(proxy) = &gateway.proxy {
+                let listener = TcpListener::bind(proxy.listen).await.with_context(|| {
+                    format!(
+                        "cannot listen on {} for [[gateway]] `{}`",
+                        proxy.listen, gateway.name
+                    )
+                })?;
+                gateway_listeners.push((gateway.clone(), proxy.clone(), listener));
+            }
+        }
         let oauth = OAuth::new(store.clone(), clock.clone(), auth.clone(), config.oauth);
         let state = AppState::new(Shared {
             mcp: crate::mcp::service(broker.clone()),
@@ -130,7 +144,21 @@ impl App {
             bridges,
             gateways: config.gateways.clone(),
         });
+        let gateways = gateway_listeners
+            .into_iter()
+            .map(|(gateway, proxy, listener)| {
+                let port = listener.local_addr().map_or(0, |a| a.port());
+                let hosts = HostPolicy::new(port, &config.allowed_hosts);
+                let name = gateway.name.clone();
+                (
+                    name,
+                    listener,
+                    http::gateway::site(state.clone(), gateway, proxy, hosts),
+                )
+            })
+            .collect();
         Ok(App {
+            gateways,
             listener,
             site: http::site(state.clone()),
             openwork: openwork.map(|(listener, bound, principal)| {
@@ -165,6 +193,14 @@ impl App {
         &self.store
     }
 
+    /// Each gateway's own listener: its name and bound address.
+    pub fn gateway_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.gateways
+            .iter()
+            .filter_map(|(n, l, _)| Some((n.clone(), l.local_addr().ok()?)))
+            .collect()
+    }
+
     /// The address of the `[compat.openwork]` listener, if configured.
     pub fn openwork_addr(&self) -> Option<SocketAddr> {
         self.openwork
@@ -188,6 +224,14 @@ impl App {
             shutdown.await;
             broker.begin_shutdown();
         };
+        for (name, listener, site) in self.gateways {
+            let stopped = self.broker.until_stopped();
+            tokio::spawn(async move {
+                if let Err(e) = http::serve::serve(listener, site, stopped).await {
+                    tracing::error!(gateway = name, error = %e, "a gateway's listener failed");
+                }
+            });
+        }
         if let Some((listener, site)) = self.openwork {
             let stopped = self.broker.until_stopped();
             tokio::spawn(async move {

@@ -435,6 +435,18 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
         )
         .map_err(Error::Invalid)?;
+        if let Some(g) = gateways.iter().find(|g| {
+            g.proxy
+                .as_ref()
+                .is_some_and(|p| !p.listen.ip().is_loopback())
+        }) && !allow_remote
+        {
+            return Err(Error::Invalid(format!(
+                "[[gateway]] `{}`: refusing to listen on a non-loopback address without \
+                 --allow-remote (and TLS in front)",
+                g.name
+            )));
+        }
         Ok(Config {
             gateways,
             bridges,

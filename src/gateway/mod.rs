@@ -2,13 +2,17 @@
 //! of their own (opencode's one shared password, OpenAI-compatible servers). Each `[[gateway]]`
 //! names a preset route table (`table`), refined by its own routes.
 //!
-//! Today a gateway answers forward-auth (`/api/v1/forward-auth/{gateway}`) for a reverse proxy
-//! the person already runs (nginx `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`);
-//! agentgate's own proxy listener is the next step.
+//! A gateway with `listen` is its own listener that checks every request against the table and
+//! forwards it to `upstream` with the upstream's own credentials (`http::gateway`); every gateway
+//! also answers forward-auth (`/api/v1/forward-auth/{gateway}`) for a reverse proxy the person
+//! already runs (nginx `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`).
 
 pub mod table;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentgate_policy::Scope;
 use serde::Deserialize;
@@ -27,6 +31,183 @@ pub struct GatewayConfig {
     pub upstream: Option<String>,
     /// `[[gateway.routes]]`: rows that refine the preset, first match first.
     pub routes: Option<Vec<RouteConfig>>,
+    /// `host:port` of agentgate's own proxy listener for this upstream (loopback unless
+    /// `allow_remote`).
+    pub listen: Option<String>,
+    /// The upstream's own credentials, added to every forwarded request.
+    pub upstream_auth: Option<UpstreamAuthConfig>,
+    /// Largest request body forwarded, in bytes (default 32 MiB: prompts are large).
+    pub body_limit: Option<u64>,
+    /// Seconds the upstream has to start its answer (default 300).
+    pub timeout: Option<u64>,
+    /// More request headers that claim scopes or identity, removed before forwarding (beside
+    /// `X-Agentgate-*` and `X-OpenClaw-Scopes`, always removed).
+    pub strip_headers: Option<Vec<String>>,
+}
+
+/// `upstream_auth = { basic = {…} }`, `{ bearer_env = "…" }`, `{ bearer_file = "…" }` or
+/// `{ header = { name = "…", value_env = "…" } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuthConfig {
+    /// HTTP Basic.
+    pub basic: Option<BasicConfig>,
+    /// A bearer token from the environment.
+    pub bearer_env: Option<String>,
+    /// A bearer token from a file.
+    pub bearer_file: Option<PathBuf>,
+    /// Any fixed header.
+    pub header: Option<HeaderConfig>,
+}
+
+/// `basic = { username = "opencode", password_env = "…" }` (or `password_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicConfig {
+    /// Default `opencode`.
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file holding the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `header = { name = "x-api-key", value_env = "…" }` (or `value_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderConfig {
+    /// The header's name.
+    pub name: String,
+    /// The environment variable holding its value.
+    pub value_env: Option<String>,
+    /// A file holding its value.
+    pub value_file: Option<PathBuf>,
+}
+
+/// A secret read from the environment or a file at start-up; `Debug` never shows it.
+#[derive(Clone)]
+pub struct Credential {
+    /// The header to set on every forwarded request.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}: [redacted])", self.name)
+    }
+}
+
+/// What a gateway with `listen` proxies to.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// The upstream's base URL.
+    pub upstream: url::Url,
+    /// The upstream's credentials.
+    pub credential: Option<Credential>,
+    /// Largest request body.
+    pub body_limit: u64,
+    /// How long the upstream has to start answering.
+    pub timeout: Duration,
+    /// Request headers removed before forwarding (lowercase).
+    pub strip: Vec<String>,
+}
+
+/// Default largest request body: 32 MiB.
+pub const DEFAULT_BODY_LIMIT: u64 = 32 * 1024 * 1024;
+
+fn secret(
+    name: &str,
+    env: Option<&String>,
+    file: Option<&PathBuf>,
+    what: &str,
+) -> Result<String, String> {
+    match (env, file) {
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => Err(format!(
+                "[[gateway]] `{name}`: the environment variable {var} ({what}) is not set"
+            )),
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+            Ok(_) => Err(format!(
+                "[[gateway]] `{name}`: {} ({what}) is empty",
+                path.display()
+            )),
+            Err(e) => Err(format!(
+                "[[gateway]] `{name}`: cannot read {} ({what}): {e}",
+                path.display()
+            )),
+        },
+        _ => Err(format!(
+            "[[gateway]] `{name}`: set exactly one of the {what}'s _env and _file"
+        )),
+    }
+}
+
+impl UpstreamAuthConfig {
+    fn credential(&self, name: &str) -> Result<Credential, String> {
+        use base64::Engine;
+        let set = [
+            self.basic.is_some(),
+            self.bearer_env.is_some(),
+            self.bearer_file.is_some(),
+            self.header.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(format!(
+                "[[gateway]] `{name}`: upstream_auth takes exactly one of basic, bearer_env, bearer_file, header"
+            ));
+        }
+        if let Some(b) = &self.basic {
+            let password = secret(
+                name,
+                b.password_env.as_ref(),
+                b.password_file.as_ref(),
+                "password",
+            )?;
+            let user = b.username.clone().unwrap_or_else(|| "opencode".into());
+            let value =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            return Ok(Credential {
+                name: "authorization".into(),
+                value: format!("Basic {value}"),
+            });
+        }
+        if let Some(h) = &self.header {
+            let header = h.name.to_ascii_lowercase();
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(format!(
+                    "[[gateway]] `{name}`: `{}` is not a header name",
+                    h.name
+                ));
+            }
+            let value = secret(
+                name,
+                h.value_env.as_ref(),
+                h.value_file.as_ref(),
+                "header value",
+            )?;
+            return Ok(Credential {
+                name: header,
+                value,
+            });
+        }
+        let token = secret(
+            name,
+            self.bearer_env.as_ref(),
+            self.bearer_file.as_ref(),
+            "bearer token",
+        )?;
+        Ok(Credential {
+            name: "authorization".into(),
+            value: format!("Bearer {token}"),
+        })
+    }
 }
 
 /// `[[gateway.routes]]`.
@@ -52,6 +233,8 @@ pub struct Gateway {
     pub table: Table,
     /// The upstream, as configured.
     pub upstream: Option<String>,
+    /// agentgate's own listener for it, when `listen` is set.
+    pub proxy: Option<Proxy>,
 }
 
 impl GatewayConfig {
@@ -74,14 +257,20 @@ impl GatewayConfig {
                 "[[gateway]] `{name}`: preset = `{preset_name}` is not known (generic, opencode or openai)"
             )
         })?;
-        if let Some(upstream) = &self.upstream {
-            url::Url::parse(upstream)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| {
-                    format!("[[gateway]] `{name}`: upstream = `{upstream}` is not an http(s) URL")
-                })?;
-        }
+        let upstream = match &self.upstream {
+            Some(upstream) => Some(
+                url::Url::parse(upstream)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .filter(|u| u.username().is_empty() && u.password().is_none())
+                    .ok_or_else(|| {
+                        format!(
+                            "[[gateway]] `{name}`: upstream = `{upstream}` is not an http(s) URL without credentials"
+                        )
+                    })?,
+            ),
+            None => None,
+        };
         let mut routes = Vec::new();
         for r in self.routes.iter().flatten() {
             let scope = r.scope.parse::<Scope>().map_err(|_| {
@@ -98,11 +287,64 @@ impl GatewayConfig {
         }
         let table =
             Table::new(preset, &routes).map_err(|e| format!("[[gateway]] `{name}`: {e}"))?;
+        let proxy = match &self.listen {
+            None => None,
+            Some(listen) => {
+                let listen = crate::config::parse_listen(listen)
+                    .map_err(|e| format!("[[gateway]] `{name}`: {e}"))?;
+                let Some(upstream) = upstream.clone() else {
+                    return Err(format!(
+                        "[[gateway]] `{name}`: a gateway with listen needs an upstream"
+                    ));
+                };
+                if upstream.scheme() != "http" {
+                    return Err(format!(
+                        "[[gateway]] `{name}`: the proxy speaks plain http to its upstream (a loopback agent server)"
+                    ));
+                }
+                let credential = match &self.upstream_auth {
+                    Some(auth) => Some(auth.credential(name)?),
+                    None => None,
+                };
+                let mut strip: Vec<String> = vec!["x-openclaw-scopes".into()];
+                for h in self.strip_headers.iter().flatten() {
+                    strip.push(h.to_ascii_lowercase());
+                }
+                Some(Proxy {
+                    listen,
+                    upstream,
+                    credential,
+                    body_limit: match self.body_limit {
+                        Some(0) => {
+                            return Err(format!(
+                                "[[gateway]] `{name}`: body_limit must be at least 1"
+                            ));
+                        }
+                        Some(n) => n,
+                        None => DEFAULT_BODY_LIMIT,
+                    },
+                    timeout: match self.timeout {
+                        Some(0) => {
+                            return Err(format!("[[gateway]] `{name}`: timeout must be at least 1"));
+                        }
+                        Some(s) => Duration::from_secs(s),
+                        None => Duration::from_secs(300),
+                    },
+                    strip,
+                })
+            }
+        };
+        if proxy.is_none() && self.upstream_auth.is_some() {
+            return Err(format!(
+                "[[gateway]] `{name}`: upstream_auth is used by the listener: set listen"
+            ));
+        }
         Ok(Gateway {
             name: name.clone(),
             preset,
             table,
             upstream: self.upstream.clone(),
+            proxy,
         })
     }
 }
@@ -125,6 +367,11 @@ impl Gateways {
     /// The gateway named `name`.
     pub fn get(&self, name: &str) -> Option<&Gateway> {
         self.0.iter().find(|g| g.name == name)
+    }
+
+    /// Every gateway, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &Gateway> {
+        self.0.iter()
     }
 }
 
@@ -156,7 +403,32 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(words), "{text}: {err}");
         }
-        assert!(parse("name = \"g\"\nlisten = \"127.0.0.1:1\"").is_err());
+        let err = parse("name = \"g\"\nlisten = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.contains("needs an upstream"), "{err}");
+        let err = parse(
+            "name = \"g\"\nlisten = \"127.0.0.1:1\"\nupstream = \"http://127.0.0.1:2\"\n\
+             upstream_auth = { basic = { password_env = \"AGENTGATE_TEST_UNSET_VAR\" } }",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("AGENTGATE_TEST_UNSET_VAR (password) is not set"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "hunter2-secret\n").unwrap();
+        let ok = parse(&format!(
+            "name = \"g\"\nlisten = \"127.0.0.1:1\"\nupstream = \"http://127.0.0.1:2\"\n\
+             upstream_auth = {{ basic = {{ password_file = \"{}\" }} }}",
+            file.display()
+        ))
+        .unwrap();
+        let credential = ok.proxy.as_ref().unwrap().credential.clone().unwrap();
+        assert!(credential.value.starts_with("Basic "));
+        assert!(
+            !format!("{ok:?}").contains("hunter2"),
+            "Debug shows no secret"
+        );
         let ok = parse("name = \"oc\"\npreset = \"opencode\"").unwrap();
         assert_eq!(ok.preset, Preset::Opencode);
         let twice = Gateways::new(vec![ok.clone(), ok]);

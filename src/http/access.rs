@@ -262,6 +262,22 @@ pub(super) fn credential_ended(
     }
 }
 
+/// The verified principal of a request on a gateway's listener: a bearer API token or the
+/// inbox's session (with its CSRF token on a state-changing request); an OAuth access token is
+/// for `/mcp` only.
+pub(super) async fn credential(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Arc<Principal>, ApiError> {
+    let found = authenticate(state, headers, method)
+        .await
+        .and_then(|(principal, _)| audience_check(&principal, None).map(|()| principal));
+    found.map_err(|failure| match failure {
+        Failure::Credential { error, .. } | Failure::Csrf(error) => error,
+    })
+}
+
 enum Failure {
     /// No valid credential. `cookie`: a session cookie was presented (it expired or ended).
     Credential { error: ApiError, cookie: bool },

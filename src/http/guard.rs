@@ -5,7 +5,8 @@
 //!   marks `Sec-Fetch-Site: cross-site`; on `/mcp` every method is checked; the open-CORS paths
 //!   (OAuth metadata, `/token`, `/register`, `/revoke`) take any origin and answer preflights;
 //! - credentials in the URL (`?access_token=`) are refused (400): URLs end up in logs and history;
-//! - a declared body over 1 MiB is refused (413) before it is read;
+//! - a declared body over the listener's limit (1 MiB; a gateway's own) is refused (413) before
+//!   it is read;
 //! - every response says `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`, a
 //!   `Content-Security-Policy` without inline script that forbids framing, `X-Frame-Options: DENY`
 //!   and `Referrer-Policy: no-referrer`.
@@ -15,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::extract::{MAX_BODY, too_large};
+use super::extract::too_large;
 use super::surface::{CORS_PATHS, MCP_PATH};
 
 /// Scripts, styles and connections from our own origin only; no inline script or style; never
@@ -65,10 +66,10 @@ pub(super) enum Screen {
     Answer { response: Response, cors: bool },
 }
 
-/// Checks a request before routing.
-pub(super) fn screen(hosts: &HostPolicy, req: &Request) -> Screen {
+/// Checks a request before routing; `max_body` is the listener's body limit.
+pub(super) fn screen(hosts: &HostPolicy, req: &Request, max_body: u64) -> Screen {
     let cors = CORS_PATHS.contains(&req.uri().path());
-    match check(hosts, req, cors) {
+    match check(hosts, req, cors, max_body) {
         Ok(()) if cors && req.method() == Method::OPTIONS => Screen::Answer {
             response: preflight(),
             cors,
@@ -129,7 +130,7 @@ fn preflight() -> Response {
     response
 }
 
-fn check(hosts: &HostPolicy, req: &Request, cors: bool) -> Result<(), ApiError> {
+fn check(hosts: &HostPolicy, req: &Request, cors: bool, max_body: u64) -> Result<(), ApiError> {
     let headers = req.headers();
     let host = host_of(req).ok_or_else(|| {
         ApiError::new(
@@ -164,7 +165,7 @@ fn check(hosts: &HostPolicy, req: &Request, cors: bool) -> Result<(), ApiError> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+    if declared.is_some_and(|len| len > max_body) {
         return Err(too_large());
     }
     Ok(())

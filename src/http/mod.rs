@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod forward_auth;
+pub mod gateway;
 mod guard;
 mod hooks;
 mod log;
@@ -97,6 +98,11 @@ impl Deref for AppState {
 pub struct Site {
     router: Router,
     hosts: Arc<HostPolicy>,
+    /// Largest declared body (the daemon's 1 MiB, or a gateway's limit).
+    max_body: u64,
+    /// A gateway's listener: the upstream's answers keep their own headers (its web UI sets
+    /// its own security policy); only our own answers get ours.
+    proxied: bool,
 }
 
 impl Site {
@@ -111,7 +117,7 @@ impl Site {
         let started = std::time::Instant::now();
         let method = req.method().clone();
         let path = log::redacted(req.uri().path());
-        let (mut response, cors) = match guard::screen(&self.hosts, &req) {
+        let (mut response, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
             guard::Screen::Pass { cors } => {
                 let response = match self.router.call(req).await {
                     Ok(response) => response,
@@ -121,7 +127,9 @@ impl Site {
             }
             guard::Screen::Answer { response, cors } => (response, cors),
         };
-        guard::secure(&mut response, cors);
+        if !self.proxied || response.extensions().get::<gateway::Upstream>().is_none() {
+            guard::secure(&mut response, cors);
+        }
         log::record(&method, &path, started, &response);
         Ok(response)
     }
@@ -146,6 +154,8 @@ pub fn site(state: AppState) -> Site {
             .layer(DefaultBodyLimit::max(extract::MAX_BODY))
             .with_state(state),
         hosts,
+        max_body: extract::MAX_BODY as u64,
+        proxied: false,
     }
 }
 
@@ -174,6 +184,8 @@ pub fn openwork_site(state: AppState, principal: Arc<Principal>, hosts: HostPoli
             .layer(DefaultBodyLimit::max(extract::MAX_BODY))
             .with_state(state),
         hosts: Arc::new(hosts),
+        max_body: extract::MAX_BODY as u64,
+        proxied: false,
     }
 }
 

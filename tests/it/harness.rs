@@ -25,6 +25,8 @@ pub struct TestApp {
     pub broker: std::sync::Arc<Broker>,
     /// The `[compat.openwork]` listener, when configured.
     pub openwork: Option<SocketAddr>,
+    /// Each gateway's own listener, by name.
+    pub gateways: Vec<(String, SocketAddr)>,
     pub dir: tempfile::TempDir,
     config_toml: String,
     stop: Option<oneshot::Sender<()>>,
@@ -60,6 +62,7 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
     let app = App::build(&config, clock.clone()).await.unwrap();
     let broker = app.broker();
     let openwork = app.openwork_addr();
+    let gateways = app.gateway_addrs();
     let addr = app.local_addr();
     let admin = std::fs::read_to_string(app.admin_token_file())
         .unwrap()
@@ -87,6 +90,7 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
         store,
         broker,
         openwork,
+        gateways,
         dir,
         config_toml,
         stop: Some(stop),

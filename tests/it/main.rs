@@ -7,6 +7,7 @@ mod bridge;
 mod broker;
 mod cli;
 mod forward_auth;
+mod gateway;
 mod harness;
 mod hooks;
 mod notify;

@@ -1,0 +1,427 @@
+//! A gateway's own listener in front of an upstream: the verified token's scopes against the
+//! table, the upstream's own credentials, streaming, header hygiene, and what bad upstreams and
+//! bad requests get.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::harness::{TestApp, config_for, spawn_app_with};
+
+#[derive(Default)]
+struct Upstream {
+    hits: AtomicUsize,
+    /// Lets the stream's second chunk go.
+    go_on: Notify,
+}
+
+async fn echo(State(up): State<Arc<Upstream>>, req: Request) -> axum::Json<Value> {
+    up.hits.fetch_add(1, Ordering::SeqCst);
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let list = headers
+            .entry(k.as_str().to_owned())
+            .or_insert_with(|| json!([]));
+        list.as_array_mut()
+            .unwrap()
+            .push(json!(v.to_str().unwrap_or("?")));
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    // A body cut short (the gateway stopped one over its limit) is read as far as it came.
+    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    axum::Json(json!({"method": method, "uri": uri, "headers": headers, "body_len": body.len()}))
+}
+
+async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
+    up.hits.fetch_add(1, Ordering::SeqCst);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let _ = tx.send(Ok("data: {\"chunk\":1}\n\n".into())).await;
+        up.go_on.notified().await;
+        let _ = tx
+            .send(Ok("data: {\"chunk\":2}\n\ndata: [DONE]\n\n".into()))
+            .await;
+    });
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+async fn upstream() -> (String, Arc<Upstream>) {
+    let up = Arc::new(Upstream::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(stream))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .fallback(echo)
+        .with_state(up.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr.to_string(), up)
+}
+
+/// Answers every connection with bytes that are not HTTP.
+async fn garbage() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\nnot http at all")
+                .await;
+        }
+    });
+    addr.to_string()
+}
+
+const SECRET: &str = "upstream-secret-7f3a";
+
+async fn app_with_gateways() -> (TestApp, Arc<Upstream>, tempfile::TempDir) {
+    let (addr, up) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("upstream.token");
+    std::fs::write(&secret, SECRET).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        r#"
+[[gateway]]
+name = "llm"
+preset = "openai"
+listen = "127.0.0.1:0"
+upstream = "http://{addr}"
+upstream_auth = {{ bearer_file = "{}" }}
+timeout = 2
+body_limit = 4096
+strip_headers = ["X-Custom-Scopes"]
+
+[[gateway]]
+name = "down"
+listen = "127.0.0.1:0"
+upstream = "http://{dead}"
+
+[[gateway]]
+name = "garbage"
+listen = "127.0.0.1:0"
+upstream = "http://{}"
+"#,
+        secret.display(),
+        garbage().await
+    );
+    (spawn_app_with(&config).await, up, dir)
+}
+
+fn gateway(app: &TestApp, name: &str) -> String {
+    let addr = app.gateways.iter().find(|(n, _)| n == name).unwrap().1;
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_verified_token_decides_and_streams_pass_through_unbuffered() {
+    let (app, up, _dir) = app_with_gateways().await;
+    let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
+    let (write, _) = app.create_token("writer", &["write"], json!("1d")).await;
+    let llm = gateway(&app, "llm");
+    let http = &app.http;
+
+    // No token: 401, and the upstream never hears of it.
+    let r = http
+        .post(format!("{llm}/v1/chat/completions"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    // A read token reads, and is refused a generation naming `write` — whatever it claims.
+    let r = http
+        .get(format!("{llm}/v1/models"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{llm}/v1/chat/completions"))
+        .bearer_auth(&read)
+        .header("x-openclaw-scopes", "operator.write")
+        .header("x-agentgate-scopes", "write")
+        .json(&json!({"stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["required"], "write");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 1);
+    // OpenClaw #57331: a write token works on every generation endpoint.
+    for path in ["/v1/responses", "/v1/completions", "/v1/embeddings"] {
+        let r = http
+            .post(format!("{llm}{path}"))
+            .bearer_auth(&write)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    // A stream arrives chunk by chunk: the first is read before the upstream sends the second.
+    let mut r = http
+        .post(format!("{llm}/v1/chat/completions"))
+        .bearer_auth(&write)
+        .json(&json!({"stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"chunk\":1"));
+    up.go_on.notify_one();
+    let mut rest = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn the_upstream_gets_its_own_credentials_and_nothing_the_client_claims() {
+    let (app, _up, _dir) = app_with_gateways().await;
+    let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
+    let llm = gateway(&app, "llm");
+    let r = app
+        .http
+        .get(format!("{llm}/echo?x=1"))
+        .bearer_auth(&read)
+        .header("x-agentgate-token-name", "owner")
+        .header("x-openclaw-scopes", "operator.admin")
+        .header("x-custom-scopes", "all")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-host", "evil.example")
+        .header("cookie", "theme=dark; agentgate_session=ags_stolen")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains(&read),
+        "the client's token reached the upstream"
+    );
+    let seen: Value = serde_json::from_str(&text).unwrap();
+    let h = &seen["headers"];
+    assert_eq!(seen["uri"], "/echo?x=1");
+    assert_eq!(h["authorization"], json!([format!("Bearer {SECRET}")]));
+    assert_eq!(h["x-forwarded-for"], json!(["127.0.0.1"]));
+    assert_eq!(
+        h["x-forwarded-host"],
+        json!([llm.trim_start_matches("http://")])
+    );
+    assert_eq!(h["cookie"], json!(["theme=dark"]));
+    for gone in [
+        "x-agentgate-token-name",
+        "x-openclaw-scopes",
+        "x-custom-scopes",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    // The upstream's secret is in nothing the client receives, errors included.
+    let down = gateway(&app, "down");
+    let r = app
+        .http
+        .get(format!("{down}/x"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "upstream_unreachable");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("gateway `down`") && message.contains("http://127.0.0.1:"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn bad_upstreams_and_bad_requests_get_clear_errors() {
+    let (app, up, _dir) = app_with_gateways().await;
+    let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
+    let (write, _) = app.create_token("writer", &["write"], json!("1d")).await;
+    let llm = gateway(&app, "llm");
+    let http = &app.http;
+    let error = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let code = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{status}: {text}"));
+        (status, code.to_owned())
+    };
+    // Slow past the timeout; not HTTP at all.
+    let r = http
+        .get(format!("{llm}/slow"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(r).await, (504, "upstream_timeout".into()));
+    let garbage = gateway(&app, "garbage");
+    let r = http
+        .get(format!("{garbage}/"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(r).await, (502, "upstream_failed".into()));
+    // Bodies over the limit: declared, and streamed without a length.
+    let r = http
+        .post(format!("{llm}/v1/responses"))
+        .bearer_auth(&write)
+        .body(vec![b'x'; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let port = llm.rsplit(':').next().unwrap().to_owned();
+    let chunk = format!("3e8\r\n{}\r\n", "y".repeat(1000));
+    let raw = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {write}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+        chunk.repeat(10)
+    );
+    assert_eq!(raw_status(&port, &raw).await, 413);
+    // Methods and paths the table does not admit; an upgrade.
+    let r = http
+        .request(
+            reqwest::Method::from_bytes(b"TRACE").unwrap(),
+            format!("{llm}/v1/models"),
+        )
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(r).await, (405, "method_not_allowed".into()));
+    // (Raw: a client library would resolve the dots itself.)
+    let raw = format!(
+        "GET /v1/%2e%2e/admin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {read}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&port, &raw).await, 400);
+    let r = http
+        .get(format!("{llm}/v1/models"))
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(format!("{llm}/v1/models"))
+        .bearer_auth(&read)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(r).await, (501, "upgrade_not_supported".into()));
+    // The Host of the daemon, or of another gateway, is not this gateway's.
+    for host in [
+        app.addr.to_string(),
+        gateway(&app, "down")
+            .trim_start_matches("http://")
+            .to_owned(),
+    ] {
+        let raw = format!(
+            "GET /v1/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {read}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(raw_status(&port, &raw).await, 421, "{host}");
+    }
+    // Request smuggling: both Content-Length and Transfer-Encoding, with a second request behind
+    // it that carries no token. hyper reads the chunked framing, answers the first and closes the
+    // connection (RFC 9112 §6.1): the second is never read, and what we forward is framed by
+    // us. Two lengths are refused outright.
+    let host = format!("127.0.0.1:{port}");
+    let before = up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let raw = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {write}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /echo HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    let answers = raw_answers(&port, &raw).await;
+    assert_eq!(
+        answers.matches("HTTP/1.1 ").count(),
+        1,
+        "a smuggled request was answered: {answers}"
+    );
+    assert!(answers.contains("connection: close"), "{answers}");
+    let seen = up.hits.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(seen, 1, "only the authorized request reached the upstream");
+    let raw = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {write}\r\nContent-Length: 2\r\nContent-Length: 30\r\nConnection: close\r\n\r\n{{}}"
+    );
+    assert_eq!(raw_status(&port, &raw).await, 400);
+}
+
+async fn raw_answers(port: &str, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn raw_status(port: &str, request: &str) -> u16 {
+    let text = raw_answers(port, request).await;
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {text:?}"))
+}
+
+#[tokio::test]
+async fn a_taken_listen_address_stops_start_up_naming_the_gateway() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(
+        dir.path(),
+        &format!(
+            "[[gateway]]\nname = \"oc\"\nlisten = \"{addr}\"\nupstream = \"http://127.0.0.1:9\"\n"
+        ),
+    );
+    let clock = agentgate::clock::Clock::manual(agentgate::clock::Timestamp::from_millis(0));
+    let err = match agentgate::app::App::build(&config, clock).await {
+        Ok(_) => panic!("started on a taken address"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains(&format!("cannot listen on {addr} for [[gateway]] `oc`")),
+        "{err}"
+    );
+}
