@@ -71,3 +71,10 @@ async fn opencode_prompts_are_answered_through_the_bridge() {
         opencode::run(&bin).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_behind_a_gateway_gets_each_token_what_its_scopes_allow() {
+    if let Some(bin) = agent("opencode") {
+        opencode::behind_a_gateway(&bin).await;
+    }
+}

@@ -425,3 +425,122 @@ pub async fn run(bin: &Path) {
     }
     oc.kill().await;
 }
+
+/// The real opencode behind an agentgate gateway with the `opencode` preset: its one Basic
+/// password stays with the gateway, and each client's token gets what its scopes allow.
+pub async fn behind_a_gateway(bin: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = models::start().await;
+    let mut oc = Opencode::start(bin, tmp.path(), &model).await;
+    let password_file = tmp.path().join("oc.password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let port = free_port();
+    let daemon = Daemon::start(
+        &tmp.path().join("gate"),
+        &format!(
+            r#"
+[[rules]]
+action = "allow"
+kind = "shell"
+pattern = "touch through-gateway.txt"
+
+[[bridge]]
+kind = "opencode"
+name = "opencode"
+url = "{url}"
+password_file = "{pw}"
+
+[[gateway]]
+name = "opencode"
+preset = "opencode"
+listen = "127.0.0.1:{port}"
+upstream = "{url}"
+upstream_auth = {{ basic = {{ username = "opencode", password_file = "{pw}" }} }}
+"#,
+            url = oc.url,
+            pw = password_file.display()
+        ),
+    )
+    .await;
+    let gw = format!("http://127.0.0.1:{port}");
+    let reader = mint(&daemon, "oc-reader", &["read"]).await;
+    let driver = mint(&daemon, "oc-driver", &["write", "execute"]).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("opencode:{PASSWORD}"))
+    };
+
+    // No token: 401 from agentgate, and opencode is never asked.
+    let r = http.get(format!("{gw}/session")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A read token lists sessions, but can neither create nor prompt one.
+    let r = http.get(format!("{gw}/session")).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let listed = r.text().await.unwrap();
+    assert!(!listed.contains(PASSWORD) && !listed.contains(&basic));
+    let r = http.post(format!("{gw}/session")).bearer_auth(&reader).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["required"], "write");
+    // The driver's event stream runs live through the gateway while it creates and prompts.
+    let mut events = http
+        .get(format!("{gw}/event"))
+        .bearer_auth(&reader)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let session: Value = http
+        .post(format!("{gw}/session"))
+        .bearer_auth(&driver)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let prompt = json!({"parts": [{"type": "text", "text": "Run the command."}]});
+    let r = http
+        .post(format!("{gw}/session/{sid}/prompt_async"))
+        .bearer_auth(&reader)
+        .json(&prompt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["required"], "execute");
+    model.set_command("touch through-gateway.txt");
+    let r = http
+        .post(format!("{gw}/session/{sid}/prompt_async"))
+        .bearer_auth(&driver)
+        .json(&prompt)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // The prompt runs (its bash prompt answered by the bridge's policy allow), and the session's
+    // events arrive on the stream opened before.
+    file_appears(&oc.project().join("through-gateway.txt")).await;
+    let mut seen = String::new();
+    while !seen.contains(&sid) {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
+            .await
+            .expect("an event through the gateway")
+            .unwrap()
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains(PASSWORD) && !seen.contains(&basic));
+    oc.kill().await;
+}
+
+async fn mint(daemon: &Daemon, name: &str, scopes: &[&str]) -> String {
+    let (status, body) = daemon
+        .post("/api/v1/tokens", json!({"name": name, "scopes": scopes}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
