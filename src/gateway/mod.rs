@@ -325,7 +325,9 @@ impl GatewayConfig {
                     },
                     timeout: match self.timeout {
                         Some(0) => {
-                            return Err(format!("[[gateway]] `{name}`: timeout must be at least 1"));
+                            return Err(format!(
+                                "[[gateway]] `{name}`: timeout must be at least 1"
+                            ));
                         }
                         Some(s) => Duration::from_secs(s),
                         None => Duration::from_secs(300),

@@ -29,9 +29,11 @@ impl Preset {
         }
     }
 
-    fn rows(self) -> &'static [(&'static str, &'static str, Scope)] {
-        match self {
+    /// The preset's own rows (before the generic rule by method).
+    fn rows(self) -> Vec<(String, String, Scope)> {
+        let fixed: &[(&str, &str, Scope)] = match self {
             Preset::Generic => &[],
+            Preset::Opencode => return opencode_rows(),
             Preset::Openai => &[
                 ("GET", "/v1/models", Scope::Read),
                 ("GET", "/v1/models/**", Scope::Read),
@@ -41,27 +43,47 @@ impl Preset {
                 ("POST", "/v1/completions", Scope::Write),
                 ("POST", "/v1/embeddings", Scope::Write),
             ],
-            // opencode 1.18: the routes that make the agent act, or answer for the person.
-            Preset::Opencode => &[
-                ("POST", "/session/*/message", Scope::Execute),
-                ("POST", "/session/*/prompt_async", Scope::Execute),
-                ("POST", "/session/*/command", Scope::Execute),
-                ("POST", "/session/*/shell", Scope::Execute),
-                ("POST", "/session/*/init", Scope::Execute),
-                ("POST", "/session/*/summarize", Scope::Execute),
-                ("POST", "/session/*/revert", Scope::Execute),
-                ("POST", "/session/*/unrevert", Scope::Execute),
-                ("POST", "/session/*/permissions/*", Scope::Execute),
-                ("POST", "/permission/*/reply", Scope::Execute),
-                ("POST", "/api/session/*/permission/*/reply", Scope::Execute),
-                ("POST", "/question/*/reply", Scope::Execute),
-                ("POST", "/question/*/reject", Scope::Execute),
-                ("*", "/pty", Scope::Execute),
-                ("*", "/pty/**", Scope::Execute),
-                ("POST", "/tui/**", Scope::Execute),
-            ],
-        }
+        };
+        fixed
+            .iter()
+            .map(|(m, p, scope)| ((*m).to_owned(), (*p).to_owned(), *scope))
+            .collect()
     }
+}
+
+/// Every route of the pinned opencode, as its own OpenAPI document lists them
+/// (`opencode-routes.txt`, written by `scripts/opencode-routes`; tests/agents fails when the
+/// pinned opencode has a route that is not in it).
+pub const OPENCODE_ROUTES: &str = include_str!("opencode-routes.txt");
+
+/// The opencode rows that differ from the generic rule (`execute` and `admin`), with OpenAPI's
+/// `{param}` as one segment and a final `*` as any rest.
+fn opencode_rows() -> Vec<(String, String, Scope)> {
+    OPENCODE_ROUTES
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (method, path, scope) = (words.next()?, words.next()?, words.next()?);
+            let scope: Scope = scope.parse().ok()?;
+            let generic = if matches!(method, "GET" | "HEAD") {
+                Scope::Read
+            } else {
+                Scope::Write
+            };
+            (scope != generic).then(|| {
+                let segments: Vec<&str> = path
+                    .split('/')
+                    .map(|s| if s.starts_with('{') { "*" } else { s })
+                    .collect();
+                let mut pattern = segments.join("/");
+                if path.ends_with("/*") {
+                    pattern.push('*');
+                }
+                (method.to_owned(), pattern, scope)
+            })
+        })
+        .collect()
 }
 
 /// One configured route: `method` (or `*`), a path pattern, the scope it needs.
@@ -146,7 +168,7 @@ impl Table {
             rows.push(compile(&r.method, &r.path, r.scope, "configured")?);
         }
         for (method, path, scope) in preset.rows() {
-            rows.push(compile(method, path, *scope, "preset")?);
+            rows.push(compile(&method, &path, scope, "preset")?);
         }
         Ok(Table { rows })
     }
@@ -264,6 +286,17 @@ mod tests {
             Ok(Scope::Execute)
         );
         assert_eq!(t.scope_for("GET", "/pty/abc/connect"), Ok(Scope::Execute));
+        assert_eq!(t.scope_for("POST", "/pty"), Ok(Scope::Execute));
+        assert_eq!(
+            t.scope_for("POST", "/session/ses_1/shell"),
+            Ok(Scope::Execute)
+        );
+        assert_eq!(
+            t.scope_for("GET", "/session/ses_1/message"),
+            Ok(Scope::Read)
+        );
+        assert_eq!(t.scope_for("PATCH", "/config"), Ok(Scope::Admin));
+        assert_eq!(t.scope_for("PUT", "/auth/anthropic"), Ok(Scope::Admin));
         assert_eq!(t.scope_for("POST", "/session"), Ok(Scope::Write));
         assert_eq!(t.scope_for("GET", "/session"), Ok(Scope::Read));
         assert_eq!(t.scope_for("GET", "/event"), Ok(Scope::Read));

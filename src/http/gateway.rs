@@ -323,8 +323,9 @@ mod tests {
             &mut h,
             &["x-openclaw-scopes".into(), "x-custom-scopes".into()],
         );
-        let left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
-        assert_eq!(left, vec!["cookie", "accept"], "{h:?}");
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "cookie"], "{h:?}");
         assert_eq!(h["cookie"], "theme=dark");
     }
 }

@@ -471,15 +471,51 @@ upstream_auth = {{ basic = {{ username = "opencode", password_file = "{pw}" }} }
         base64::engine::general_purpose::STANDARD.encode(format!("opencode:{PASSWORD}"))
     };
 
+    // Every route of the pinned opencode is in the preset's table (an upgrade that adds one
+    // fails here, instead of opening it silently under the generic rule).
+    let doc: Value = oc.call(reqwest::Method::GET, "/doc", None).await;
+    let listed: std::collections::HashSet<String> = agentgate::gateway::table::OPENCODE_ROUTES
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(route, _)| route.to_owned()))
+        .collect();
+    let mut missing = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete", "head"].contains(&method.as_str()) {
+                let route = format!("{} {path}", method.to_uppercase());
+                if !listed.contains(&route) {
+                    missing.push(route);
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "opencode routes missing from src/gateway/opencode-routes.txt (run scripts/opencode-routes): {missing:?}"
+    );
+    assert!(listed.len() > 150, "{}", listed.len());
+
     // No token: 401 from agentgate, and opencode is never asked.
     let r = http.get(format!("{gw}/session")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // A read token lists sessions, but can neither create nor prompt one.
-    let r = http.get(format!("{gw}/session")).bearer_auth(&reader).send().await.unwrap();
+    let r = http
+        .get(format!("{gw}/session"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let listed = r.text().await.unwrap();
     assert!(!listed.contains(PASSWORD) && !listed.contains(&basic));
-    let r = http.post(format!("{gw}/session")).bearer_auth(&reader).json(&json!({})).send().await.unwrap();
+    let r = http
+        .post(format!("{gw}/session"))
+        .bearer_auth(&reader)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["required"], "write");
     // The driver's event stream runs live through the gateway while it creates and prompts.
