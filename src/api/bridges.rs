@@ -1,4 +1,5 @@
-//! `GET /api/v1/bridges`: the agent servers the daemon follows, and how each connection stands.
+//! `GET /api/v1/bridges` and `GET /api/v1/gateways`: the agent servers the daemon follows or
+//! stands in front of, and how each stands.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,4 +35,28 @@ pub struct BridgeInfo {
 pub struct BridgeList {
     /// Every configured bridge, in config order.
     pub bridges: Vec<BridgeInfo>,
+}
+
+/// One gateway, for `GET /api/v1/gateways`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayInfo {
+    /// Its name.
+    pub name: String,
+    /// `generic`, `opencode` or `openai`.
+    pub preset: String,
+    /// agentgate's own listener for it, if any.
+    pub listen: Option<String>,
+    /// The upstream (never with credentials).
+    pub upstream: Option<String>,
+    /// Whether a TCP connection to the upstream opened just now (`None`: no upstream set).
+    pub reachable: Option<bool>,
+    /// Why it did not.
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/gateways`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GatewayList {
+    /// Every configured gateway, in config order.
+    pub gateways: Vec<GatewayInfo>,
 }

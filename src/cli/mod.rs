@@ -145,6 +145,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum GatewayCommand {
+    /// Each gateway: preset, listener, upstream and whether it accepts a connection now
+    List,
     /// The gateway's route table (from the config file): method, path, scope, origin
     Routes {
         /// The gateway's name
@@ -458,6 +460,7 @@ pub fn main() -> ExitCode {
                 hook_install::status(&cli.global, args).await
             }
             Command::Bridge(BridgeCommand::List) => bridges(&cli.global).await.map(|()| 0),
+            Command::Gateway(GatewayCommand::List) => gateways(&cli.global).await.map(|()| 0),
             Command::Gateway(GatewayCommand::Routes { name }) => {
                 gateway_routes(&cli.global, &name).map(|()| 0)
             }
@@ -547,6 +550,34 @@ fn gateway_routes(global: &Global, name: &str) -> anyhow::Result<()> {
     );
     for (method, path, scope, from) in rows {
         terminal::say!("{method:26} {path:40} {scope:8} {from}");
+    }
+    Ok(())
+}
+
+/// `agentgate gateway list`.
+async fn gateways(global: &Global) -> anyhow::Result<()> {
+    let client = client::Client::from_global(global)?;
+    let list: crate::api::GatewayList = client.get("/api/v1/gateways").await?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.gateways.is_empty() {
+        println!("no gateways: add [[gateway]] entries to config.toml");
+    }
+    for g in list.gateways {
+        let state = match (g.reachable, &g.error) {
+            (None, _) => "no upstream".to_owned(),
+            (Some(true), _) => "upstream reachable".to_owned(),
+            (Some(false), e) => format!("upstream UNREACHABLE: {}", e.as_deref().unwrap_or("?")),
+        };
+        terminal::say!(
+            "{}\t{}\tlisten {}\t{}\t{state}",
+            g.name,
+            g.preset,
+            g.listen.as_deref().unwrap_or("-"),
+            g.upstream.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

@@ -19,6 +19,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Its name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Preset::Generic => "generic",
+            Preset::Opencode => "opencode",
+            Preset::Openai => "openai",
+        }
+    }
+
     /// Parses a preset name.
     pub fn parse(name: &str) -> Option<Preset> {
         match name {

@@ -6,7 +6,9 @@
 //! send cookies for 127.0.0.1 to every port), headers claiming scopes or identity
 //! (`X-Agentgate-*`, `X-OpenClaw-Scopes`, the configured list), a client's own `X-Forwarded-*`
 //! and `Forwarded`, and hop-by-hop headers. `X-Forwarded-For/Proto/Host` are set by us.
-//! A stream without a length ends when its credential is revoked or expires.
+//! A stream without a length ends when its credential is revoked or expires, and so does a
+//! protocol upgrade (opencode's `/pty` WebSocket), which is checked against the table like any
+//! request and then carried byte for byte.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,8 +84,13 @@ async fn handle(
 
 type Refusal = (ApiError, Option<Caller>);
 
-async fn forward(gate: &Gate, peer: SocketAddr, req: Request) -> Result<Response, Refusal> {
+async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Response, Refusal> {
     let name = &gate.gateway.name;
+    // Taken before anything else, while the request still owns it.
+    let upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // Framing is hyper's: a request with both Content-Length and Transfer-Encoding is read as
     // chunked and its connection closed after the answer (RFC 9112 §6.1), two lengths are a 400,
@@ -117,18 +124,15 @@ async fn forward(gate: &Gate, peer: SocketAddr, req: Request) -> Result<Response
     if !who.scopes.allows(required) {
         return Err((ApiError::insufficient_scope(required), Some(caller)));
     }
-    if parts.headers.contains_key(header::UPGRADE) {
-        return Err((
-            ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "upgrade_not_supported",
-                format!("gateway `{name}` does not carry protocol upgrades (WebSockets) yet"),
-            ),
-            Some(caller),
-        ));
-    }
     let host = parts.headers.get(header::HOST).cloned();
+    let upgrade_to = parts.headers.get(header::UPGRADE).cloned();
     clean_request(&mut parts.headers, &gate.proxy.strip);
+    if let Some(protocol) = &upgrade_to {
+        parts.headers.insert(header::UPGRADE, protocol.clone());
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     let forwarded = [
         (
             "x-forwarded-for",
@@ -190,6 +194,12 @@ async fn forward(gate: &Gate, peer: SocketAddr, req: Request) -> Result<Response
         Ok(Err(e)) => return Err((upstream_error(name, &upstream_text, &e), Some(caller))),
         Ok(Ok(r)) => r,
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client) = upgrade else {
+            return Err((upstream_error_switch(name), Some(caller)));
+        };
+        return Ok(switch(gate, who, caller, client, response));
+    }
     let (mut parts, incoming) = response.into_parts();
     clean_hop_by_hop(&mut parts.headers);
     parts.extensions.insert(Upstream);
@@ -202,6 +212,53 @@ async fn forward(gate: &Gate, peer: SocketAddr, req: Request) -> Result<Response
         Body::from_stream(Body::new(incoming).into_data_stream().take_until(ended))
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// The upstream switched protocols: answer the client's upgrade alike, then carry bytes both
+/// ways until either side closes or the credential ends.
+fn switch(
+    gate: &Gate,
+    who: Arc<crate::auth::Principal>,
+    caller: Caller,
+    client: hyper::upgrade::OnUpgrade,
+    mut response: hyper::Response<hyper::body::Incoming>,
+) -> Response {
+    let upstream = hyper::upgrade::on(&mut response);
+    let ended = access::credential_ended(&gate.app, &who);
+    let name = gate.gateway.name.clone();
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(gateway = name, error = %e, "an upgrade did not complete");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+            () = ended => tracing::debug!(gateway = name, "an upgraded connection ended with its credential"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    let keep: Vec<(HeaderName, HeaderValue)> = [header::UPGRADE, header::CONNECTION]
+        .into_iter()
+        .filter_map(|h| parts.headers.get(&h).cloned().map(|v| (h, v)))
+        .collect();
+    clean_hop_by_hop(&mut parts.headers);
+    parts.headers.extend(keep);
+    parts.extensions.insert(Upstream);
+    parts.extensions.insert(caller);
+    Response::from_parts(parts, Body::empty())
+}
+
+fn upstream_error_switch(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_failed",
+        format!("gateway `{name}`: the upstream switched protocols without being asked to"),
+    )
 }
 
 fn upstream_error(name: &str, upstream: &str, e: &hyper_util::client::legacy::Error) -> ApiError {

@@ -139,6 +139,7 @@ pub fn table() -> Vec<Route> {
         // The agents' own prompts: Claude Code's http hooks and the command hooks.
         Route::new(Post, "/api/v1/hooks/{agent}", request, hooks::hook),
         Route::new(Get, "/api/v1/bridges", read, system::bridges),
+        Route::new(Get, "/api/v1/gateways", read, system::gateways),
         // Forward-auth for a reverse proxy in front of an agent server: the scope comes from
         // the gateway's table for the original method and URI, not from this row.
         Route::new(

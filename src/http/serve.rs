@@ -42,6 +42,7 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
+    let stop = tokio::sync::watch::channel(false).0;
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -56,12 +57,38 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let site = site.clone();
+        let upgrades = site.proxied;
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
             site.clone().handle(request.map(Body::new))
         });
+        if upgrades {
+            // A gateway carries protocol upgrades (WebSockets), which hyper-util's graceful
+            // watcher cannot hold: such a connection is shut down gracefully by hand.
+            let connection = http
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut stopping = stop.subscribe();
+            tokio::spawn(async move {
+                tokio::pin!(connection);
+                let stop = async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                };
+                let served = tokio::select! {
+                    served = connection.as_mut() => served,
+                    () = stop => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        }
         let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
         // `map`, not an async block around `.await`: the block would hold the connection twice
         // (once captured, once awaited), and 10,000 parked long-polls would pay for both.
@@ -72,6 +99,7 @@ pub async fn serve(
         }));
     }
     drop(listener);
+    let _ = stop.send(true);
     graceful.shutdown().await;
     Ok(())
 }

@@ -570,7 +570,68 @@ upstream_auth = {{ basic = {{ username = "opencode", password_file = "{pw}" }} }
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(!seen.contains(PASSWORD) && !seen.contains(&basic));
+
+    // A pty: created and connected (a WebSocket upgrade, checked against the table like any
+    // request) with `execute`; a read token may do neither.
+    let r = http
+        .post(format!("{gw}/pty"))
+        .bearer_auth(&reader)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let pty: Value = http
+        .post(format!("{gw}/pty"))
+        .bearer_auth(&driver)
+        .json(&json!({"command": "/bin/sh"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pty_id = pty["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{pty}"))
+        .to_owned();
+    let handshake = |token: &str| {
+        format!(
+            "GET /pty/{pty_id}/connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    assert!(
+        first_line(port, &handshake(&reader))
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
+    let line = first_line(port, &handshake(&driver)).await;
+    assert!(line.starts_with("HTTP/1.1 101"), "{line}");
     oc.kill().await;
+}
+
+/// The status line of the answer to a raw request.
+async fn first_line(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut byte))
+            .await
+            .expect("an answer")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 async fn mint(daemon: &Daemon, name: &str, scopes: &[&str]) -> String {

@@ -80,6 +80,32 @@ async fn upstream() -> (String, Arc<Upstream>) {
     (addr.to_string(), up)
 }
 
+/// Switches every request to its own protocol (`Upgrade: echo`), then echoes bytes.
+async fn upgrading() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr.to_string()
+}
+
 /// Answers every connection with bytes that are not HTTP.
 async fn garbage() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,9 +154,20 @@ upstream = "http://{dead}"
 name = "garbage"
 listen = "127.0.0.1:0"
 upstream = "http://{}"
+
+[[gateway]]
+name = "ws"
+listen = "127.0.0.1:0"
+upstream = "http://{}"
+
+[[gateway.routes]]
+method = "GET"
+path = "/pty/**"
+scope = "execute"
 "#,
         secret.display(),
-        garbage().await
+        garbage().await,
+        upgrading().await
     );
     (spawn_app_with(&config).await, up, dir)
 }
@@ -341,15 +378,6 @@ async fn bad_upstreams_and_bad_requests_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = http
-        .get(format!("{llm}/v1/models"))
-        .bearer_auth(&read)
-        .header("upgrade", "websocket")
-        .header("connection", "upgrade")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error(r).await, (501, "upgrade_not_supported".into()));
     // The Host of the daemon, or of another gateway, is not this gateway's.
     for host in [
         app.addr.to_string(),
@@ -424,4 +452,64 @@ async fn a_taken_listen_address_stops_start_up_naming_the_gateway() {
         err.contains(&format!("cannot listen on {addr} for [[gateway]] `oc`")),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_upgrade_is_checked_like_any_request_then_carried_both_ways() {
+    let (app, _up, _dir) = app_with_gateways().await;
+    let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
+    let (exec, exec_id) = app.create_token("shell", &["execute"], json!("1d")).await;
+    let ws = gateway(&app, "ws");
+    let port = ws.rsplit(':').next().unwrap().to_owned();
+    let upgrade = |token: &str| {
+        format!(
+            "GET /pty/p1/connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"
+        )
+    };
+    // Without the route's scope, or without a token: refused before the upstream hears of it.
+    let refused = upgrade(&read).replace("Connection: Upgrade", "Connection: Upgrade, close");
+    assert_eq!(raw_status(&port, &refused).await, 403);
+    let raw = format!(
+        "GET /pty/p1/connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: echo\r\nConnection: Upgrade, close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&port, &raw).await, 401);
+    // With it: switched, then bytes both ways.
+    let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    s.write_all(upgrade(&exec).as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "closed: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    s.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    s.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    // Revoking the token ends the upgraded connection.
+    let r = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{exec_id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends with its token")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
 }
