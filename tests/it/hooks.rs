@@ -81,8 +81,13 @@ async fn each_agent_gets_the_decision_in_its_own_contract() {
         .get("/api/v1/permissions?status=all", Some(&app.admin))
         .await
         .json();
-    let first = &listed["permissions"][0];
-    assert_eq!(first["request"]["agent"], "claude-code");
+    // (All made at the same instant of the manual clock: found by what they are, not by order.)
+    let first = listed["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["request"]["agent"] == "claude-code")
+        .expect("Claude Code's request");
     assert_eq!(first["request"]["session"], "s-1");
     assert_eq!(first["request"]["cwd"], "/tmp");
     assert_eq!(first["requester"], "claude");
