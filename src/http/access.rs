@@ -160,7 +160,7 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
             cookie: false,
         })
     } else {
-        authenticate(&state, req.headers(), req.method()).await
+        authenticate(&state, req.headers(), req.method(), Csrf::Token).await
     };
     let found = found.and_then(|(principal, session)| {
         audience_check(&principal, mcp.as_ref())?;
@@ -263,19 +263,31 @@ pub(super) fn credential_ended(
 }
 
 /// The verified principal of a request on a gateway's listener: a bearer API token or the
-/// inbox's session (with its CSRF token on a state-changing request); an OAuth access token is
-/// for `/mcp` only.
+/// inbox's session; an OAuth access token is for `/mcp` only. The upstream's own web UI cannot
+/// send our CSRF token, so there a session's state-changing request must instead be one the
+/// browser marks as its own origin's (`Origin`, which `guard` has checked is the gateway's, or
+/// `Sec-Fetch-Site: same-origin`).
 pub(super) async fn credential(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
 ) -> Result<Arc<Principal>, ApiError> {
-    let found = authenticate(state, headers, method)
+    let found = authenticate(state, headers, method, Csrf::SameOrigin)
         .await
         .and_then(|(principal, _)| audience_check(&principal, None).map(|()| principal));
     found.map_err(|failure| match failure {
         Failure::Credential { error, .. } | Failure::Csrf(error) => error,
     })
+}
+
+/// How a session's state-changing request proves it comes from our own page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Csrf {
+    /// The session's CSRF token in `X-CSRF-Token` (our pages send it).
+    Token,
+    /// The browser's own marks: an `Origin` (the guard checked it is this listener's) or
+    /// `Sec-Fetch-Site: same-origin`.
+    SameOrigin,
 }
 
 enum Failure {
@@ -289,6 +301,7 @@ async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
+    csrf: Csrf,
 ) -> Result<(Arc<Principal>, Option<WebSession>), Failure> {
     if headers.contains_key(header::AUTHORIZATION) {
         let presented = bearer(headers).map_err(|why| Failure::Credential {
@@ -321,7 +334,12 @@ async fn authenticate(
             cookie: true,
         })?;
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
+    let same_origin = csrf == Csrf::SameOrigin
+        && (headers.contains_key(header::ORIGIN)
+            || headers
+                .get("sec-fetch-site")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin")));
+    if !safe && !same_origin {
         let presented = headers
             .get(CSRF_HEADER)
             .map(|v| v.as_bytes())

@@ -513,3 +513,38 @@ async fn an_upgrade_is_checked_like_any_request_then_carried_both_ways() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn the_inbox_session_works_on_the_gateway_for_its_own_pages_only() {
+    let (app, _up, _dir) = app_with_gateways().await;
+    crate::oauth::set_passphrase(&app).await;
+    // Browsers send cookies for 127.0.0.1 to every port: the inbox's session reaches the gateway.
+    let cookie = crate::oauth::owner_cookie(&app).await;
+    let llm = gateway(&app, "llm");
+    let own_origin = llm.clone();
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut r = app
+            .http
+            .post(format!("{llm}/v1/responses"))
+            .header("cookie", &cookie)
+            .json(&json!({}));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(s) = site {
+            r = r.header("sec-fetch-site", s);
+        }
+        r.send()
+    };
+    // A page of the gateway's own origin (the upstream's web UI) may act with it.
+    assert_eq!(post(Some(&own_origin), None).await.unwrap().status(), 200);
+    assert_eq!(post(None, Some("same-origin")).await.unwrap().status(), 200);
+    let r = app.http.get(format!("{llm}/v1/models")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Another origin — the inbox's own port included — may not; nor may a request without the
+    // browser's marks (it needs the inbox's CSRF token, as on the daemon).
+    for (origin, site) in [(Some(app.base.as_str()), None), (Some("http://evil.example"), None), (None, None)] {
+        let status = post(origin, site).await.unwrap().status();
+        assert_eq!(status, 403, "{origin:?}");
+    }
+}

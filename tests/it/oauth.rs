@@ -42,7 +42,7 @@ pub fn form_fields(page: &str) -> (String, String) {
     (field("authz"), field("csrf"))
 }
 
-async fn set_passphrase(app: &TestApp) {
+pub async fn set_passphrase(app: &TestApp) {
     let r = app
         .request(
             reqwest::Method::PUT,
@@ -206,7 +206,7 @@ async fn signed_in(app: &TestApp, scope: &str) -> (String, Value) {
 }
 
 /// The owner signs in with the passphrase: the `Cookie` header value of the new session.
-async fn owner_cookie(app: &TestApp) -> String {
+pub async fn owner_cookie(app: &TestApp) -> String {
     let login = app
         .http
         .post(format!("{}/login", app.base))
