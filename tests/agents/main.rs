@@ -78,3 +78,10 @@ async fn opencode_behind_a_gateway_gets_each_token_what_its_scopes_allow() {
         opencode::behind_a_gateway(&bin).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_web_ui_through_a_gateway_with_the_inbox_session() {
+    if let (Some(bin), Some(browser)) = (agent("opencode"), browser()) {
+        opencode::ui_through_a_gateway(&bin, &browser).await;
+    }
+}

@@ -641,3 +641,67 @@ async fn mint(daemon: &Daemon, name: &str, scopes: &[&str]) -> String {
     assert_eq!(status, 201, "{body}");
     body["token"].as_str().unwrap().to_owned()
 }
+
+/// opencode's own web UI through the gateway, in Chromium, with the inbox's session: the page
+/// at the gateway's origin creates and prompts a session and answers its own permission prompt
+/// (OpenWork #1918, for the real opencode).
+pub async fn ui_through_a_gateway(bin: &Path, browser: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = models::start().await;
+    let mut oc = Opencode::start(bin, tmp.path(), &model).await;
+    let password_file = tmp.path().join("oc.password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let port = free_port();
+    let daemon = Daemon::start(
+        &tmp.path().join("gate"),
+        &format!(
+            r#"
+[[gateway]]
+name = "opencode"
+preset = "opencode"
+listen = "127.0.0.1:{port}"
+upstream = "{url}"
+upstream_auth = {{ basic = {{ password_file = "{pw}" }} }}
+"#,
+            url = oc.url,
+            pw = password_file.display()
+        ),
+    )
+    .await;
+    let passphrase = "correct horse battery staple";
+    let r = daemon
+        .http
+        .put(format!("{}/api/v1/passphrase", daemon.url))
+        .bearer_auth(&daemon.admin)
+        .json(&json!({"passphrase": passphrase}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    model.set_command("touch from-the-ui.txt");
+    let output = tokio::process::Command::new("node")
+        .arg(browser.join("gateway-ui.mjs"))
+        .arg(&daemon.url)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(passphrase)
+        .current_dir(browser)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{text}"));
+    eprintln!("opencode's UI through the gateway: {seen}");
+    assert_eq!(seen["ui_status"], 200, "{seen}");
+    assert_eq!(seen["ui_title"], "OpenCode", "{seen}");
+    assert_eq!(seen["create_status"], 200, "{seen}");
+    assert_eq!(seen["prompt_status"], 204, "{seen}");
+    assert_eq!(seen["asked"], 1, "{seen}");
+    assert_eq!(seen["reply_status"], 200, "{seen}");
+    file_appears(&oc.project().join("from-the-ui.txt")).await;
+    oc.kill().await;
+}

@@ -539,11 +539,21 @@ async fn the_inbox_session_works_on_the_gateway_for_its_own_pages_only() {
     // A page of the gateway's own origin (the upstream's web UI) may act with it.
     assert_eq!(post(Some(&own_origin), None).await.unwrap().status(), 200);
     assert_eq!(post(None, Some("same-origin")).await.unwrap().status(), 200);
-    let r = app.http.get(format!("{llm}/v1/models")).header("cookie", &cookie).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{llm}/v1/models"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Another origin — the inbox's own port included — may not; nor may a request without the
     // browser's marks (it needs the inbox's CSRF token, as on the daemon).
-    for (origin, site) in [(Some(app.base.as_str()), None), (Some("http://evil.example"), None), (None, None)] {
+    for (origin, site) in [
+        (Some(app.base.as_str()), None),
+        (Some("http://evil.example"), None),
+        (None, None),
+    ] {
         let status = post(origin, site).await.unwrap().status();
         assert_eq!(status, 403, "{origin:?}");
     }
