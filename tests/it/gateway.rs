@@ -106,6 +106,24 @@ async fn upgrading() -> String {
     addr.to_string()
 }
 
+/// Starts a chunked answer and breaks it off mid-chunk.
+async fn broken_chunks() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n9\r\nbro",
+                )
+                .await;
+        }
+    });
+    addr.to_string()
+}
+
 /// Answers every connection with bytes that are not HTTP.
 async fn garbage() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -156,6 +174,11 @@ listen = "127.0.0.1:0"
 upstream = "http://{}"
 
 [[gateway]]
+name = "broken"
+listen = "127.0.0.1:0"
+upstream = "http://{}"
+
+[[gateway]]
 name = "ws"
 listen = "127.0.0.1:0"
 upstream = "http://{}"
@@ -167,6 +190,7 @@ scope = "execute"
 "#,
         secret.display(),
         garbage().await,
+        broken_chunks().await,
         upgrading().await
     );
     (spawn_app_with(&config).await, up, dir)
@@ -338,6 +362,27 @@ async fn bad_upstreams_and_bad_requests_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(error(r).await, (502, "upstream_failed".into()));
+    // An answer broken off mid-chunk reaches the client broken off (its head was already sent),
+    // and the gateway goes on serving.
+    let broken = gateway(&app, "broken");
+    let r = http
+        .get(format!("{broken}/"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.is_err(),
+        "a broken body must not look whole"
+    );
+    let r = http
+        .get(format!("{broken}/"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Bodies over the limit: declared, and streamed without a length.
     let r = http
         .post(format!("{llm}/v1/responses"))
