@@ -25,6 +25,8 @@ use agentgate_policy::Origin;
 
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const LAST_RETRY: Duration = Duration::from_secs(30);
+/// How often pending prompts are compared with opencode's own list while connected.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// Every call but the event stream gives up after this.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -210,32 +212,25 @@ impl Link {
             i.retry_at = None;
         });
         tracing::info!(bridge = self.name(), "opencode bridge connected");
-        // Prompts raised while we were away; and prompts opencode no longer has (it restarted:
-        // this version keeps pending prompts in memory only) are withdrawn, so no one answers a
-        // prompt that cannot be answered any more.
-        let known: Vec<(String, Option<String>, Option<String>)> = lock(&self.inflight)
-            .iter()
-            .map(|(id, f)| (id.clone(), f.request.clone(), f.directory.clone()))
-            .collect();
-        let dirs: Vec<Option<String>> = lock(&self.directories).iter().cloned().collect();
-        for dir in dirs {
-            match self.catch_up(dir.as_deref()).await {
-                Ok(listed) => {
-                    for (prompt, request, _) in known
-                        .iter()
-                        .filter(|(p, _, d)| *d == dir && !listed.contains(p))
-                    {
-                        if let Some(request) = request {
-                            self.withdraw(prompt, request).await;
-                        }
-                    }
-                }
-                Err(e) => self.bridge.update(|i| i.last_error = Some(e)),
-            }
+        // Prompts raised while we were away, and prompts opencode no longer has. Not caught up
+        // (a server still starting answers slowly): follow again from the start.
+        if let Err(e) = self.reconcile().await {
+            return format!("catching up after connecting: {e}");
         }
         let mut reader = sse::Reader::default();
+        let mut every = tokio::time::interval(RECONCILE_EVERY);
+        every.tick().await;
         loop {
-            let chunk = match response.chunk().await {
+            let chunk = tokio::select! {
+                chunk = response.chunk() => chunk,
+                _ = every.tick() => {
+                    if let Err(e) = self.reconcile().await {
+                        self.bridge.update(|i| i.last_error = Some(e));
+                    }
+                    continue;
+                }
+            };
+            let chunk = match chunk {
                 Ok(Some(c)) => c,
                 Ok(None) => return "the event stream ended".into(),
                 Err(e) => return format!("the event stream broke: {}", root(&e)),
@@ -250,6 +245,30 @@ impl Link {
         }
     }
 
+    /// Takes every prompt opencode has pending that we do not, and withdraws the requests of
+    /// prompts it no longer has (this opencode keeps pending prompts in memory only: a restart
+    /// loses them), so no one answers a prompt that cannot be answered any more.
+    async fn reconcile(self: &Arc<Self>) -> Result<(), String> {
+        // Known before listing: a prompt missing from the list is gone, not new.
+        let known: Vec<(String, Option<String>, Option<String>)> = lock(&self.inflight)
+            .iter()
+            .map(|(id, f)| (id.clone(), f.request.clone(), f.directory.clone()))
+            .collect();
+        let dirs: Vec<Option<String>> = lock(&self.directories).iter().cloned().collect();
+        for dir in dirs {
+            let listed = self.catch_up(dir.as_deref()).await?;
+            for (prompt, request, _) in known
+                .iter()
+                .filter(|(p, _, d)| *d == dir && !listed.contains(p))
+            {
+                if let Some(request) = request {
+                    self.withdraw(prompt, request).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A prompt opencode no longer has: its request is closed as withdrawn there.
     async fn withdraw(&self, prompt: &str, request: &str) {
         lock(&self.ours).insert(prompt.to_owned());
@@ -262,12 +281,14 @@ impl Link {
             .answered_upstream(request, false, self.name(), Some(note))
             .await
         {
-            Ok(_) => tracing::info!(
+            Ok(true) => tracing::info!(
                 bridge = self.name(),
                 prompt,
                 request,
                 "withdrawn: opencode no longer has the prompt"
             ),
+            // Decided already (its reply is on the way, or was just sent).
+            Ok(false) => {}
             Err(e) => tracing::warn!(bridge = self.name(), error = %e, "cannot withdraw a request"),
         }
     }

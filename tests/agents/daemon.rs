@@ -128,6 +128,21 @@ impl Daemon {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sets the owner passphrase (for signing in to the inbox) and returns it.
+    pub async fn set_passphrase(&self) -> String {
+        let passphrase = "correct horse battery staple".to_owned();
+        let r = self
+            .http
+            .put(format!("{}/api/v1/passphrase", self.url))
+            .bearer_auth(&self.admin)
+            .json(&json!({"passphrase": passphrase}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        passphrase
+    }
+
     /// Waits until some request is pending, and returns it.
     pub async fn pending(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -15,6 +15,10 @@ mod opencode;
 
 use std::path::PathBuf;
 
+/// The agents run one at a time: each brings a large native binary, a model server and a daemon,
+/// and on two cores several at once starve each other past their timeouts.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn agent(name: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/agents/node_modules/.bin")
@@ -53,6 +57,7 @@ fn browser() -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_asks_agentgate_before_every_command() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if let Some(bin) = agent("claude") {
         claude::run(&bin).await;
     }
@@ -60,6 +65,7 @@ async fn claude_code_asks_agentgate_before_every_command() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_hook_denies_and_its_trust_is_recorded_and_checked() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if let Some(bin) = agent("codex") {
         codex::run(&bin).await;
     }
@@ -67,6 +73,7 @@ async fn codex_hook_denies_and_its_trust_is_recorded_and_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_prompts_are_answered_through_the_bridge() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if let Some(bin) = agent("opencode") {
         opencode::run(&bin).await;
     }
@@ -74,6 +81,7 @@ async fn opencode_prompts_are_answered_through_the_bridge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_behind_a_gateway_gets_each_token_what_its_scopes_allow() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if let Some(bin) = agent("opencode") {
         opencode::behind_a_gateway(&bin).await;
     }
@@ -81,6 +89,7 @@ async fn opencode_behind_a_gateway_gets_each_token_what_its_scopes_allow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_web_ui_through_a_gateway_with_the_inbox_session() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if let (Some(bin), Some(browser)) = (agent("opencode"), browser()) {
         opencode::ui_through_a_gateway(&bin, &browser).await;
     }

@@ -359,14 +359,20 @@ pub async fn run(bin: &Path) {
     let before = daemon.pending().await;
     oc.restart().await;
     let id = before["id"].as_str().unwrap().to_owned();
-    eventually("the vanished prompt's request is withdrawn", || {
-        let (id, daemon) = (id.clone(), &daemon);
-        async move {
-            let p = daemon.get(&format!("/api/v1/permissions/{id}")).await;
-            p["status"] == "denied" && p["decided_by"]["source"] == "upstream"
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = daemon.get(&format!("/api/v1/permissions/{id}")).await;
+        if p["status"] == "denied" && p["decided_by"]["source"] == "upstream" {
+            break;
         }
-    })
-    .await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the vanished prompt's request was not withdrawn: {p}\nbridge: {}\nlog:\n{}",
+            daemon.get("/api/v1/bridges").await,
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let withdrawn = daemon.get(&format!("/api/v1/permissions/{id}")).await;
     assert!(
         withdrawn["message"]
@@ -386,16 +392,7 @@ pub async fn run(bin: &Path) {
 
     // 7. In the inbox: the request real opencode raised is approved with a click in Chromium.
     if let Some(browser) = crate::browser() {
-        let passphrase = "correct horse battery staple";
-        let r = daemon
-            .http
-            .put(format!("{}/api/v1/passphrase", daemon.url))
-            .bearer_auth(&daemon.admin)
-            .json(&json!({"passphrase": passphrase}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        let passphrase = daemon.set_passphrase().await;
         model.set_command("touch clicked.txt");
         oc.prompt().await;
         let pending = daemon.pending().await;
@@ -406,7 +403,7 @@ pub async fn run(bin: &Path) {
         let status = tokio::process::Command::new("node")
             .arg(browser.join("approve.mjs"))
             .arg(&daemon.url)
-            .arg(passphrase)
+            .arg(&passphrase)
             .arg(pending["id"].as_str().unwrap())
             .arg(&shot)
             .current_dir(&browser)
@@ -668,22 +665,13 @@ upstream_auth = {{ basic = {{ password_file = "{pw}" }} }}
         ),
     )
     .await;
-    let passphrase = "correct horse battery staple";
-    let r = daemon
-        .http
-        .put(format!("{}/api/v1/passphrase", daemon.url))
-        .bearer_auth(&daemon.admin)
-        .json(&json!({"passphrase": passphrase}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let passphrase = daemon.set_passphrase().await;
     model.set_command("touch from-the-ui.txt");
     let output = tokio::process::Command::new("node")
         .arg(browser.join("gateway-ui.mjs"))
         .arg(&daemon.url)
         .arg(format!("http://127.0.0.1:{port}"))
-        .arg(passphrase)
+        .arg(&passphrase)
         .current_dir(browser)
         .output()
         .await
