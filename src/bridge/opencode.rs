@@ -102,25 +102,11 @@ impl Link {
         tokio::pin!(stop);
         let mut delay = FIRST_RETRY;
         loop {
-            let connected_before = self
-                .bridge
-                .info
-                .lock()
-                .map(|i| i.connected_at)
-                .ok()
-                .flatten();
-            let error = tokio::select! {
+            let (had_connected, error) = tokio::select! {
                 () = &mut stop => return,
-                e = self.clone().follow() => e,
+                ended = self.clone().follow() => ended,
             };
-            let connected_after = self
-                .bridge
-                .info
-                .lock()
-                .map(|i| i.connected_at)
-                .ok()
-                .flatten();
-            if connected_after != connected_before {
+            if had_connected {
                 // It had connected: start the backoff over.
                 delay = FIRST_RETRY;
             }
@@ -157,8 +143,14 @@ impl Link {
         Ok(request)
     }
 
-    /// One connection: returns why it ended.
-    async fn follow(self: Arc<Self>) -> String {
+    /// One connection: whether it got as far as connecting, and why it ended.
+    async fn follow(self: Arc<Self>) -> (bool, String) {
+        let mut connected = false;
+        let why = self.connect_and_read(&mut connected).await;
+        (connected, why)
+    }
+
+    async fn connect_and_read(self: &Arc<Self>, connected: &mut bool) -> String {
         let directory = self.bridge.settings.directory.clone();
         let path = if directory.is_some() {
             "/event"
@@ -211,6 +203,7 @@ impl Link {
             i.last_error = None;
             i.retry_at = None;
         });
+        *connected = true;
         tracing::info!(bridge = self.name(), "opencode bridge connected");
         // Prompts raised while we were away, and prompts opencode no longer has. Not caught up
         // (a server still starting answers slowly): follow again from the start.
