@@ -20,6 +20,50 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCA
 /// Pending requests one credential may hold when the config does not say.
 pub const DEFAULT_MAX_PENDING: u32 = 100;
 
+/// A secret the config file names by where it lives, never by its value: an environment
+/// variable (a `…_env` key) or a file (a `…_file` key, read again each time it is asked for, so
+/// it can rotate). Used by bridges, gateways and notification targets alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The daemon's environment.
+    Env(String),
+    /// A file; surrounding whitespace is not part of the secret.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// The source a `{what}_env` / `{what}_file` pair names; `None` when neither is set.
+    pub fn of(
+        env: Option<&String>,
+        file: Option<&PathBuf>,
+        what: &str,
+    ) -> Result<Option<SecretSource>, String> {
+        match (env, file) {
+            (Some(_), Some(_)) => Err(format!("set {what}_env or {what}_file, not both")),
+            (Some(var), None) => Ok(Some(SecretSource::Env(var.clone()))),
+            (None, Some(path)) => Ok(Some(SecretSource::File(path.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The secret now, or why it cannot be had (never the secret itself).
+    pub fn read(&self, what: &str) -> Result<String, String> {
+        match self {
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(v),
+                _ => Err(format!(
+                    "the environment variable {var} ({what}) is not set"
+                )),
+            },
+            SecretSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+                Ok(_) => Err(format!("{} ({what}) is empty", path.display())),
+                Err(e) => Err(format!("cannot read {} ({what}): {e}", path.display())),
+            },
+        }
+    }
+}
+
 /// The config file as written (`config.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

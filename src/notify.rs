@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::api::events;
+use crate::config::SecretSource;
 use crate::store::AuditRow;
 
 /// `[[notify]]` as written in config.toml.
@@ -77,20 +78,13 @@ impl NotifyConfig {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{index}", self.kind));
-        let text = match (&self.url, &self.url_env, &self.url_file) {
-            (Some(u), None, None) => u.clone(),
-            (None, Some(var), None) => std::env::var(var).map_err(|_| {
-                format!("[[notify]] `{name}`: the environment variable {var} (url_env) is not set")
-            })?,
-            (None, None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    format!(
-                        "[[notify]] `{name}`: cannot read url_file {}: {e}",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_owned(),
+        let source = SecretSource::of(self.url_env.as_ref(), self.url_file.as_ref(), "url")
+            .map_err(|e| format!("[[notify]] `{name}`: {e}"))?;
+        let text = match (&self.url, source) {
+            (Some(u), None) => u.clone(),
+            (None, Some(source)) => source
+                .read("url")
+                .map_err(|e| format!("[[notify]] `{name}`: {e}"))?,
             _ => {
                 return Err(format!(
                     "[[notify]] `{name}`: set exactly one of url, url_env and url_file"

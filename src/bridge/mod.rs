@@ -17,6 +17,7 @@ use crate::api::{BridgeInfo, BridgeList};
 use crate::auth::Principal;
 use crate::broker::Broker;
 use crate::clock::Clock;
+use crate::config::SecretSource;
 use crate::store::Store;
 
 /// `[[bridge]]` as written in config.toml.
@@ -41,40 +42,6 @@ pub struct BridgeConfig {
     pub directory: Option<PathBuf>,
 }
 
-/// Where a bridge's password comes from.
-#[derive(Debug, Clone)]
-pub enum Password {
-    /// No password (an opencode server without `OPENCODE_SERVER_PASSWORD`).
-    None,
-    /// The daemon's environment.
-    Env(String),
-    /// A file, read on every connection.
-    File(PathBuf),
-}
-
-impl Password {
-    /// The password now, or why it cannot be had (never the password itself).
-    fn read(&self) -> Result<Option<String>, String> {
-        match self {
-            Password::None => Ok(None),
-            Password::Env(var) => match std::env::var(var) {
-                Ok(p) if !p.is_empty() => Ok(Some(p)),
-                _ => Err(format!(
-                    "the environment variable {var} (password_env) is not set"
-                )),
-            },
-            Password::File(path) => match std::fs::read_to_string(path) {
-                Ok(p) if !p.trim().is_empty() => Ok(Some(p.trim().to_owned())),
-                Ok(_) => Err(format!("the password file {} is empty", path.display())),
-                Err(e) => Err(format!(
-                    "cannot read the password file {}: {e}",
-                    path.display()
-                )),
-            },
-        }
-    }
-}
-
 /// A checked `[[bridge]]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -84,8 +51,8 @@ pub struct Settings {
     pub url: url::Url,
     /// HTTP Basic user.
     pub username: String,
-    /// HTTP Basic password.
-    pub password: Password,
+    /// HTTP Basic password, read on every connection; `None`: an opencode without one.
+    pub password: Option<SecretSource>,
     /// One directory, or every one.
     pub directory: Option<String>,
 }
@@ -131,16 +98,12 @@ impl BridgeConfig {
                  password_env or password_file"
             ));
         }
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "[[bridge]] `{name}`: set password_env or password_file, not both"
-                ));
-            }
-            (Some(var), None) => Password::Env(var.clone()),
-            (None, Some(path)) => Password::File(path.clone()),
-            (None, None) => Password::None,
-        };
+        let password = SecretSource::of(
+            self.password_env.as_ref(),
+            self.password_file.as_ref(),
+            "password",
+        )
+        .map_err(|e| format!("[[bridge]] `{name}`: {e}"))?;
         let directory = match &self.directory {
             Some(dir) if !dir.is_absolute() => {
                 return Err(format!(

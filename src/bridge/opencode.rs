@@ -137,7 +137,8 @@ impl Link {
             url.query_pairs_mut().append_pair("directory", dir);
         }
         let mut request = self.http.request(method, url);
-        if let Some(password) = self.bridge.settings.password.read()? {
+        if let Some(source) = &self.bridge.settings.password {
+            let password = source.read("password")?;
             request = request.basic_auth(&self.bridge.settings.username, Some(password));
         }
         Ok(request)

@@ -17,6 +17,8 @@ use std::time::Duration;
 use agentgate_policy::Scope;
 use serde::Deserialize;
 
+use crate::config::SecretSource;
+
 pub use table::{Preset, Refused, RouteSpec, Table};
 
 /// `[[gateway]]` as written in config.toml.
@@ -119,34 +121,19 @@ pub struct Proxy {
 /// Default largest request body: 32 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 
+/// The secret a `{what}_env` / `{what}_file` pair names, read now (at start-up).
 fn secret(
     name: &str,
     env: Option<&String>,
     file: Option<&PathBuf>,
     what: &str,
 ) -> Result<String, String> {
-    match (env, file) {
-        (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(v),
-            _ => Err(format!(
-                "[[gateway]] `{name}`: the environment variable {var} ({what}) is not set"
-            )),
-        },
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
-            Ok(_) => Err(format!(
-                "[[gateway]] `{name}`: {} ({what}) is empty",
-                path.display()
-            )),
-            Err(e) => Err(format!(
-                "[[gateway]] `{name}`: cannot read {} ({what}): {e}",
-                path.display()
-            )),
-        },
-        _ => Err(format!(
-            "[[gateway]] `{name}`: set exactly one of the {what}'s _env and _file"
-        )),
-    }
+    let source = SecretSource::of(env, file, what)
+        .and_then(|s| s.ok_or_else(|| format!("set {what}_env or {what}_file")))
+        .map_err(|e| format!("[[gateway]] `{name}`: {e}"))?;
+    source
+        .read(what)
+        .map_err(|e| format!("[[gateway]] `{name}`: {e}"))
 }
 
 impl UpstreamAuthConfig {
@@ -186,12 +173,7 @@ impl UpstreamAuthConfig {
                     h.name
                 ));
             }
-            let value = secret(
-                name,
-                h.value_env.as_ref(),
-                h.value_file.as_ref(),
-                "header value",
-            )?;
+            let value = secret(name, h.value_env.as_ref(), h.value_file.as_ref(), "value")?;
             return Ok(Credential {
                 name: header,
                 value,
@@ -201,7 +183,7 @@ impl UpstreamAuthConfig {
             name,
             self.bearer_env.as_ref(),
             self.bearer_file.as_ref(),
-            "bearer token",
+            "bearer",
         )?;
         Ok(Credential {
             name: "authorization".into(),

@@ -434,7 +434,7 @@ pub async fn behind_a_gateway(bin: &Path) {
     let port = free_port();
     let daemon = Daemon::start(
         &tmp.path().join("gate"),
-        &format!(
+        &(format!(
             r#"
 [[rules]]
 action = "allow"
@@ -446,17 +446,10 @@ kind = "opencode"
 name = "opencode"
 url = "{url}"
 password_file = "{pw}"
-
-[[gateway]]
-name = "opencode"
-preset = "opencode"
-listen = "127.0.0.1:{port}"
-upstream = "{url}"
-upstream_auth = {{ basic = {{ username = "opencode", password_file = "{pw}" }} }}
 "#,
             url = oc.url,
             pw = password_file.display()
-        ),
+        ) + &gateway_config(&oc, &password_file, port)),
     )
     .await;
     let gw = format!("http://127.0.0.1:{port}");
@@ -651,18 +644,7 @@ pub async fn ui_through_a_gateway(bin: &Path, browser: &Path) {
     let port = free_port();
     let daemon = Daemon::start(
         &tmp.path().join("gate"),
-        &format!(
-            r#"
-[[gateway]]
-name = "opencode"
-preset = "opencode"
-listen = "127.0.0.1:{port}"
-upstream = "{url}"
-upstream_auth = {{ basic = {{ password_file = "{pw}" }} }}
-"#,
-            url = oc.url,
-            pw = password_file.display()
-        ),
+        &gateway_config(&oc, &password_file, port),
     )
     .await;
     let passphrase = daemon.set_passphrase().await;
@@ -692,4 +674,20 @@ upstream_auth = {{ basic = {{ password_file = "{pw}" }} }}
     assert_eq!(seen["reply_status"], 200, "{seen}");
     file_appears(&oc.project().join("from-the-ui.txt")).await;
     oc.kill().await;
+}
+
+/// A `[[gateway]]` with the opencode preset on `port` in front of `oc`, with its Basic password.
+fn gateway_config(oc: &Opencode, password_file: &Path, port: u16) -> String {
+    format!(
+        r#"
+[[gateway]]
+name = "opencode"
+preset = "opencode"
+listen = "127.0.0.1:{port}"
+upstream = "{}"
+upstream_auth = {{ basic = {{ username = "opencode", password_file = "{}" }} }}
+"#,
+        oc.url,
+        password_file.display()
+    )
 }
