@@ -39,6 +39,11 @@ struct Gate {
     gateway: Arc<Gateway>,
     proxy: Arc<Proxy>,
     client: Client<HttpConnector, Body>,
+    /// Worked out once rather than per request: the upstream's base (no trailing `/`), its
+    /// `Host`, and its credential header.
+    base: Arc<str>,
+    authority: Option<HeaderValue>,
+    credential: Option<(HeaderName, HeaderValue)>,
 }
 
 /// The site of a gateway with `listen`: the guard with the gateway's own port and body limit,
@@ -49,10 +54,20 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .http1_read_buf_exact_size(4096)
         .build(connector);
     let max_body = proxy.body_limit;
+    let credential = proxy.credential.as_ref().and_then(|c| {
+        Some((
+            HeaderName::from_bytes(c.name.as_bytes()).ok()?,
+            HeaderValue::from_str(&c.value).ok()?,
+        ))
+    });
     let gate = Gate {
         app,
+        base: proxy.upstream.as_str().trim_end_matches('/').into(),
+        authority: HeaderValue::from_str(proxy.upstream.authority()).ok(),
+        credential,
         gateway: Arc::new(gateway),
         proxy: Arc::new(proxy),
         client,
@@ -146,26 +161,18 @@ async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Resp
             parts.headers.insert(HeaderName::from_static(k), v);
         }
     }
-    if let Some(credential) = &gate.proxy.credential
-        && let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(credential.name.as_bytes()),
-            HeaderValue::from_str(&credential.value),
-        )
-    {
-        parts.headers.insert(k, v);
+    if let Some((k, v)) = &gate.credential {
+        parts.headers.insert(k.clone(), v.clone());
     }
-    let upstream = &gate.proxy.upstream;
-    let authority = upstream.authority().to_owned();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let base = upstream.as_str().trim_end_matches('/');
-    parts.uri = format!("{base}{path}").parse::<Uri>().map_err(|_| {
+    parts.uri = format!("{}{path}", gate.base).parse::<Uri>().map_err(|_| {
         (
             ApiError::bad_request("invalid_request", "the request URI cannot be forwarded"),
             Some(caller.clone()),
         )
     })?;
-    if let Ok(v) = HeaderValue::from_str(&authority) {
-        parts.headers.insert(header::HOST, v);
+    if let Some(authority) = &gate.authority {
+        parts.headers.insert(header::HOST, authority.clone());
     }
     let limited = Body::new(http_body_util::Limited::new(
         body,
@@ -176,7 +183,7 @@ async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Resp
         gate.client.request(Request::from_parts(parts, limited)),
     )
     .await;
-    let upstream_text = format!("{}", gate.proxy.upstream);
+    let upstream_text = gate.proxy.upstream.as_str();
     let response = match sent {
         Err(_) => {
             return Err((
@@ -191,7 +198,7 @@ async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Resp
                 Some(caller),
             ));
         }
-        Ok(Err(e)) => return Err((upstream_error(name, &upstream_text, &e), Some(caller))),
+        Ok(Err(e)) => return Err((upstream_error(name, upstream_text, &e), Some(caller))),
         Ok(Ok(r)) => r,
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -307,7 +314,10 @@ fn clean_hop_by_hop(headers: &mut HeaderMap) {
         .map(|v| v.trim().to_ascii_lowercase())
         .filter(|v| !v.is_empty())
         .collect();
-    for name in HOP_BY_HOP.iter().map(|s| s.to_string()).chain(listed) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    for name in listed {
         headers.remove(name.as_str());
     }
 }
