@@ -58,6 +58,7 @@ fn subjects() -> Vec<Subject> {
         workspace: Some("/home/u/proj".into()),
         session: Some("s".into()),
         requester: Some("tok_bench".into()),
+        input: None,
     })
     .collect()
 }

@@ -133,6 +133,7 @@ impl App {
         let oauth = OAuth::new(store.clone(), clock.clone(), auth.clone(), config.oauth);
         let state = AppState::new(Shared {
             mcp: crate::mcp::service(broker.clone()),
+            mcp_servers: crate::mcp_gateway::McpServers::new(&config.mcp_servers, &broker),
             mcp_sessions: Default::default(),
             oauth,
             auth,

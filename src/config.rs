@@ -101,6 +101,8 @@ pub struct FileConfig {
     pub notify: Option<Vec<crate::notify::NotifyConfig>>,
     /// `[[gateway]]`: route tables for agent servers behind a proxy (forward-auth).
     pub gateway: Option<Vec<crate::gateway::GatewayConfig>>,
+    /// `[[mcp_server]]`: upstream MCP servers behind `/mcp/{name}`.
+    pub mcp_server: Option<Vec<crate::mcp_gateway::McpServerConfig>>,
     /// The inbox's address as people reach it, for links in notifications (default
     /// `http://<listen>`).
     pub public_url: Option<String>,
@@ -360,6 +362,8 @@ pub struct Config {
     pub notify: Vec<crate::notify::Target>,
     /// The gateways' route tables.
     pub gateways: crate::gateway::Gateways,
+    /// Upstream MCP servers behind `/mcp/{name}`.
+    pub mcp_servers: Vec<crate::mcp_gateway::McpServer>,
     /// The inbox's base URL for links (`public_url`, else `http://<listen>`).
     pub public_url: String,
 }
@@ -491,7 +495,11 @@ impl Config {
                 g.name
             )));
         }
+        let mcp_servers =
+            crate::mcp_gateway::config::servers(file.mcp_server.as_deref().unwrap_or_default())
+                .map_err(Error::Invalid)?;
         Ok(Config {
+            mcp_servers,
             gateways,
             bridges,
             notify,

@@ -17,6 +17,7 @@ pub mod display;
 pub mod gateway;
 pub mod http;
 pub mod mcp;
+pub mod mcp_gateway;
 pub mod notify;
 pub mod oauth;
 pub mod store;

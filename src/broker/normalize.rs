@@ -233,12 +233,42 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         workspace: req.workspace.clone(),
         session: req.session.clone(),
         requester: None,
+        input: match (kind, &req.input) {
+            (Kind::Tool, Some(value)) => Some(agentgate_policy::Input {
+                value: resolved_paths(value, home),
+                home: home.map(|h| h.to_string_lossy().into_owned()),
+            }),
+            _ => None,
+        },
     };
     Ok(Normalized {
         request: req,
         subject,
         summary,
     })
+}
+
+/// A tool call's arguments with every path-like string (`/…`, `~`, `~/…`) resolved as the
+/// kernel will resolve it, for rules that match arguments: `~/src/../.ssh` is `~/.ssh`.
+fn resolved_paths(value: &serde_json::Value, home: Option<&Path>) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.starts_with('/') || s == "~" || s.starts_with("~/") => {
+            match path_target("input", s, home) {
+                Ok(t) => Value::String(t.text),
+                Err(_) => value.clone(),
+            }
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolved_paths(v, home)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolved_paths(v, home)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn check_len(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Invalid> {

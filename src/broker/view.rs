@@ -23,6 +23,7 @@ pub(super) fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
         workspace: request.workspace,
         session: request.session,
         requester: Some(row.requester_actor.clone()),
+        input: None,
     })
 }
 

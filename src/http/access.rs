@@ -152,7 +152,8 @@ where
 
 /// Authenticates `req` and checks its scopes against the route's (non-public) `access`.
 async fn admit(state: AppState, access: Access, surface: Surface, mut req: Request) -> Admitted {
-    let mcp = (surface == Surface::Mcp).then(|| Challenge::for_request(req.headers()));
+    let mcp =
+        (surface == Surface::Mcp).then(|| Challenge::for_path(req.headers(), req.uri().path()));
     let found = if mcp.is_some() && !req.headers().contains_key(header::AUTHORIZATION) {
         // `/mcp` takes bearer tokens only: a browser's session cookie is no credential there.
         Err(Failure::Credential {

@@ -29,10 +29,17 @@ pub struct Challenge {
 impl Challenge {
     /// The challenge for a request to `/mcp`.
     pub fn for_request(headers: &HeaderMap) -> Challenge {
+        Challenge::for_path(headers, crate::mcp::MCP_PATH)
+    }
+
+    /// The challenge for a request to the MCP resource at `path` (`/mcp` or `/mcp/{server}`):
+    /// each is its own resource, and a token bound to one is refused on the others.
+    pub fn for_path(headers: &HeaderMap, path: &str) -> Challenge {
         let origin = origin(headers);
+        let path = path.trim_end_matches('/');
         Challenge {
-            resource: oauth::resource::mcp_resource(&origin),
-            metadata: format!("{origin}/.well-known/oauth-protected-resource/mcp"),
+            resource: format!("{origin}{path}"),
+            metadata: format!("{origin}/.well-known/oauth-protected-resource{path}"),
             presented: headers.contains_key(header::AUTHORIZATION),
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use agentgate_policy::Scope;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -109,8 +109,44 @@ fn missing_scope(body: &[u8], who: &Principal) -> Option<Scope> {
     })
 }
 
+/// Every method of `/mcp/{server}`: an upstream MCP server behind the broker.
+pub async fn upstream(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(service) = state.mcp_servers.get(&server).cloned() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_mcp_server",
+            format!(
+                "no [[mcp_server]] is named `{}`",
+                crate::display::visible(&server, 64)
+            ),
+        )
+        .into_response();
+    };
+    relay(&state, req, |req| async move {
+        service.handle(req).await.map(Body::new)
+    })
+    .await
+}
+
 /// Every method of `/mcp`.
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let service = state.mcp.clone();
+    relay(&state, req, |req| async move {
+        service.handle(req).await.map(Body::new)
+    })
+    .await
+}
+
+/// The checks every MCP endpoint makes around its rmcp service.
+async fn relay<F, Fut>(state: &AppState, req: Request, serve: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(who) = req.extensions().get::<Arc<Principal>>().cloned() else {
         return ApiError::internal("no principal on an authenticated route").into_response();
     };
@@ -140,8 +176,8 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     } else {
         req
     };
-    let ended = super::access::credential_ended(&state, &who);
-    let response = state.mcp.handle(req).await.map(Body::new);
+    let ended = super::access::credential_ended(state, &who);
+    let response = serve(req).await;
     let response = end_with_credential(response, ended);
     match (&session, session_id(response.headers())) {
         (None, Some(new)) if response.status().is_success() => {

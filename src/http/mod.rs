@@ -58,6 +58,8 @@ pub struct Shared {
     pub oauth: crate::oauth::OAuth,
     /// The MCP endpoint's service.
     pub mcp: crate::mcp::Service,
+    /// The upstream MCP servers behind `/mcp/{server}`.
+    pub mcp_servers: crate::mcp_gateway::McpServers,
     /// Which credential opened which MCP session.
     pub(crate) mcp_sessions: mcp_endpoint::SessionOwners,
     /// The permission broker.

@@ -95,6 +95,10 @@ impl Route {
 /// its own scope (see `mcp::required_scope`).
 pub const MCP: Access = Access::AnyOf(&[Scope::Request, Scope::Approve]);
 
+/// Who may use an upstream MCP server (`/mcp/{server}`): agents; each tool call is then a broker
+/// request.
+pub const MCP_UPSTREAM: Access = Access::Scope(Scope::Request);
+
 /// Every route of the daemon.
 pub fn table() -> Vec<Route> {
     use Access::{AnyCredential, Public};
@@ -261,6 +265,18 @@ pub fn table() -> Vec<Route> {
         Route::new(Post, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
         Route::new(Get, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
         Route::new(Delete, MCP_PATH, MCP, mcp_endpoint::handle).with_surface(Surface::Mcp),
+        // Upstream MCP servers behind agentgate: their tool calls are requests to the broker.
+        Route::new(Post, "/mcp/{server}", MCP_UPSTREAM, mcp_endpoint::upstream)
+            .with_surface(Surface::Mcp),
+        Route::new(Get, "/mcp/{server}", MCP_UPSTREAM, mcp_endpoint::upstream)
+            .with_surface(Surface::Mcp),
+        Route::new(
+            Delete,
+            "/mcp/{server}",
+            MCP_UPSTREAM,
+            mcp_endpoint::upstream,
+        )
+        .with_surface(Surface::Mcp),
         // Drop-in for the OpenWork Permission API.
         Route::new(
             Post,

@@ -10,6 +10,7 @@ mod forward_auth;
 mod gateway;
 mod harness;
 mod hooks;
+mod mcp_gateway;
 mod notify;
 mod oauth;
 mod safety;

@@ -28,6 +28,8 @@ pub struct Subject {
     /// The verified credential that asked (a token, an OAuth client, a bridge), as opposed to
     /// the names it declared about itself. `None` when nobody asks (`policy explain`).
     pub requester: Option<String>,
+    /// A tool call's arguments, for rules with `[rules.input]`.
+    pub input: Option<crate::input::Input>,
 }
 
 /// One thing a request touches, as the policy matches it.
@@ -106,6 +108,9 @@ pub struct RuleMatch {
     pub action: Effect,
     /// Its pattern.
     pub pattern: String,
+    /// The arguments its `[rules.input]` matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
 }
 
 /// The decision for one target part.
@@ -207,7 +212,10 @@ impl RuleSet {
         for target in &subject.targets {
             let mut matched: Vec<(&Rule, Effect)> = Vec::new();
             if let Some(index) = index {
+                // A tool is also named as Claude Code names MCP tools: `mcp__server__tool`.
+                let alias = (subject.kind == Kind::Tool).then(|| format!("mcp__{}", target.text));
                 let forms = std::iter::once((&target.text, true))
+                    .chain(alias.iter().map(|a| (a, true)))
                     .chain(target.also.iter().map(|a| (a, false)));
                 for (form, primary) in forms {
                     for hit in index.set.matches(form) {
@@ -258,6 +266,7 @@ impl RuleSet {
                         rule: r.id.clone(),
                         action: *e,
                         pattern: r.spec.pattern.clone(),
+                        arguments: r.input.iter().map(|m| m.key.clone()).collect(),
                     })
                     .collect(),
             });
@@ -283,12 +292,16 @@ impl RuleSet {
                     format!("every part is allowed (first by rule `{id}`)")
                 }
                 (Some(id), e, _) => {
-                    let pattern = p
-                        .matched
-                        .iter()
-                        .find(|m| &m.rule == id)
-                        .map_or("", |m| m.pattern.as_str());
-                    format!("`{}` matches `{pattern}` of rule `{id}`: {e}", p.target)
+                    let found = p.matched.iter().find(|m| &m.rule == id);
+                    let pattern = found.map_or("", |m| m.pattern.as_str());
+                    let arguments = match found.map(|m| m.arguments.join(", ")) {
+                        Some(a) if !a.is_empty() => format!(" and its arguments ({a})"),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "`{}` matches `{pattern}`{arguments} of rule `{id}`: {e}",
+                        p.target
+                    )
                 }
             },
         };
@@ -341,7 +354,20 @@ fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
         .operations
         .as_ref()
         .is_none_or(|ops| subject.operation.is_some_and(|op| ops.contains(&op)));
-    !rule.expired(now) && agent_ok && workspace_ok && session_ok && requester_ok && operation_ok
+    // Every argument matcher must match; a rule without matchers matches any arguments.
+    let input_ok = rule.input.iter().all(|m| {
+        subject
+            .input
+            .as_ref()
+            .is_some_and(|input| m.matches(input, rule.spec.action))
+    });
+    !rule.expired(now)
+        && agent_ok
+        && workspace_ok
+        && session_ok
+        && requester_ok
+        && operation_ok
+        && input_ok
 }
 
 /// The narrow rules that "always allow this" (or "for this session") would save: the command

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod input;
 pub mod rule;
 pub mod scope;
 pub mod shell;
@@ -14,5 +15,6 @@ pub mod shell;
 pub use eval::{
     Decision, PartDecision, RuleMatch, RuleSet, Subject, Target, narrow_rules, no_wider,
 };
+pub use input::Input;
 pub use rule::{Effect, FileOp, Kind, Origin, Rule, RuleError, RuleSpec};
 pub use scope::{Scope, ScopeSet, UnknownScope};

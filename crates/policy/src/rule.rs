@@ -233,6 +233,10 @@ pub struct RuleSpec {
     /// Unix ms after which the rule no longer applies.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Only for tool calls whose arguments match: argument name (or JSON pointer) → glob. Every
+    /// matcher must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl RuleSpec {
@@ -251,6 +255,7 @@ impl RuleSpec {
             timeout: None,
             approvals: None,
             expires_at: None,
+            input: None,
         }
     }
 }
@@ -276,6 +281,7 @@ pub struct Rule {
     pub origin: Origin,
     pub(crate) agent: Option<GlobMatcher>,
     pub(crate) workspace: Option<GlobMatcher>,
+    pub(crate) input: Vec<crate::input::Matcher>,
 }
 
 /// Longest accepted pattern, in bytes.
@@ -308,6 +314,25 @@ impl Rule {
             .transpose()
             .map_err(|e| err("workspace", e))?
             .map(|g| g.compile_matcher());
+        let input = match &spec.input {
+            Some(entries) if entries.is_empty() => {
+                return Err(err(
+                    "input",
+                    "list at least one argument or leave it out".into(),
+                ));
+            }
+            Some(_) if spec.kind != Kind::Tool => {
+                return Err(err("input", "only tool rules match arguments".into()));
+            }
+            Some(entries) => {
+                let entries: Vec<(String, String)> = entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                crate::input::compile(&entries).map_err(|e| err("input", e))?
+            }
+            None => Vec::new(),
+        };
         if spec.operations.is_some() && spec.kind != Kind::File {
             return Err(err("operations", "only file rules have operations".into()));
         }
@@ -355,6 +380,7 @@ impl Rule {
             origin,
             agent,
             workspace,
+            input,
         })
     }
 

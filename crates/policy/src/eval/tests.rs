@@ -20,6 +20,7 @@ fn shell_subject(cmd: &str) -> Subject {
         workspace: Some("/home/u/proj".into()),
         session: Some("s1".into()),
         requester: Some("tok_agent".into()),
+        input: None,
     }
 }
 
@@ -106,6 +107,7 @@ fn path_globs_keep_star_within_a_segment() {
         workspace: None,
         session: None,
         requester: None,
+        input: None,
     };
     assert_eq!(
         set.decide(&file("/home/u/proj/src/main.rs"), 0).effect,

@@ -1,0 +1,635 @@
+//! One client session at `/mcp/{name}` relayed to its own upstream session.
+//!
+//! The client's `initialize` starts the upstream (a child process in its own process group, killed
+//! when the session ends) and answers with the upstream's own capabilities. From then on every
+//! message passes through as it is — requests, notifications, and the server's own requests to the
+//! client (elicitation, sampling, roots), which are forwarded to the client and never answered by
+//! us — except two: `tools/call`, which the broker decides first, and `tools/list`, from which
+//! the tools the policy denies outright are left out. A client's cancellation cancels what it
+//! cancels: the upstream request, or the pending broker request.
+
+// Logging levels and resources/subscribe are relayed for the clients that still send them.
+#![allow(deprecated)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
+    CancelledNotificationParam, ClientNotification, ClientRequest, ClientResult, CompleteRequest,
+    CompleteRequestParams, CompleteResult, ContentBlock, CustomNotification, CustomRequest,
+    CustomResult, ErrorData, GetExtensions, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, PingRequest, ProgressNotification, ProgressNotificationParam,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestOptionalParam,
+    RootsListChangedNotification, ServerNotification, ServerRequest, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, ToolAnnotations,
+    UnsubscribeRequest, UnsubscribeRequestParams,
+};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService, Service,
+    ServiceExt,
+};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, RoleServer};
+use tokio::io::AsyncBufReadExt;
+
+use super::McpServer;
+use super::decide::{self, Verdict};
+use crate::auth::Principal;
+use crate::broker::Broker;
+
+/// The server side of one client session.
+pub struct Relay {
+    server: Arc<McpServer>,
+    broker: Arc<Broker>,
+    live: Arc<AtomicUsize>,
+    session: tokio::sync::OnceCell<Session>,
+}
+
+struct Session {
+    upstream: RunningService<RoleClient, Upstream>,
+    /// The tools' annotations as the upstream last listed them.
+    hints: std::sync::Mutex<std::collections::HashMap<String, ToolAnnotations>>,
+    _slot: Slot,
+}
+
+/// One of the upstream's `max_sessions`, given back when the session ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Relay {
+    /// A relay for a new client session.
+    pub fn new(server: Arc<McpServer>, broker: Arc<Broker>, live: Arc<AtomicUsize>) -> Relay {
+        Relay {
+            server,
+            broker,
+            live,
+            session: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.server.name
+    }
+
+    fn session(&self) -> Result<&Session, ErrorData> {
+        self.session
+            .get()
+            .ok_or_else(|| ErrorData::invalid_request("initialize the session first", None))
+    }
+
+    fn gone(&self, e: impl std::fmt::Display) -> ErrorData {
+        ErrorData::internal_error(
+            format!(
+                "upstream MCP server `{}` failed: {e}; if it exited, start a new session",
+                self.name()
+            ),
+            None,
+        )
+    }
+
+    /// Starts the upstream for this session and answers the client's `initialize` with it.
+    async fn start(
+        &self,
+        params: InitializeRequestParams,
+        client: Peer<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let name = self.name().to_owned();
+        let taken = self.live.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.live.clone());
+        if taken >= self.server.max_sessions {
+            return Err(ErrorData::internal_error(
+                format!(
+                    "upstream MCP server `{name}` already has its max_sessions ({}) sessions open; \
+                     end one or try later",
+                    self.server.max_sessions
+                ),
+                None,
+            ));
+        }
+        let mut command = tokio::process::Command::new(&self.server.command);
+        command.args(&self.server.args).envs(&self.server.env);
+        if let Some(cwd) = &self.server.cwd {
+            command.current_dir(cwd);
+        }
+        let mut wrapped = CommandWrap::from(command);
+        wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+        let (transport, stderr) = TokioChildProcess::builder(wrapped)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                ErrorData::internal_error(
+                    format!(
+                        "cannot start upstream MCP server `{name}` (`{}`): {e}",
+                        crate::display::visible(&self.server.command, 200)
+                    ),
+                    None,
+                )
+            })?;
+        if let Some(stderr) = stderr {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(
+                        mcp_server = name,
+                        "{}",
+                        crate::display::visible(&line, 2000)
+                    );
+                }
+            });
+        }
+        let upstream = Upstream {
+            client,
+            info: params,
+        };
+        let running = match tokio::time::timeout(self.server.timeout, upstream.serve(transport))
+            .await
+        {
+            Ok(Ok(running)) => running,
+            Ok(Err(e)) => {
+                return Err(ErrorData::internal_error(
+                    format!(
+                        "upstream MCP server `{name}` did not complete initialize (it exited or \
+                         wrote something that is not MCP): {e}"
+                    ),
+                    None,
+                ));
+            }
+            Err(_) => {
+                return Err(ErrorData::internal_error(
+                    format!(
+                        "upstream MCP server `{name}` did not answer initialize within {} s",
+                        self.server.timeout.as_secs()
+                    ),
+                    None,
+                ));
+            }
+        };
+        let Some(info) = running.peer().peer_info() else {
+            return Err(self.gone("no initialize result"));
+        };
+        let theirs = info
+            .server_info
+            .clone()
+            .unwrap_or_else(|| Implementation::new("unnamed", "unknown"));
+        let mut answer = InitializeResult::new(info.capabilities.clone()).with_server_info(
+            Implementation::new(format!("agentgate/{name}"), theirs.version.clone()).with_title(
+                format!(
+                    "{} {} through agentgate",
+                    theirs.title.as_deref().unwrap_or(&theirs.name),
+                    theirs.version
+                ),
+            ),
+        );
+        if let Some(instructions) = &info.instructions {
+            answer = answer.with_instructions(instructions.clone());
+        }
+        answer.protocol_version = info.protocol_version.clone();
+        let session = Session {
+            upstream: running,
+            hints: Default::default(),
+            _slot: slot,
+        };
+        if self.session.set(session).is_err() {
+            return Err(ErrorData::invalid_request("already initialized", None));
+        }
+        tracing::info!(mcp_server = name, "an upstream session started");
+        Ok(ServerResult::InitializeResult(answer))
+    }
+
+    /// Sends `request` upstream and returns its answer; the client's cancellation is passed on.
+    async fn forward(
+        &self,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let session = self.session()?;
+        let mut options = PeerRequestOptions::no_options();
+        options.timeout = Some(self.server.timeout);
+        let handle = session
+            .upstream
+            .peer()
+            .send_cancellable_request(request, options)
+            .await
+            .map_err(|e| self.gone(e))?;
+        let (id, peer) = (handle.id.clone(), handle.peer.clone());
+        tokio::select! {
+            answer = handle.await_response() => answer.map_err(|e| match e {
+                rmcp::service::ServiceError::McpError(e) => e,
+                other => self.gone(other),
+            }),
+            () = context.ct.cancelled() => {
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(id),
+                        Some("the client cancelled".into()),
+                    ))
+                    .await;
+                Err(ErrorData::internal_error("cancelled by the client", None))
+            }
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let mut answer = self.forward(request, context).await?;
+        if let ServerResult::ListToolsResult(list) = &mut answer {
+            if let Ok(session) = self.session()
+                && let Ok(mut hints) = session.hints.lock()
+            {
+                for tool in &list.tools {
+                    if let Some(a) = &tool.annotations {
+                        hints.insert(tool.name.to_string(), a.clone());
+                    }
+                }
+            }
+            list.tools
+                .retain(|tool| !decide::hidden(&self.broker, self.name(), &tool.name));
+        }
+        Ok(answer)
+    }
+
+    async fn call_tool(
+        &self,
+        call: CallToolRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let session = self.session()?;
+        let Some(who) = caller(&context) else {
+            return Err(ErrorData::internal_error("no verified caller", None));
+        };
+        let tool = call.params.name.to_string();
+        let hint = session
+            .hints
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&tool).cloned());
+        let agent = context.peer.peer_info().map(|i| i.client_info.name.clone());
+        let progress = context.meta.get_progress_token();
+        let peer = context.peer.clone();
+        let notify = move |n: u32, words: String| {
+            let peer = peer.clone();
+            let token = progress.clone();
+            async move {
+                if let Some(token) = token {
+                    let _ = peer
+                        .notify_progress(
+                            ProgressNotificationParam::new(token, f64::from(n)).with_message(words),
+                        )
+                        .await;
+                }
+            }
+        };
+        let verdict = decide::tool_call(
+            &self.broker,
+            &who,
+            decide::Call {
+                server: self.name(),
+                tool: &tool,
+                arguments: call.params.arguments.as_ref(),
+                hints: hint.as_ref(),
+                agent,
+            },
+            &context.ct,
+            notify,
+        )
+        .await;
+        match verdict {
+            Verdict::Allow => {
+                self.forward(ClientRequest::CallToolRequest(call), &context)
+                    .await
+            }
+            Verdict::Refuse(words) => {
+                Ok(ServerResult::CallToolResult(CallToolResult::error(vec![
+                    ContentBlock::text(words),
+                ])))
+            }
+            Verdict::Invalid(words) => Err(ErrorData::invalid_params(words, None)),
+            Verdict::Cancelled => Err(ErrorData::internal_error("cancelled by the client", None)),
+        }
+    }
+}
+
+/// The verified principal `http` attached to the request.
+fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+        .cloned()
+}
+
+/// `request` with the `_meta` (a progress token) the client sent on it.
+fn with_meta<R: GetExtensions>(mut request: R, context: &RequestContext<RoleServer>) -> R {
+    request.extensions_mut().insert(context.meta.clone());
+    request
+}
+
+fn unexpected(answer: &ServerResult) -> ErrorData {
+    ErrorData::internal_error(
+        format!("the upstream answered with the wrong kind of result: {answer:?}"),
+        None,
+    )
+}
+
+/// Forwards a request built from `params`, expecting the answer `$variant`.
+macro_rules! relay {
+    ($self:ident, $context:ident, $request:expr, $variant:ident) => {{
+        let request = with_meta($request, &$context);
+        match $self.forward(request, &$context).await? {
+            ServerResult::$variant(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }};
+}
+
+impl ServerHandler for Relay {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        match self.start(request, context.peer.clone()).await? {
+            ServerResult::InitializeResult(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if self.session.get().is_none() {
+            return Ok(());
+        }
+        let request = ClientRequest::PingRequest(PingRequest::default());
+        self.forward(request, &context).await.map(|_| ())
+    }
+
+    async fn complete(
+        &self,
+        params: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::CompleteRequest(CompleteRequest::new(params)),
+            CompleteResult
+        )
+    }
+
+    async fn set_level(
+        &self,
+        params: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let request = with_meta(
+            ClientRequest::SetLevelRequest(SetLevelRequest::new(params)),
+            &context,
+        );
+        self.forward(request, &context).await.map(|_| ())
+    }
+
+    async fn get_prompt(
+        &self,
+        params: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
+            GetPromptResult
+        )
+        .map(GetPromptResponse::Complete)
+    }
+
+    async fn list_prompts(
+        &self,
+        params: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::ListPromptsRequest(paginated(params)),
+            ListPromptsResult
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        params: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::ListResourcesRequest(paginated(params)),
+            ListResourcesResult
+        )
+    }
+
+    async fn list_resource_templates(
+        &self,
+        params: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::ListResourceTemplatesRequest(paginated(params)),
+            ListResourceTemplatesResult
+        )
+    }
+
+    async fn read_resource(
+        &self,
+        params: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params)),
+            ReadResourceResult
+        )
+        .map(ReadResourceResponse::Complete)
+    }
+
+    async fn subscribe(
+        &self,
+        params: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let request = with_meta(
+            ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
+            &context,
+        );
+        self.forward(request, &context).await.map(|_| ())
+    }
+
+    async fn unsubscribe(
+        &self,
+        params: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let request = with_meta(
+            ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
+            &context,
+        );
+        self.forward(request, &context).await.map(|_| ())
+    }
+
+    async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = with_meta(CallToolRequest::new(params), &context);
+        match self.call_tool(call, context).await? {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        params: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let request = with_meta(ClientRequest::ListToolsRequest(paginated(params)), &context);
+        match self.list_tools(request, &context).await? {
+            ServerResult::ListToolsResult(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        relay!(
+            self,
+            context,
+            ClientRequest::CustomRequest(request),
+            CustomResult
+        )
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        self.notify(ClientNotification::ProgressNotification(
+            ProgressNotification::new(params),
+        ))
+        .await;
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        self.notify(ClientNotification::RootsListChangedNotification(
+            RootsListChangedNotification::default(),
+        ))
+        .await;
+    }
+
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        self.notify(ClientNotification::CustomNotification(notification))
+            .await;
+    }
+
+    fn get_info(&self) -> InitializeResult {
+        match self
+            .session
+            .get()
+            .and_then(|s| s.upstream.peer().peer_info())
+        {
+            Some(info) => InitializeResult::new(info.capabilities.clone()),
+            None => InitializeResult::new(Default::default()),
+        }
+    }
+}
+
+fn paginated<M: Default>(
+    params: Option<PaginatedRequestParams>,
+) -> RequestOptionalParam<M, PaginatedRequestParams> {
+    match params {
+        Some(p) => RequestOptionalParam::with_param(p),
+        None => RequestOptionalParam::default(),
+    }
+}
+
+impl Relay {
+    /// A client notification passed on (cancellations are handled through the request's token:
+    /// the upstream has its own request ids; `initialized` was sent by our own client).
+    async fn notify(&self, notification: ClientNotification) {
+        if let Ok(session) = self.session() {
+            let _ = session
+                .upstream
+                .peer()
+                .send_notification(notification)
+                .await;
+        }
+    }
+}
+
+/// The client side of the upstream session: what the upstream asks of its client goes to ours.
+pub struct Upstream {
+    client: Peer<RoleServer>,
+    info: InitializeRequestParams,
+}
+
+impl Service<RoleClient> for Upstream {
+    async fn handle_request(
+        &self,
+        request: ServerRequest,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ClientResult, ErrorData> {
+        tokio::select! {
+            answer = self.client.send_request(request) => answer.map_err(|e| match e {
+                rmcp::service::ServiceError::McpError(e) => e,
+                other => ErrorData::internal_error(format!("the client did not answer: {other}"), None),
+            }),
+            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the server", None)),
+        }
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ServerNotification,
+        _context: NotificationContext<RoleClient>,
+    ) -> Result<(), ErrorData> {
+        if !matches!(notification, ServerNotification::CancelledNotification(_)) {
+            let _ = self.client.send_notification(notification).await;
+        }
+        Ok(())
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        self.info.clone()
+    }
+}
+
+/// How often a client waiting for a person hears progress (when it gave a progress token).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -1,0 +1,295 @@
+//! The MCP gateway with a real upstream: a stdio server built with the Python `mcp` SDK
+//! (`tests/mcp/upstream.py`, run from the interop venv), behind `/mcp/{name}`. Every tool call is
+//! decided by the broker on its arguments.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, first_pending, spawn_app_with};
+
+fn python() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("tests/interop/python/.venv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let message = "MCP gateway tests NOT RUN: the interop venv is missing (scripts/test makes it)";
+    if std::env::var("AGENTGATE_INTEROP_TESTS").is_ok_and(|v| v == "required") {
+        panic!("{message} (AGENTGATE_INTEROP_TESTS=required)");
+    }
+    eprintln!("{message}");
+    None
+}
+
+/// One JSON-RPC message to `/mcp/{server}`; the answer may be JSON or SSE.
+async fn call(
+    app: &TestApp,
+    server: &str,
+    token: &str,
+    session: Option<&str>,
+    body: Value,
+) -> (u16, Option<String>, Value) {
+    let mut req = app
+        .http
+        .post(format!("{}/mcp/{server}", app.base))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    let value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v.get("id").is_some())
+        .or_else(|| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    (status, session, value)
+}
+
+async fn open(app: &TestApp, token: &str) -> (String, Value) {
+    let (status, session, init) = call(
+        app,
+        "up",
+        token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "it-client", "version": "0"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{init}");
+    let session = session.expect("a session id");
+    let (status, _, _) = call(
+        app,
+        "up",
+        token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    (session, init)
+}
+
+async fn tool(app: &TestApp, token: &str, session: &str, name: &str, args: Value) -> Value {
+    let (status, _, answer) = call(
+        app,
+        "up",
+        token,
+        Some(session),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": name, "arguments": args}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+fn text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_call_to_a_real_upstream_is_decided_on_its_arguments() {
+    let Some(python) = python() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let config = format!(
+        r#"
+[[mcp_server]]
+name = "up"
+command = {python:?}
+args = [{script:?}]
+timeout = 20
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "up__echo"
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "up__crash"
+
+[[rules]]
+action = "deny"
+kind = "tool"
+pattern = "mcp__up__delete_*"
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "up__write_file"
+[rules.input]
+path = "{src}/**"
+"#,
+        src = src.display()
+    );
+    let app = spawn_app_with(&config).await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+
+    // initialize names the upstream through us.
+    let (session, init) = open(&app, &agent).await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "agentgate/up",
+        "{init}"
+    );
+
+    // The tool a rule denies outright is not listed.
+    let (_, _, list) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"write_file"),
+        "{list}"
+    );
+    assert!(!names.contains(&"delete_everything"), "{names:?}");
+
+    // Allowed at once.
+    let answer = tool(&app, &agent, &session, "echo", json!({"text": "hi"})).await;
+    assert_eq!(text(&answer), "hi", "{answer}");
+
+    // Hidden, and refused when called anyway: a tool error the model reads.
+    let answer = tool(&app, &agent, &session, "delete_everything", json!({})).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(text(&answer).contains("refused"), "{answer}");
+
+    // A write inside the allowed tree runs at once.
+    let inside = src.join("a.txt");
+    let answer = tool(
+        &app,
+        &agent,
+        &session,
+        "write_file",
+        json!({"path": inside, "content": "one"}),
+    )
+    .await;
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "one");
+
+    // A `..` escape is not covered by the rule: a person is asked, sees the arguments, allows.
+    let escape = format!("{}/../outside.txt", src.display());
+    let waiting = {
+        let (app_base, http, agent, session, escape) = (
+            app.base.clone(),
+            app.http.clone(),
+            agent.clone(),
+            session.clone(),
+            escape.clone(),
+        );
+        tokio::spawn(async move {
+            let r = http
+                .post(format!("{app_base}/mcp/up"))
+                .bearer_auth(&agent)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &session)
+                .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                    "params": {"name": "write_file", "arguments": {"path": escape, "content": "two"}}}))
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        })
+    };
+    let pending = first_pending(&app).await;
+    assert_eq!(pending["request"]["name"], "up__write_file", "{pending}");
+    assert_eq!(
+        pending["request"]["input"]["path"],
+        escape.as_str(),
+        "{pending}"
+    );
+    assert!(
+        pending["request"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("destructive (its own claim"),
+        "{pending}"
+    );
+    assert!(!work.path().join("outside.txt").exists());
+    let id = pending["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/permissions/{id}/reply"),
+            Some(&app.admin),
+            json!({"decision": "allow"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = waiting.await.unwrap();
+    assert!(body.contains("wrote 3 bytes"), "{body}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("outside.txt")).unwrap(),
+        "two"
+    );
+
+    // Bad input: arguments that are not an object.
+    let (_, _, bad) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+               "params": {"name": "echo", "arguments": [1, 2]}}),
+    )
+    .await;
+    assert!(bad.get("error").is_some(), "{bad}");
+
+    // The upstream exits mid-call: a clear error, and the next session works.
+    let (_, _, crashed) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
+               "params": {"name": "crash", "arguments": {}}}),
+    )
+    .await;
+    assert!(
+        crashed.get("error").is_some() || crashed["result"]["isError"] == true,
+        "{crashed}"
+    );
+    let (session2, _) = open(&app, &agent).await;
+    let answer = tool(&app, &agent, &session2, "echo", json!({"text": "again"})).await;
+    assert_eq!(text(&answer), "again", "{answer}");
+
+    // Who may use it: no token 401, an approver-only token 403, an unknown server 404.
+    let (status, _, _) = call(&app, "up", "agt_nope", None, json!({})).await;
+    assert_eq!(status, 401);
+    let (approver, _) = app
+        .create_token("approver", &["approve"], Value::Null)
+        .await;
+    let (status, _, _) = call(&app, "up", &approver, None, json!({})).await;
+    assert_eq!(status, 403);
+    let (status, _, body) = call(&app, "nope", &agent, None, json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "unknown_mcp_server", "{body}");
+}

@@ -1,0 +1,42 @@
+"""A stdio MCP server built with the Python `mcp` SDK, for the MCP gateway's tests: an echo tool
+(read-only), a tool that writes a file, a tool that is denied by the tests' policy, and one that
+exits the process mid-call."""
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+mcp = MCPServer("test-upstream")
+
+
+@mcp.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def echo(text: str) -> str:
+    """Answers with its input."""
+    return text
+
+
+@mcp.tool(annotations=ToolAnnotations(destructiveHint=True))
+def write_file(path: str, content: str) -> str:
+    """Writes `content` to `path`."""
+    with open(path, "w") as f:
+        f.write(content)
+    return f"wrote {len(content)} bytes to {path}"
+
+
+@mcp.tool()
+def delete_everything() -> str:
+    """A tool the policy hides."""
+    return "should never run"
+
+
+@mcp.tool()
+def crash() -> str:
+    """Exits the server in the middle of a call."""
+    sys.stderr.write("crashing on purpose\n")
+    sys.stderr.flush()
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    mcp.run()
