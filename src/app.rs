@@ -130,7 +130,12 @@ impl App {
                 gateway_listeners.push((gateway.clone(), proxy.clone(), listener));
             }
         }
-        let oauth = OAuth::new(store.clone(), clock.clone(), auth.clone(), config.oauth);
+        let oauth = OAuth::new(
+            store.clone(),
+            clock.clone(),
+            auth.clone(),
+            config.oauth.clone(),
+        );
         let state = AppState::new(Shared {
             mcp: crate::mcp::service(broker.clone()),
             mcp_servers: crate::mcp_gateway::McpServers::new(&config.mcp_servers, &broker),

@@ -498,6 +498,8 @@ impl Config {
         let mcp_servers =
             crate::mcp_gateway::config::servers(file.mcp_server.as_deref().unwrap_or_default())
                 .map_err(Error::Invalid)?;
+        let mut oauth = oauth;
+        oauth.mcp_servers = mcp_servers.iter().map(|s| s.name.clone()).collect();
         Ok(Config {
             mcp_servers,
             gateways,

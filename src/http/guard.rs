@@ -68,7 +68,10 @@ pub(super) enum Screen {
 
 /// Checks a request before routing; `max_body` is the listener's body limit.
 pub(super) fn screen(hosts: &HostPolicy, req: &Request, max_body: u64) -> Screen {
-    let cors = CORS_PATHS.contains(&req.uri().path());
+    let path = req.uri().path();
+    // An upstream MCP server's resource metadata is as open as our own.
+    let cors = CORS_PATHS.contains(&path)
+        || path.starts_with("/.well-known/oauth-protected-resource/mcp/");
     match check(hosts, req, cors, max_body) {
         Ok(()) if cors && req.method() == Method::OPTIONS => Screen::Answer {
             response: preflight(),
@@ -156,9 +159,11 @@ fn check(hosts: &HostPolicy, req: &Request, cors: bool, max_body: u64) -> Result
             "credentials are accepted only in the Authorization header, never in the URL",
         ));
     }
-    // Open-CORS paths take any origin (they hold no cookie-borne authority). `/mcp` checks the
-    // Origin on every method, as the MCP transport requires against DNS rebinding.
-    if !cors && (!is_safe(req.method()) || req.uri().path() == MCP_PATH) {
+    // Open-CORS paths take any origin (they hold no cookie-borne authority). `/mcp` and
+    // `/mcp/{server}` check the Origin on every method, as the MCP transport requires against DNS
+    // rebinding.
+    let mcp = req.uri().path() == MCP_PATH || req.uri().path().starts_with("/mcp/");
+    if !cors && (!is_safe(req.method()) || mcp) {
         check_origin(headers, host)?;
     }
     let declared = headers

@@ -56,13 +56,49 @@ pub async fn metadata(headers: HeaderMap) -> Json<Value> {
 /// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728).
 pub async fn resource_metadata(headers: HeaderMap) -> Json<Value> {
     let issuer = origin(&headers);
-    Json(json!({
-        "resource": oauth::resource::mcp_resource(&issuer),
+    Json(protected_resource(
+        &issuer,
+        oauth::resource::mcp_resource(&issuer),
+        "agentgate",
+    ))
+}
+
+/// `GET /.well-known/oauth-protected-resource/mcp/{server}`: an upstream MCP server's own
+/// resource, so its tokens are bound to it alone.
+pub async fn upstream_resource_metadata(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.mcp_servers.contains(&server) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_mcp_server",
+            format!(
+                "no [[mcp_server]] is named `{}`",
+                crate::display::visible(&server, 64)
+            ),
+        )
+        .into_response();
+    }
+    let issuer = origin(&headers);
+    let resource = format!("{}/{server}", oauth::resource::mcp_resource(&issuer));
+    Json(protected_resource(
+        &issuer,
+        resource,
+        &format!("{server} through agentgate"),
+    ))
+    .into_response()
+}
+
+fn protected_resource(issuer: &str, resource: String, name: &str) -> Value {
+    json!({
+        "resource": resource,
         "authorization_servers": [issuer],
         "scopes_supported": scopes_supported(),
         "bearer_methods_supported": ["header"],
-        "resource_name": "agentgate",
-    }))
+        "resource_name": name,
+    })
 }
 
 /// `POST /register` (RFC 7591).

@@ -228,6 +228,13 @@ pub fn table() -> Vec<Route> {
             oauth_endpoints::resource_metadata,
         )
         .with_surface(Surface::OAuth),
+        Route::new(
+            Get,
+            "/.well-known/oauth-protected-resource/mcp/{server}",
+            Public,
+            oauth_endpoints::upstream_resource_metadata,
+        )
+        .with_surface(Surface::OAuth),
         Route::new(Post, "/register", Public, oauth_endpoints::register)
             .with_surface(Surface::OAuth),
         Route::new(Get, "/authorize", Public, oauth_endpoints::authorize)

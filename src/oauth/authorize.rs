@@ -110,7 +110,7 @@ impl OAuth {
         };
         let resource = match params.resource.as_deref() {
             None => resource::mcp_resource(issuer),
-            Some(r) => match resource::canonical(issuer, r) {
+            Some(r) => match resource::canonical(issuer, r, &self.settings.mcp_servers) {
                 Some(canonical) => canonical,
                 None => {
                     return Ok(answer.error(

@@ -55,7 +55,7 @@ const MAX_PENDING: usize = 1000;
 const MAX_REDIRECT_URIS: usize = 10;
 
 /// Lifetimes and limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Most live registered clients.
     pub max_clients: u32,
@@ -74,6 +74,8 @@ pub struct Settings {
     pub consent_ttl: Duration,
     /// A refresh token used again within this time (a concurrent refresh) is not reuse.
     pub refresh_grace: Duration,
+    /// The upstream MCP servers (`[[mcp_server]]` names): each `/mcp/{name}` is a resource.
+    pub mcp_servers: Vec<String>,
 }
 
 impl Default for Settings {
@@ -87,6 +89,7 @@ impl Default for Settings {
             code_ttl: Duration::from_secs(300),
             consent_ttl: Duration::from_secs(600),
             refresh_grace: Duration::from_secs(5),
+            mcp_servers: Vec::new(),
         }
     }
 }

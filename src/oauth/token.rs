@@ -23,11 +23,12 @@ pub(super) fn check_resource(
     presented: Option<&str>,
     bound: &str,
     issuer: &str,
+    servers: &[String],
 ) -> Result<(), Error> {
     let Some(presented) = presented else {
         return Ok(());
     };
-    match resource::canonical(issuer, presented) {
+    match resource::canonical(issuer, presented, servers) {
         Some(canonical) if canonical == bound => Ok(()),
         Some(_) => Err(Error::InvalidTarget(format!(
             "the grant is for `{bound}`, not `{presented}`"
@@ -143,7 +144,12 @@ impl OAuth {
                 "the PKCE code_verifier does not match".into(),
             ));
         }
-        check_resource(req.resource.as_deref(), &row.resource, issuer)?;
+        check_resource(
+            req.resource.as_deref(),
+            &row.resource,
+            issuer,
+            &self.settings.mcp_servers,
+        )?;
         let family = FamilyRow {
             id: row.family_id.clone(),
             client_id: client.id.clone(),
@@ -197,7 +203,12 @@ impl OAuth {
                 "the refresh token was issued to another client".into(),
             ));
         }
-        check_resource(req.resource.as_deref(), &family.resource, issuer)?;
+        check_resource(
+            req.resource.as_deref(),
+            &family.resource,
+            issuer,
+            &self.settings.mcp_servers,
+        )?;
         let scopes = match req.scope.as_deref() {
             None => family.scopes,
             Some(text) => {

@@ -1676,3 +1676,97 @@ async fn a_hostile_mcp_client_cannot_release_its_own_request_through_a_rule_or_w
         .json();
     assert_eq!(own_now["status"], "pending", "{own_now}");
 }
+
+/// Each upstream MCP server (`/mcp/{name}`) is its own protected resource: its metadata names
+/// it, the consent page names it, and a token bound to it is refused on `/mcp` and on the other
+/// upstreams (and the other way round).
+#[tokio::test]
+async fn tokens_for_an_upstream_mcp_server_are_bound_to_it_alone() {
+    let app = spawn_app_with(
+        "[[mcp_server]]\nname = \"a\"\ncommand = \"cat\"\n\n[[mcp_server]]\nname = \"b\"\ncommand = \"cat\"\n",
+    )
+    .await;
+    set_passphrase(&app).await;
+    let meta = app
+        .get("/.well-known/oauth-protected-resource/mcp/a", None)
+        .await;
+    assert_eq!(meta.status, 200, "{}", meta.text);
+    assert_eq!(meta.json()["resource"], format!("{}/mcp/a", app.base));
+    assert_eq!(meta.header("access-control-allow-origin"), "*");
+    app.get("/.well-known/oauth-protected-resource/mcp/zzz", None)
+        .await
+        .expect_error(404, "unknown_mcp_server");
+
+    // A 401 on /mcp/a points at its own metadata.
+    let r = app.post("/mcp/a", None, json!({})).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .contains("/.well-known/oauth-protected-resource/mcp/a\""),
+        "{}",
+        r.header("www-authenticate")
+    );
+
+    let resource_a = format!("{}/mcp/a", app.base);
+    let client = public_client(&app).await;
+    let page = authorize(
+        &app,
+        &authorize_query(&client, &[("scope", "request"), ("resource", &resource_a)]),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("For the MCP server"), "{}", page.text);
+    let q = consent(
+        &app,
+        &client,
+        &[("scope", "request"), ("resource", &resource_a)],
+    )
+    .await;
+    let r = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client),
+            ("resource", &resource_a),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let for_a = r.json()["access_token"].as_str().unwrap().to_owned();
+
+    // Accepted on /mcp/a (past authentication), refused on /mcp/b and /mcp.
+    let r = app.get("/mcp/a", Some(&for_a)).await;
+    assert!(
+        ![401, 403].contains(&r.status.as_u16()),
+        "{} {}",
+        r.status,
+        r.text
+    );
+    for elsewhere in ["/mcp/b", "/mcp"] {
+        let r = app.post(elsewhere, Some(&for_a), json!({})).await;
+        assert_eq!(r.status, 401, "{elsewhere}: {}", r.text);
+        assert!(r.text.contains("issued for"), "{elsewhere}: {}", r.text);
+    }
+    // A token for /mcp is refused on /mcp/a.
+    let (mcp_client, for_mcp) = signed_in(&app, "request").await;
+    let r = app
+        .post("/mcp/a", for_mcp["access_token"].as_str(), json!({}))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+
+    // No resource names an unknown upstream.
+    let r = token(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", for_mcp["refresh_token"].as_str().unwrap()),
+            ("client_id", &mcp_client),
+            ("resource", &format!("{}/mcp/zzz", app.base)),
+        ],
+    )
+    .await;
+    oauth_error(&r, 400, "invalid_target");
+}

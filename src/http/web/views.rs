@@ -164,6 +164,9 @@ pub fn consent(p: &crate::oauth::Pending, error: Option<&str>, loopback_redirect
                     "The name is what the application says about itself; agentgate cannot check it. "
                     "Client id " code { (p.client_id) } "."
                 }
+                @if let Some(server) = crate::oauth::resource::server_of(&p.resource) {
+                    p #resource { "For the MCP server " strong { (server) } " behind agentgate: every tool call it makes there is decided by your rules, or by you." }
+                }
                 p { "It asks to:" }
                 ul #scopes {
                     @for scope in p.scopes.iter() {
