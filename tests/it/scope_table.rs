@@ -5,11 +5,16 @@ use agentgate::http::routes::{self, Access, Surface};
 use agentgate::policy::Scope;
 use serde_json::{Value, json};
 
-use crate::harness::spawn_app;
+use crate::harness::{TestApp, spawn_app, spawn_app_with};
+
+/// A daemon with one upstream MCP server, so `/mcp/{server}` routes reach their handler.
+async fn spawn_with_upstream() -> TestApp {
+    spawn_app_with("[[mcp_server]]\nname = \"s\"\ncommand = \"cat\"\n").await
+}
 
 #[tokio::test]
 async fn every_route_enforces_its_scope_from_the_credential() {
-    let app = spawn_app().await;
+    let app = spawn_with_upstream().await;
     let mut holders = Vec::new();
     for scope in Scope::ALL {
         let (secret, _) = app
@@ -158,11 +163,12 @@ pub fn concrete(path: &str) -> String {
         .replace("{file}", "app.css")
         .replace("{agent}", "claude-code")
         .replace("{gateway}", "g")
+        .replace("{server}", "s")
 }
 
 #[tokio::test]
 async fn paths_and_methods_outside_the_table_never_reach_a_handler() {
-    let app = spawn_app().await;
+    let app = spawn_with_upstream().await;
     for path in [
         "/index.html",
         "/static/nope.js",
