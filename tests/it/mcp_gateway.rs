@@ -293,3 +293,76 @@ path = "{src}/**"
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "unknown_mcp_server", "{body}");
 }
+
+/// While a person is asked the client hears progress (it gave a progress token), and its
+/// cancellation withdraws the pending request from the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_call_reports_progress_and_a_cancel_clears_the_inbox() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}]\n"
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let (session, _) = open(&app, &agent).await;
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("never.txt");
+    let response = app
+        .http
+        .post(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": {
+            "name": "write_file", "arguments": {"path": target, "content": "x"},
+            "_meta": {"progressToken": "p-1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut response = response;
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), response.chunk())
+            .await
+            .expect("progress within 20 s")
+            .unwrap()
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"progressToken\":\"p-1\""), "{seen}");
+    assert!(seen.contains("waiting for a person"), "{seen}");
+    let pending = first_pending(&app).await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+
+    // The client gives up.
+    let (status, _, _) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": 11, "reason": "the user pressed Esc"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let gone = crate::harness::eventually("the request is withdrawn", || async {
+        let view = app
+            .get(&format!("/api/v1/permissions/{id}"), Some(&app.admin))
+            .await
+            .json();
+        (view["status"] != "pending").then_some(view)
+    })
+    .await;
+    assert_eq!(gone["status"], "denied", "{gone}");
+    assert_eq!(gone["message"], "the client cancelled the call", "{gone}");
+    let left = app
+        .get("/api/v1/permissions?status=pending", Some(&app.admin))
+        .await
+        .json();
+    assert_eq!(left["permissions"].as_array().unwrap().len(), 0, "{left}");
+    assert!(!target.exists());
+}
