@@ -83,9 +83,13 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(CONFIG)
+    }
+
+    fn start_with(config_text: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, CONFIG).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let ready = dir.path().join("ready");
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         let child = Command::new("setsid")
@@ -452,4 +456,177 @@ fn the_conformance_suite_server_scenarios_pass() {
     let _ = proxy.kill();
     let _ = proxy.wait();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The MCP gateway with real upstreams and the real Python SDK client through OAuth:
+/// @modelcontextprotocol/server-filesystem (a read allowed by a rule on `path`, a denied tool
+/// missing from the list and refused when called, a write approved with a click in Chromium) and
+/// @modelcontextprotocol/server-everything (an elicitation reaches the client, and its answer the
+/// server).
+#[test]
+fn real_mcp_servers_behind_the_gateway_with_the_python_sdk_client_and_a_click_in_the_inbox() {
+    let python = root().join("python/.venv/bin/python");
+    if !python.exists() {
+        return missing("no tests/interop/python/.venv");
+    }
+    let Some(node) = node() else {
+        return missing("no tests/interop/node/node_modules");
+    };
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !browser.join("node_modules/playwright-core").exists() {
+        return missing("no tests/browser/node_modules (npm ci --prefix tests/browser)");
+    }
+    let work = tempfile::tempdir().unwrap();
+    // The directory as the server-filesystem sees it (it resolves symlinks such as /tmp's).
+    let dir = work.path().canonicalize().unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello from the filesystem server").unwrap();
+    let bin = root().join("node/node_modules/.bin");
+    let config = format!(
+        r#"
+[[mcp_server]]
+name = "fs"
+command = {node:?}
+args = [{fs:?}, {dir:?}]
+
+[[mcp_server]]
+name = "everything"
+command = {node:?}
+args = [{everything:?}, "stdio"]
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "fs__read_text_file"
+[rules.input]
+path = "{dir_text}/**"
+
+[[rules]]
+action = "deny"
+kind = "tool"
+pattern = "fs__move_file"
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "everything__*"
+"#,
+        fs = bin.join("mcp-server-filesystem").canonicalize().unwrap(),
+        everything = bin.join("mcp-server-everything").canonicalize().unwrap(),
+        dir_text = dir.display(),
+    );
+    let daemon = Daemon::start_with(&config);
+    let mut client = Command::new(&python)
+        .arg(root().join("python/gateway_client.py"))
+        .arg(format!("http://{}", daemon.addr))
+        .arg(PASSPHRASE)
+        .arg(&dir)
+        .current_dir(root().join("python"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The write waits in the inbox: a person approves it there, with a click.
+    let pending = {
+        let mut found = None;
+        for _ in 0..600 {
+            let list: Value = block(async {
+                daemon
+                    .http
+                    .get(format!(
+                        "http://{}/api/v1/permissions?status=pending",
+                        daemon.addr
+                    ))
+                    .bearer_auth(&daemon.admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            });
+            if let Some(p) = list["permissions"].as_array().and_then(|p| p.first()) {
+                found = Some(p.clone());
+                break;
+            }
+            if let Ok(Some(status)) = client.try_wait() {
+                let out = client.wait_with_output().unwrap();
+                panic!(
+                    "the client ended ({status}) before asking:\n{}\n{}\ndaemon log:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    daemon.log()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found.unwrap_or_else(|| panic!("no pending request; daemon log:\n{}", daemon.log()))
+    };
+    assert_eq!(pending["request"]["name"], "fs__write_file", "{pending}");
+    assert_eq!(
+        pending["request"]["input"]["path"],
+        dir.join("approved.txt").to_str().unwrap(),
+        "{pending}"
+    );
+    assert!(!dir.join("approved.txt").exists());
+    let status = Command::new(&node)
+        .arg(browser.join("approve.mjs"))
+        .arg(format!("http://{}", daemon.addr))
+        .arg(PASSPHRASE)
+        .arg(pending["id"].as_str().unwrap())
+        .current_dir(&browser)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the click in the inbox failed");
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "client failed: {}\nstdout:\n{stdout}\nstderr:\n{}\ndaemon log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+    println!("{stdout}");
+    let steps: std::collections::HashMap<String, Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| (v["step"].as_str().unwrap().to_owned(), v))
+        .collect();
+    assert_eq!(steps["fs/initialize"]["server"], "agentgate/fs");
+    assert_eq!(
+        steps["fs/read"]["is_error"], false,
+        "{:?}",
+        steps["fs/read"]
+    );
+    assert!(
+        steps["fs/read"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello from the filesystem server")
+    );
+    let tools = steps["fs/tools"]["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("write_file")), "{tools:?}");
+    assert!(!tools.contains(&json!("move_file")), "{tools:?}");
+    assert_eq!(steps["fs/move"]["is_error"], true);
+    assert!(dir.join("hello.txt").exists() && !dir.join("moved.txt").exists());
+    assert_eq!(
+        steps["fs/write"]["is_error"], false,
+        "{:?}",
+        steps["fs/write"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("approved.txt")).unwrap(),
+        "approved in the inbox"
+    );
+    assert_eq!(
+        steps["everything/initialize"]["server"],
+        "agentgate/everything"
+    );
+    let elicited = &steps["everything/elicitation"];
+    assert_eq!(elicited["asked"].as_array().unwrap().len(), 1, "{elicited}");
+    assert!(
+        elicited["text"].as_str().unwrap().contains("Ada Lovelace"),
+        "{elicited}"
+    );
 }

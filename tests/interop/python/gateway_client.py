@@ -1,0 +1,108 @@
+"""The official Python MCP SDK, unmodified, against upstream MCP servers behind agentgate's MCP
+gateway (`/mcp/{name}`): signs in through OAuth for each upstream (its own resource), then
+- fs (@modelcontextprotocol/server-filesystem): reads a file (allowed by a rule on `path`), lists
+  tools (a denied one is missing), calls a denied tool anyway, and writes a file (asked: this
+  call waits until a person approves it in the inbox);
+- everything (@modelcontextprotocol/server-everything): triggers an elicitation, which reaches
+  this client, and whose answer reaches the server.
+Prints one JSON object per step; exits non-zero on any failure.
+
+usage: gateway_client.py BASE_URL PASSPHRASE DIRECTORY
+"""
+
+import asyncio
+import os
+import sys
+
+import httpx2
+from mcp import types
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientMetadata
+
+from client import REDIRECT, Browser, Memory, say
+
+
+def provider_for(url, browser):
+    return OAuthClientProvider(
+        server_url=url,
+        client_metadata=OAuthClientMetadata(
+            client_name="python-sdk gateway",
+            redirect_uris=[REDIRECT],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=Memory(),
+        redirect_handler=browser.redirect,
+        callback_handler=browser.callback,
+    )
+
+
+def text_of(result):
+    return "\n".join(c.text for c in result.content if getattr(c, "text", None))
+
+
+async def filesystem(base, passphrase, directory):
+    provider = provider_for(f"{base}/mcp/fs", Browser(passphrase))
+    async with httpx2.AsyncClient(auth=provider, timeout=120) as http:
+        async with streamable_http_client(f"{base}/mcp/fs", http_client=http) as (read, write):
+            async with ClientSession(read, write) as s:
+                init = await s.initialize()
+                say("fs/initialize", server=init.server_info.name)
+                read_result = await s.call_tool(
+                    "read_text_file", {"path": os.path.join(directory, "hello.txt")}
+                )
+                say("fs/read", is_error=bool(read_result.is_error), text=text_of(read_result))
+                tools = await s.list_tools()
+                say("fs/tools", tools=sorted(t.name for t in tools.tools))
+                moved = await s.call_tool(
+                    "move_file",
+                    {
+                        "source": os.path.join(directory, "hello.txt"),
+                        "destination": os.path.join(directory, "moved.txt"),
+                    },
+                )
+                say("fs/move", is_error=bool(moved.is_error), text=text_of(moved))
+                say("fs/writing")
+                written = await s.call_tool(
+                    "write_file",
+                    {"path": os.path.join(directory, "approved.txt"), "content": "approved in the inbox"},
+                )
+                say("fs/write", is_error=bool(written.is_error), text=text_of(written))
+
+
+async def everything(base, passphrase):
+    provider = provider_for(f"{base}/mcp/everything", Browser(passphrase))
+    asked = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
+
+    async with httpx2.AsyncClient(auth=provider, timeout=120) as http:
+        url = f"{base}/mcp/everything"
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write, elicitation_callback=elicit) as s:
+                init = await s.initialize()
+                say("everything/initialize", server=init.server_info.name)
+                tools = await s.list_tools()
+                names = sorted(t.name for t in tools.tools)
+                say("everything/tools", tools=names)
+                result = await s.call_tool("trigger-elicitation-request", {})
+                say(
+                    "everything/elicitation",
+                    asked=asked,
+                    is_error=bool(result.is_error),
+                    text=text_of(result),
+                )
+
+
+async def main(base, passphrase, directory):
+    await filesystem(base, passphrase, directory)
+    await everything(base, passphrase)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
