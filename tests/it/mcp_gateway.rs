@@ -366,3 +366,110 @@ async fn a_waiting_call_reports_progress_and_a_cancel_clears_the_inbox() {
     assert_eq!(left["permissions"].as_array().unwrap().len(), 0, "{left}");
     assert!(!target.exists());
 }
+
+/// Upstreams that are not MCP servers, and messages that are not MCP: each gets a clear
+/// JSON-RPC error naming the upstream, never a hang or a 500, and the daemon goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_upstreams_and_bad_messages_get_clear_errors() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let app = spawn_app_with(&format!(
+        r#"
+[[mcp_server]]
+name = "up"
+command = {python:?}
+args = [{script:?}]
+
+[[mcp_server]]
+name = "missing"
+command = "/nonexistent/mcp-server"
+
+[[mcp_server]]
+name = "exits"
+command = "true"
+
+[[mcp_server]]
+name = "silent"
+command = "sleep"
+args = ["60"]
+timeout = 1
+
+[[mcp_server]]
+name = "garbage"
+command = "sh"
+args = ["-c", "echo 'this is not JSON-RPC'; sleep 60"]
+timeout = 2
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "up__*"
+"#
+    ))
+    .await;
+    let (agent, _) = app
+        .create_token("agent", &["request"], Value::Null)
+        .await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "it-client", "version": "0"}}});
+    for (server, words) in [
+        ("missing", "cannot start upstream MCP server `missing`"),
+        ("exits", "`exits` did not complete initialize"),
+        ("silent", "`silent` did not answer initialize within 1 s"),
+        ("garbage", "`garbage`"),
+    ] {
+        let (status, _, answer) = call(&app, server, &agent, None, init.clone()).await;
+        assert!(status < 500, "{server}: {status} {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{server}: {answer}");
+    }
+
+    let (session, _) = open(&app, &agent).await;
+    // A tool the upstream does not have: the upstream's own error, passed through.
+    let answer = tool(&app, &agent, &session, "no_such_tool", json!({})).await;
+    assert!(
+        answer.get("error").is_some() || answer["result"]["isError"] == true,
+        "{answer}"
+    );
+    // An unknown method: method not found.
+    let (_, _, unknown) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/explode"}),
+    )
+    .await;
+    assert!(unknown.get("error").is_some(), "{unknown}");
+    // Malformed JSON-RPC: a 4xx, nothing relayed.
+    let r = app
+        .http
+        .post(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body("{\"jsonrpc\": \"2.0\", \"id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    // Huge arguments (past the body limit): refused before anything is asked.
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let r = app
+        .http
+        .post(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": huge}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // After all that, the session still works.
+    let answer = tool(&app, &agent, &session, "echo", json!({"text": "still here"})).await;
+    assert_eq!(text(&answer), "still here", "{answer}");
+}
