@@ -34,6 +34,8 @@ pub struct App {
     openwork: Option<(TcpListener, http::Site)>,
     /// Each gateway's own listener: its name, listener and site.
     gateways: Vec<(String, TcpListener, http::Site)>,
+    /// The upstream MCP servers, whose children are stopped when the daemon stops.
+    mcp_servers: crate::mcp_gateway::McpServers,
 }
 
 impl App {
@@ -164,6 +166,7 @@ impl App {
             })
             .collect();
         Ok(App {
+            mcp_servers: state.mcp_servers.clone(),
             gateways,
             listener,
             site: http::site(state.clone()),
@@ -246,9 +249,11 @@ impl App {
                 }
             });
         }
-        http::serve::serve(self.listener, self.site, shutdown)
+        let served = http::serve::serve(self.listener, self.site, shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        self.mcp_servers.stop_all();
+        served
     }
 }
 

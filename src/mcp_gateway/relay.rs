@@ -49,6 +49,7 @@ pub struct Relay {
     server: Arc<McpServer>,
     broker: Arc<Broker>,
     live: Arc<AtomicUsize>,
+    children: super::Children,
     session: tokio::sync::OnceCell<Session>,
 }
 
@@ -57,6 +58,7 @@ struct Session {
     /// The tools' annotations as the upstream last listed them.
     hints: std::sync::Mutex<std::collections::HashMap<String, ToolAnnotations>>,
     _slot: Slot,
+    _child: Option<super::ChildGuard>,
 }
 
 /// One of the upstream's `max_sessions`, given back when the session ends.
@@ -70,11 +72,17 @@ impl Drop for Slot {
 
 impl Relay {
     /// A relay for a new client session.
-    pub fn new(server: Arc<McpServer>, broker: Arc<Broker>, live: Arc<AtomicUsize>) -> Relay {
+    pub fn new(
+        server: Arc<McpServer>,
+        broker: Arc<Broker>,
+        live: Arc<AtomicUsize>,
+        children: super::Children,
+    ) -> Relay {
         Relay {
             server,
             broker,
             live,
+            children,
             session: tokio::sync::OnceCell::new(),
         }
     }
@@ -137,6 +145,7 @@ impl Relay {
                     None,
                 )
             })?;
+        let child = transport.id().map(|pid| self.children.track(pid));
         if let Some(stderr) = stderr {
             let name = name.clone();
             tokio::spawn(async move {
@@ -201,6 +210,7 @@ impl Relay {
             upstream: running,
             hints: Default::default(),
             _slot: slot,
+            _child: child,
         };
         if self.session.set(session).is_err() {
             return Err(ErrorData::invalid_request("already initialized", None));

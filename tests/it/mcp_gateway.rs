@@ -473,3 +473,50 @@ pattern = "up__*"
     let answer = tool(&app, &agent, &session, "echo", json!({"text": "still here"})).await;
     assert_eq!(text(&answer), "still here", "{answer}");
 }
+
+/// A stdio upstream runs only while its session does, and never outlives the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_children_end_with_their_session_and_with_the_daemon() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let marker = format!("marker-{}", std::process::id());
+    let mut app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}, {marker:?}]\n"
+    ))
+    .await;
+    let (agent, _) = app
+        .create_token("agent", &["request"], Value::Null)
+        .await;
+    let running = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    // A session deleted by its client stops its child.
+    let (session, _) = open(&app, &agent).await;
+    assert_eq!(running(), 1);
+    let r = app
+        .http
+        .delete(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    crate::harness::eventually("the child of a deleted session is gone", || async {
+        (running() == 0).then_some(())
+    })
+    .await;
+    // Two sessions, two children; the daemon stops: none is left.
+    open(&app, &agent).await;
+    open(&app, &agent).await;
+    assert_eq!(running(), 2);
+    app.shutdown().await;
+    crate::harness::eventually("no child outlives the daemon", || async {
+        (running() == 0).then_some(())
+    })
+    .await;
+}
