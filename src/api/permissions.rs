@@ -44,6 +44,10 @@ pub struct NewPermission {
     /// tool: its input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
+    /// tool: what the tool's server says of it (MCP annotations as `read_only`, `destructive`,
+    /// `idempotent`, `open_world`): the server's own claim, which rules may match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<std::collections::BTreeMap<String, bool>>,
     /// network: the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -293,6 +297,12 @@ pub struct NewRule {
     /// Lifetime; default never.
     #[serde(default)]
     pub expires_in: Option<Expiry>,
+    /// Tool rules: argument name (or JSON pointer) → glob; every one must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<std::collections::BTreeMap<String, String>>,
+    /// Tool rules: what the tool's server says of it (`destructive: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 /// `GET /api/v1/rules`.

@@ -81,7 +81,7 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
             "old_content",
         ],
         Kind::Shell => &["command", "cwd"],
-        Kind::Tool => &["name", "input"],
+        Kind::Tool => &["name", "input", "hints"],
         Kind::Network => &["url", "method"],
         Kind::Directory => &["path"],
     };
@@ -96,6 +96,7 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         ("cwd", req.cwd.is_some()),
         ("name", req.name.is_some()),
         ("input", req.input.is_some()),
+        ("hints", req.hints.is_some()),
         ("url", req.url.is_some()),
         ("method", req.method.is_some()),
     ] {
@@ -192,6 +193,20 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
                     "required for tool requests: 1 to 256 printable characters",
                 ));
             }
+            if let Some(hints) = &req.hints
+                && let Some(bad) = hints
+                    .keys()
+                    .find(|k| !agentgate_policy::input::HINTS.contains(&k.as_str()))
+            {
+                return Err(invalid(
+                    "hints",
+                    format!(
+                        "unknown hint `{}`; hints are: {}",
+                        crate::display::visible(bad, 32),
+                        agentgate_policy::input::HINTS.join(", ")
+                    ),
+                ));
+            }
             (vec![Target::new(&name)], name)
         }
         Kind::Network => {
@@ -234,9 +249,12 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         session: req.session.clone(),
         requester: None,
         input: match (kind, &req.input) {
-            (Kind::Tool, Some(value)) => Some(agentgate_policy::Input {
-                value: resolved_paths(value, home),
+            (Kind::Tool, value) => Some(agentgate_policy::Input {
+                value: value
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |v| resolved_paths(v, home)),
                 home: home.map(|h| h.to_string_lossy().into_owned()),
+                hints: req.hints.clone().unwrap_or_default(),
             }),
             _ => None,
         },

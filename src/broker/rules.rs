@@ -95,6 +95,8 @@ impl Broker {
             operations: new.operations,
             timeout: new.timeout,
             approvals: new.approvals,
+            input: new.input,
+            annotations: new.annotations,
             expires_at: match new.expires_in {
                 None | Some(Expiry::Never) => None,
                 Some(Expiry::After(d)) => Some(now.plus(d).as_millis()),

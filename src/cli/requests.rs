@@ -127,6 +127,8 @@ impl BrokerCommand {
                     timeout: *timeout,
                     approvals: *approvals,
                     expires_in: expiry(expires.as_deref())?,
+                    input: None,
+                    annotations: None,
                 }))
             })(),
             Command::Audit {
@@ -184,6 +186,7 @@ fn permission(a: &RequestArgs) -> anyhow::Result<NewPermission> {
         cwd: a.cwd.clone(),
         name: a.name.clone(),
         input,
+        hints: None,
         url: a.network_url.clone(),
         method: a.method.clone(),
         agent: a.agent.clone(),

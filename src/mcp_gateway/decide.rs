@@ -67,11 +67,25 @@ fn hint_words(hints: &ToolAnnotations) -> Option<String> {
     })
 }
 
+/// The server's annotations as the hints rules match (`destructive = true`).
+fn hints_of(a: &ToolAnnotations) -> std::collections::BTreeMap<String, bool> {
+    [
+        ("read_only", a.read_only_hint),
+        ("destructive", a.destructive_hint),
+        ("idempotent", a.idempotent_hint),
+        ("open_world", a.open_world_hint),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+    .collect()
+}
+
 /// Whether `tools/list` leaves the tool out: a rule denies it whatever its arguments.
-pub fn hidden(broker: &Broker, server: &str, tool: &str) -> bool {
+pub fn hidden(broker: &Broker, server: &str, tool: &str, hints: Option<&ToolAnnotations>) -> bool {
     let request = NewPermission {
         kind: Some(Kind::Tool),
         name: Some(rule_name(server, tool)),
+        hints: hints.map(hints_of),
         ..NewPermission::default()
     };
     broker
@@ -98,6 +112,7 @@ where
         name: Some(name.clone()),
         input: Some(Value::Object(call.arguments.cloned().unwrap_or_default())),
         agent: call.agent,
+        hints: call.hints.map(hints_of),
         reason: call.hints.and_then(hint_words),
         ..NewPermission::default()
     };

@@ -53,7 +53,9 @@ impl Children {
             Err(_) => return,
         };
         for pid in pids {
-            let Ok(raw) = i32::try_from(pid) else { continue };
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(raw),
                 nix::sys::signal::Signal::SIGKILL,

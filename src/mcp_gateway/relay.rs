@@ -57,6 +57,8 @@ struct Session {
     upstream: RunningService<RoleClient, Upstream>,
     /// The tools' annotations as the upstream last listed them.
     hints: std::sync::Mutex<std::collections::HashMap<String, ToolAnnotations>>,
+    /// Whether the tools were listed once (by the client, or by us before a first call).
+    listed: std::sync::atomic::AtomicBool,
     _slot: Slot,
     _child: Option<super::ChildGuard>,
 }
@@ -209,6 +211,7 @@ impl Relay {
         let session = Session {
             upstream: running,
             hints: Default::default(),
+            listed: Default::default(),
             _slot: slot,
             _child: child,
         };
@@ -259,19 +262,56 @@ impl Relay {
     ) -> Result<ServerResult, ErrorData> {
         let mut answer = self.forward(request, context).await?;
         if let ServerResult::ListToolsResult(list) = &mut answer {
-            if let Ok(session) = self.session()
-                && let Ok(mut hints) = session.hints.lock()
-            {
-                for tool in &list.tools {
-                    if let Some(a) = &tool.annotations {
-                        hints.insert(tool.name.to_string(), a.clone());
-                    }
-                }
-            }
-            list.tools
-                .retain(|tool| !decide::hidden(&self.broker, self.name(), &tool.name));
+            self.remember(&list.tools);
+            list.tools.retain(|tool| {
+                !decide::hidden(
+                    &self.broker,
+                    self.name(),
+                    &tool.name,
+                    tool.annotations.as_ref(),
+                )
+            });
         }
         Ok(answer)
+    }
+
+    /// Keeps what the upstream says of its tools, for the broker's hints.
+    fn remember(&self, tools: &[rmcp::model::Tool]) {
+        let Ok(session) = self.session() else { return };
+        session.listed.store(true, Ordering::Release);
+        if let Ok(mut hints) = session.hints.lock() {
+            for tool in tools {
+                if let Some(a) = &tool.annotations {
+                    hints.insert(tool.name.to_string(), a.clone());
+                }
+            }
+        }
+    }
+
+    /// Lists the upstream's tools (every page) if nobody has yet: a client that calls a tool by
+    /// name without listing must not escape a rule on what the server says of it.
+    async fn learn_tools(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if self.session()?.listed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut cursor = None;
+        for _ in 0..100 {
+            let params = cursor
+                .take()
+                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            let request = ClientRequest::ListToolsRequest(paginated(params));
+            match self.forward(request, context).await? {
+                ServerResult::ListToolsResult(list) => {
+                    self.remember(&list.tools);
+                    match list.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(())
     }
 
     async fn call_tool(
@@ -279,6 +319,7 @@ impl Relay {
         call: CallToolRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
+        self.learn_tools(&context).await?;
         let session = self.session()?;
         let Some(who) = caller(&context) else {
             return Err(ErrorData::internal_error("no verified caller", None));

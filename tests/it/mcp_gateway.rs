@@ -407,9 +407,7 @@ pattern = "up__*"
 "#
     ))
     .await;
-    let (agent, _) = app
-        .create_token("agent", &["request"], Value::Null)
-        .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "it-client", "version": "0"}}});
@@ -455,22 +453,32 @@ pattern = "up__*"
         .await
         .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
-    // Huge arguments (past the body limit): refused before anything is asked.
-    let huge = "x".repeat(5 * 1024 * 1024);
-    let r = app
-        .http
-        .post(format!("{}/mcp/up", app.base))
-        .bearer_auth(&agent)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"text": huge}}}))
-        .send()
+    // Huge arguments (past the body limit): refused from the declared length, before a byte of
+    // the body is read or anything is asked.
+    let (status, body) = app
+        .raw(&format!(
+            "POST /mcp/up HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {agent}\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+             Mcp-Session-Id: {session}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            app.addr,
+            5 * 1024 * 1024
+        ))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    let pending = app
+        .get("/api/v1/permissions?status=pending", Some(&app.admin))
         .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        .json();
+    assert_eq!(pending["permissions"].as_array().unwrap().len(), 0);
     // After all that, the session still works.
-    let answer = tool(&app, &agent, &session, "echo", json!({"text": "still here"})).await;
+    let answer = tool(
+        &app,
+        &agent,
+        &session,
+        "echo",
+        json!({"text": "still here"}),
+    )
+    .await;
     assert_eq!(text(&answer), "still here", "{answer}");
 }
 
@@ -484,9 +492,7 @@ async fn upstream_children_end_with_their_session_and_with_the_daemon() {
         "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}, {marker:?}]\n"
     ))
     .await;
-    let (agent, _) = app
-        .create_token("agent", &["request"], Value::Null)
-        .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
     let running = || {
         let out = std::process::Command::new("pgrep")
             .args(["-f", &marker])
@@ -519,4 +525,130 @@ async fn upstream_children_end_with_their_session_and_with_the_daemon() {
         (running() == 0).then_some(())
     })
     .await;
+}
+
+/// A rule on what the server says of its tools (`annotations`): a destructive tool denied
+/// outright is hidden, and refused even when a client calls it without listing first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_match_what_the_server_says_of_its_tools() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let app = spawn_app_with(&format!(
+        r#"
+[[mcp_server]]
+name = "up"
+command = {python:?}
+args = [{script:?}]
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "up__*"
+
+[[rules]]
+action = "deny"
+kind = "tool"
+pattern = "up__*"
+annotations = {{ destructive = true }}
+"#
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    // Called by name, never listed: refused all the same.
+    let (session, _) = open(&app, &agent).await;
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("x.txt");
+    let answer = tool(
+        &app,
+        &agent,
+        &session,
+        "write_file",
+        json!({"path": target, "content": "x"}),
+    )
+    .await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(!target.exists());
+    let answer = tool(&app, &agent, &session, "echo", json!({"text": "fine"})).await;
+    assert_eq!(text(&answer), "fine", "{answer}");
+    let (_, _, list) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"write_file") && names.contains(&"echo"),
+        "{names:?}"
+    );
+    // The rule is explained with the hint; an unknown hint is refused with the field named.
+    let r = app
+        .post(
+            "/api/v1/rules",
+            Some(&app.admin),
+            json!({"action": "deny", "kind": "tool", "pattern": "x", "annotations": {"evil": true}}),
+        )
+        .await;
+    let err = r.expect_error(400, "invalid_request");
+    assert_eq!(err["field"], "annotations", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("unknown hint"),
+        "{err}"
+    );
+    for (input, words) in [
+        (json!({"path": "a["}), "invalid glob"),
+        (json!({}), "at least one argument"),
+        (json!({"": "x"}), "cannot be empty"),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/rules",
+                Some(&app.admin),
+                json!({"action": "allow", "kind": "tool", "pattern": "x", "input": input}),
+            )
+            .await;
+        let err = r.expect_error(400, "invalid_request");
+        assert_eq!(err["field"], "input", "{err}");
+        assert!(err["message"].as_str().unwrap().contains(words), "{err}");
+    }
+    let r = app
+        .post(
+            "/api/v1/rules",
+            Some(&app.admin),
+            json!({"action": "allow", "kind": "shell", "pattern": "x", "input": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(r.expect_error(400, "invalid_request")["field"], "input");
+    // Added through the API, an input rule decides: explain names the argument it matched.
+    let r = app
+        .post(
+            "/api/v1/rules",
+            Some(&app.admin),
+            json!({"action": "ask", "kind": "tool", "pattern": "up__echo", "input": {"text": "secret*"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/policy/explain",
+            Some(&app.admin),
+            json!({"kind": "tool", "name": "up__echo", "input": {"text": "secret plans"}}),
+        )
+        .await;
+    let explained = r.json();
+    assert_eq!(explained["decision"]["effect"], "ask", "{explained}");
+    assert!(
+        explained["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its arguments (text)"),
+        "{explained}"
+    );
 }

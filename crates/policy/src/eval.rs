@@ -361,6 +361,12 @@ fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
             .as_ref()
             .is_some_and(|input| m.matches(input, rule.spec.action))
     });
+    let hints_ok = rule.spec.annotations.as_ref().is_none_or(|wanted| {
+        subject
+            .input
+            .as_ref()
+            .is_some_and(|input| crate::input::hints_match(wanted, input))
+    });
     !rule.expired(now)
         && agent_ok
         && workspace_ok
@@ -368,6 +374,7 @@ fn applies(rule: &Rule, subject: &Subject, now: i64) -> bool {
         && requester_ok
         && operation_ok
         && input_ok
+        && hints_ok
 }
 
 /// The narrow rules that "always allow this" (or "for this session") would save: the command

@@ -14,6 +14,9 @@ use crate::rule::{Effect, Kind, glob};
 /// Most matchers one rule may have.
 pub const MAX_MATCHERS: usize = 16;
 
+/// The hints a tool's server may give about it (MCP tool annotations), as rules name them.
+pub const HINTS: [&str; 4] = ["read_only", "destructive", "idempotent", "open_world"];
+
 /// A tool call's arguments as the policy sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
@@ -21,6 +24,29 @@ pub struct Input {
     pub value: Value,
     /// The home directory, for `~/…` globs.
     pub home: Option<String>,
+    /// What the tool's server says of the tool (its own claim, not verified).
+    pub hints: std::collections::BTreeMap<String, bool>,
+}
+
+/// Checks a rule's `annotations`: only known hints.
+pub(crate) fn check_hints(hints: &std::collections::BTreeMap<String, bool>) -> Result<(), String> {
+    match hints.keys().find(|k| !HINTS.contains(&k.as_str())) {
+        Some(bad) => Err(format!(
+            "unknown hint `{bad}`; hints are: {}",
+            HINTS.join(", ")
+        )),
+        None if hints.is_empty() => Err("list at least one hint or leave it out".into()),
+        None => Ok(()),
+    }
+}
+
+/// Whether every hint a rule names is what the server said (a hint it did not give never
+/// matches).
+pub(crate) fn hints_match(
+    wanted: &std::collections::BTreeMap<String, bool>,
+    input: &Input,
+) -> bool {
+    wanted.iter().all(|(k, v)| input.hints.get(k) == Some(v))
 }
 
 /// One compiled `[rules.input]` entry.
@@ -119,6 +145,7 @@ mod tests {
         Input {
             value: v,
             home: Some("/home/me".into()),
+            hints: Default::default(),
         }
     }
 

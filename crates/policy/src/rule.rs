@@ -237,6 +237,10 @@ pub struct RuleSpec {
     /// matcher must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<std::collections::BTreeMap<String, String>>,
+    /// Only for tools whose server describes them so (`destructive = true`, `read_only`,
+    /// `idempotent`, `open_world`): the server's own claim, so best used to ask or deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 impl RuleSpec {
@@ -256,6 +260,7 @@ impl RuleSpec {
             approvals: None,
             expires_at: None,
             input: None,
+            annotations: None,
         }
     }
 }
@@ -333,6 +338,15 @@ impl Rule {
             }
             None => Vec::new(),
         };
+        if let Some(hints) = &spec.annotations {
+            if spec.kind != Kind::Tool {
+                return Err(err(
+                    "annotations",
+                    "only tool rules match annotations".into(),
+                ));
+            }
+            crate::input::check_hints(hints).map_err(|e| err("annotations", e))?;
+        }
         if spec.operations.is_some() && spec.kind != Kind::File {
             return Err(err("operations", "only file rules have operations".into()));
         }

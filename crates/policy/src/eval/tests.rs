@@ -294,3 +294,136 @@ proptest! {
         prop_assert_eq!(a.rule, c.rule);
     }
 }
+
+/// A tool rule with optional argument matchers and an annotation filter.
+fn tool_rule(
+    id: &str,
+    action: Effect,
+    pattern: &str,
+    input: Option<(&str, &str)>,
+    destructive: Option<bool>,
+) -> Rule {
+    let spec = RuleSpec {
+        id: Some(id.into()),
+        input: input.map(|(k, g)| [(k.to_owned(), g.to_owned())].into_iter().collect()),
+        annotations: destructive.map(|d| [("destructive".to_owned(), d)].into_iter().collect()),
+        ..RuleSpec::new(action, Kind::Tool, pattern)
+    };
+    Rule::new(spec, id.into(), Origin::Config { index: 0 }).unwrap()
+}
+
+fn tool_subject(name: &str, input: serde_json::Value, destructive: Option<bool>) -> Subject {
+    Subject {
+        kind: Kind::Tool,
+        targets: vec![Target::new(name)],
+        operation: None,
+        agent: None,
+        workspace: None,
+        session: None,
+        requester: None,
+        input: Some(crate::input::Input {
+            value: input,
+            home: Some("/home/me".into()),
+            hints: destructive
+                .map(|d| [("destructive".to_owned(), d)].into_iter().collect())
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+#[test]
+fn argument_rules_match_only_when_every_matcher_does_and_keep_precedence() {
+    let set = RuleSet::new(vec![
+        tool_rule(
+            "src",
+            Effect::Allow,
+            "fs__write_file",
+            Some(("path", "~/src/**")),
+            None,
+        ),
+        tool_rule(
+            "ssh",
+            Effect::Deny,
+            "fs__*",
+            Some(("path", "~/.ssh/**")),
+            None,
+        ),
+        tool_rule("boom", Effect::Ask, "mcp__fs__*", None, Some(true)),
+    ])
+    .unwrap();
+    let decide = |input, d| set.decide(&tool_subject("fs__write_file", input, d), 0);
+    let inside = decide(serde_json::json!({"path": "/home/me/src/a.rs"}), None);
+    assert_eq!(inside.effect, Effect::Allow);
+    assert!(
+        inside.reason.contains("its arguments (path)"),
+        "{}",
+        inside.reason
+    );
+    assert_eq!(
+        decide(serde_json::json!({"path": "/home/me/.ssh/id"}), None).effect,
+        Effect::Deny
+    );
+    assert_eq!(
+        decide(serde_json::json!({"path": "/etc/x"}), None).effect,
+        Effect::Ask
+    );
+    assert_eq!(
+        decide(serde_json::json!({}), None).effect,
+        Effect::Ask,
+        "no argument, no match"
+    );
+    // The server calls it destructive: the ask outranks the allow (via the mcp__ alias).
+    let d = decide(serde_json::json!({"path": "/home/me/src/a.rs"}), Some(true));
+    assert_eq!((d.effect, d.rule.as_deref()), (Effect::Ask, Some("boom")));
+    assert_eq!(
+        decide(
+            serde_json::json!({"path": "/home/me/src/a.rs"}),
+            Some(false)
+        )
+        .effect,
+        Effect::Allow
+    );
+}
+
+proptest! {
+    #[test]
+    fn tool_decisions_with_argument_and_annotation_matchers_do_not_depend_on_rule_order(
+        specs in proptest::collection::vec((effect(), 0usize..4, 0usize..4, 0usize..3), 0..12),
+        seed in any::<u64>(),
+        call in 0usize..4,
+        destructive in 0usize..3,
+    ) {
+        let patterns = ["fs__*", "fs__write_file", "mcp__fs__write_file", "*"];
+        let inputs = [None, Some(("path", "/home/me/src/**")), Some(("path", "~/.ssh/**")), Some(("/opts/mode", "w*"))];
+        let hints = [None, Some(true), Some(false)];
+        let calls = [
+            serde_json::json!({"path": "/home/me/src/a"}),
+            serde_json::json!({"path": "/home/me/.ssh/id", "opts": {"mode": "write"}}),
+            serde_json::json!({"paths": ["/home/me/src/a"]}),
+            serde_json::json!({"path": "/etc/passwd", "opts": {"mode": "read"}}),
+        ];
+        let rules: Vec<Rule> = specs.iter().enumerate()
+            .map(|(i, (e, p, inp, h))| tool_rule(&format!("r{i}"), *e, patterns[*p], inputs[*inp], hints[*h]))
+            .collect();
+        let mut shuffled = rules.clone();
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        let subject = tool_subject("fs__write_file", calls[call].clone(), hints[destructive]);
+        let a = RuleSet::new(rules.clone()).unwrap().decide(&subject, 0);
+        let b = RuleSet::new(shuffled).unwrap().decide(&subject, 0);
+        prop_assert_eq!(&a, &b);
+        let any_deny = a.parts.iter().any(|p| p.matched.iter().any(|m| m.action == Effect::Deny));
+        prop_assert_eq!(a.effect == Effect::Deny, any_deny);
+        // Adding a matcher to a rule never makes it match more.
+        for (i, (e, p, _, h)) in specs.iter().enumerate() {
+            let unconditional = tool_rule("u", *e, patterns[*p], None, hints[*h]);
+            let narrowed = tool_rule("u", *e, patterns[*p], Some(("path", "/nowhere/**")), hints[*h]);
+            let wide = RuleSet::new(vec![unconditional]).unwrap().decide(&subject, 0);
+            let narrow = RuleSet::new(vec![narrowed]).unwrap().decide(&subject, 0);
+            prop_assert!(narrow.rule.is_none() || wide.rule.is_some(), "rule {}", i);
+        }
+    }
+}
