@@ -469,11 +469,51 @@ fn real_mcp_servers_behind_the_gateway_with_the_python_sdk_client_and_a_click_in
     if !python.exists() {
         return missing("no tests/interop/python/.venv");
     }
+    gateway_with_real_servers(Approval::Click, |base, dir| {
+        let mut client = Command::new(&python);
+        client
+            .arg(root().join("python/gateway_client.py"))
+            .arg(base)
+            .arg(PASSPHRASE)
+            .arg(dir)
+            .current_dir(root().join("python"));
+        client
+    });
+}
+
+/// The same with the real TypeScript SDK client (the write approved through the API).
+#[test]
+fn real_mcp_servers_behind_the_gateway_with_the_typescript_sdk_client() {
+    let Some(node) = node() else {
+        return missing("no tests/interop/node/node_modules");
+    };
+    gateway_with_real_servers(Approval::Api, |base, dir| {
+        let mut client = Command::new(&node);
+        client
+            .arg("gateway-client.mjs")
+            .arg(base)
+            .arg(PASSPHRASE)
+            .arg(dir)
+            .current_dir(root().join("node"));
+        client
+    });
+}
+
+/// How the person answers the write.
+#[derive(PartialEq)]
+enum Approval {
+    /// A click in the inbox, in Chromium.
+    Click,
+    /// `POST /api/v1/permissions/{id}/reply` with the owner token.
+    Api,
+}
+
+fn gateway_with_real_servers(approval: Approval, client: impl FnOnce(&str, &Path) -> Command) {
     let Some(node) = node() else {
         return missing("no tests/interop/node/node_modules");
     };
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !browser.join("node_modules/playwright-core").exists() {
+    if approval == Approval::Click && !browser.join("node_modules/playwright-core").exists() {
         return missing("no tests/browser/node_modules (npm ci --prefix tests/browser)");
     }
     let work = tempfile::tempdir().unwrap();
@@ -515,12 +555,7 @@ pattern = "everything__*"
         dir_text = dir.display(),
     );
     let daemon = Daemon::start_with(&config);
-    let mut client = Command::new(&python)
-        .arg(root().join("python/gateway_client.py"))
-        .arg(format!("http://{}", daemon.addr))
-        .arg(PASSPHRASE)
-        .arg(&dir)
-        .current_dir(root().join("python"))
+    let mut client = client(&format!("http://{}", daemon.addr), &dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -569,15 +604,33 @@ pattern = "everything__*"
         "{pending}"
     );
     assert!(!dir.join("approved.txt").exists());
-    let status = Command::new(&node)
-        .arg(browser.join("approve.mjs"))
-        .arg(format!("http://{}", daemon.addr))
-        .arg(PASSPHRASE)
-        .arg(pending["id"].as_str().unwrap())
-        .current_dir(&browser)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the click in the inbox failed");
+    let id = pending["id"].as_str().unwrap();
+    if approval == Approval::Click {
+        let status = Command::new(&node)
+            .arg(browser.join("approve.mjs"))
+            .arg(format!("http://{}", daemon.addr))
+            .arg(PASSPHRASE)
+            .arg(id)
+            .current_dir(&browser)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the click in the inbox failed");
+    } else {
+        let status = block(
+            daemon
+                .http
+                .post(format!(
+                    "http://{}/api/v1/permissions/{id}/reply",
+                    daemon.addr
+                ))
+                .bearer_auth(&daemon.admin)
+                .json(&json!({"decision": "allow"}))
+                .send(),
+        )
+        .unwrap()
+        .status();
+        assert_eq!(status, 200);
+    }
     let out = client.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

@@ -8,62 +8,10 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { HeadlessProvider } from "./oauth-provider.mjs";
 
 const [url, passphrase] = process.argv.slice(2);
-const REDIRECT = "http://127.0.0.1:53683/callback";
 const say = (step, fields = {}) => console.log(JSON.stringify({ step, ...fields }));
-
-class HeadlessProvider {
-  constructor() {
-    this.info = undefined;
-    this.saved = undefined;
-    this.verifier = undefined;
-    this.code = undefined;
-    this.consentPages = 0;
-    this.refreshes = 0;
-  }
-  get redirectUrl() { return REDIRECT; }
-  get clientMetadata() {
-    return {
-      client_name: "typescript-sdk interop",
-      redirect_uris: [REDIRECT],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() { return this.info; }
-  saveClientInformation(info) { this.info = info; }
-  tokens() { return this.saved; }
-  saveTokens(tokens) {
-    if (this.saved) this.refreshes += 1;
-    this.saved = tokens;
-  }
-  saveCodeVerifier(v) { this.verifier = v; }
-  codeVerifier() { return this.verifier; }
-  // What a person does in the browser: open the page, type the passphrase, press Approve.
-  async redirectToAuthorization(authorizationUrl) {
-    const page = await fetch(authorizationUrl, { redirect: "manual" });
-    if (page.status !== 200) throw new Error(`consent page: ${page.status} ${await page.text()}`);
-    this.consentPages += 1;
-    const html = await page.text();
-    const field = (name) => html.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
-    const origin = new URL(authorizationUrl).origin;
-    const answer = await fetch(`${origin}/authorize`, {
-      method: "POST",
-      redirect: "manual",
-      headers: { "content-type": "application/x-www-form-urlencoded", origin },
-      body: new URLSearchParams({
-        authz: field("authz"), csrf: field("csrf"), passphrase, decision: "approve",
-      }),
-    });
-    if (answer.status !== 303) throw new Error(`consent answer: ${answer.status} ${await answer.text()}`);
-    const back = new URL(answer.headers.get("location"));
-    if (back.origin + back.pathname !== REDIRECT) throw new Error(`redirected to ${back}`);
-    if (back.searchParams.get("iss") !== origin) throw new Error(`iss ${back.searchParams.get("iss")}`);
-    this.code = back.searchParams.get("code");
-  }
-}
 
 async function session(provider) {
   const client = new Client({ name: "typescript-sdk-interop", version: "1.0.0" });
@@ -79,7 +27,7 @@ async function session(provider) {
   await client.close();
 }
 
-const provider = new HeadlessProvider();
+const provider = new HeadlessProvider(passphrase);
 const started = performance.now();
 const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
 const first = new Client({ name: "typescript-sdk-interop", version: "1.0.0" });
