@@ -1,6 +1,8 @@
 //! A gateway's own listener with streams: how much an SSE event is delayed through the gateway
-//! (goal: ≤ 1 ms p99 above the upstream directly), and the daemon's RSS while it holds idle
-//! proxied SSE streams (goal: 10,000 in ≤ 150 MB).
+//! (goal: ≤ 1 ms p99 above the upstream directly), how long a streamed LLM answer
+//! (`POST /v1/chat/completions` with `stream: true`, the `openai` preset) takes to its first chunk
+//! through the gateway and directly, and the daemon's RSS while it holds idle proxied SSE streams
+//! (goal: 10,000 in ≤ 150 MB).
 //!
 //! Run: `cargo bench --bench gateway`. Each stream costs the daemon two descriptors (client and
 //! upstream side): with this machine's limit of 20,000 it holds as many as fit, and says so.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::sync::broadcast;
 
 const ROUNDS: usize = 5;
@@ -39,6 +41,53 @@ async fn events(State(up): State<Upstream>) -> axum::http::Response<Body> {
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+/// A scripted LLM's streamed answer: the first chunk at once, then nine more 2 ms apart.
+async fn completions() -> axum::http::Response<Body> {
+    let stream = futures_util::stream::unfold(0u32, |n| async move {
+        if n >= 10 {
+            return None;
+        }
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let chunk = format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{n} \"}}}}]}}\n\n"
+        );
+        Some((Ok::<_, std::io::Error>(chunk), n + 1))
+    });
+    axum::http::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Milliseconds from sending a streamed completion request to its first chunk, `n` times.
+async fn first_chunks(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    n: usize,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = http.post(url).json(&serde_json::json!({
+            "model": "scripted", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]
+        }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let started = Instant::now();
+        let mut response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let first = response.chunk().await.unwrap().unwrap();
+        out.push(started.elapsed().as_secs_f64() * 1e3);
+        assert!(first.starts_with(b"data: "));
+        while response.chunk().await.unwrap().is_some() {}
+    }
+    out
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -99,6 +148,7 @@ fn main() {
     let upstream = rt.block_on(async {
         let app = Router::new()
             .route("/events", get(events))
+            .route("/v1/chat/completions", post(completions))
             .with_state(up.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -110,12 +160,19 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
+    let llm_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let d = common::start(&format!(
-        "[[gateway]]\nname = \"sse\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{upstream}\"\n"
+        "[[gateway]]\nname = \"sse\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{upstream}\"\n\n\
+         [[gateway]]\nname = \"llm\"\npreset = \"openai\"\nlisten = \"127.0.0.1:{llm_port}\"\nupstream = \"{upstream}\"\n"
     ));
     let gw = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let token = rt.block_on(common::token(&http, &d, "bench-reader", "read"));
+    let writer = rt.block_on(common::token(&http, &d, "bench-writer", "write"));
     let sent = Mutex::new(Vec::new());
 
     // 1. Event latency, direct and through the gateway, interleaved by round.
@@ -165,6 +222,26 @@ fn main() {
         "  gateway p99 above direct p99: {}   (goal ≤ 1 ms)",
         spread(over)
     );
+
+    // 1b. A streamed LLM answer: time to its first chunk, direct and through the gateway.
+    let (mut t_direct, mut t_gateway, mut t_over) = (vec![], vec![], vec![]);
+    rt.block_on(async {
+        let direct_url = format!("{upstream}/v1/chat/completions");
+        let gateway_url = format!("http://127.0.0.1:{llm_port}/v1/chat/completions");
+        first_chunks(&http, &direct_url, None, 20).await;
+        first_chunks(&http, &gateway_url, Some(&writer), 20).await;
+        for _ in 0..ROUNDS {
+            let mut a = first_chunks(&http, &direct_url, None, 200).await;
+            let mut b = first_chunks(&http, &gateway_url, Some(&writer), 200).await;
+            t_direct.push(pct(&mut a, 0.5));
+            t_gateway.push(pct(&mut b, 0.5));
+            t_over.push(pct(&mut b, 0.99) - pct(&mut a, 0.99));
+        }
+    });
+    println!("Streamed completion, time to first chunk, 200 requests each ({ROUNDS} rounds):");
+    println!("  {:24} p50 {}", "upstream directly", spread(t_direct));
+    println!("  {:24} p50 {}", "through the gateway", spread(t_gateway));
+    println!("  gateway p99 above direct p99: {}", spread(t_over));
 
     // 2. Idle proxied streams: each is two descriptors in the daemon.
     let limit = std::fs::read_to_string("/proc/self/limits")

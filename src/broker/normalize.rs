@@ -248,21 +248,29 @@ pub fn normalize(mut req: NewPermission, home: Option<&Path>) -> Result<Normaliz
         workspace: req.workspace.clone(),
         session: req.session.clone(),
         requester: None,
-        input: match (kind, &req.input) {
-            (Kind::Tool, value) => Some(agentgate_policy::Input {
-                value: value
-                    .as_ref()
-                    .map_or(serde_json::Value::Null, |v| resolved_paths(v, home)),
-                home: home.map(|h| h.to_string_lossy().into_owned()),
-                hints: req.hints.clone().unwrap_or_default(),
-            }),
-            _ => None,
-        },
+        input: tool_input(kind, &req, home),
     };
     Ok(Normalized {
         request: req,
         subject,
         summary,
+    })
+}
+
+/// What `[rules.input]` and `[rules.annotations]` see of a tool request: its arguments with
+/// path-like strings resolved, and its hints.
+pub(super) fn tool_input(
+    kind: Kind,
+    req: &NewPermission,
+    home: Option<&Path>,
+) -> Option<agentgate_policy::Input> {
+    (kind == Kind::Tool).then(|| agentgate_policy::Input {
+        value: req
+            .input
+            .as_ref()
+            .map_or(serde_json::Value::Null, |v| resolved_paths(v, home)),
+        home: home.map(|h| h.to_string_lossy().into_owned()),
+        hints: req.hints.clone().unwrap_or_default(),
     })
 }
 

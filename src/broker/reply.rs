@@ -212,7 +212,7 @@ impl Broker {
                 "`session` needs a request that names its session",
             ));
         }
-        let subject = subject_of(row)?;
+        let subject = subject_of(row, self.settings.home.as_deref())?;
         let mut specs = narrow_rules(&subject, session_only);
         if specs.is_empty() {
             return Err(invalid(
@@ -270,7 +270,10 @@ impl Broker {
                 .await?;
             let last = page.last().map(|r| (r.created_at, r.id.clone()));
             for row in page.iter().filter(|r| r.requester_actor != creator) {
-                let decision = policy.decide(&subject_of(row)?, now.as_millis());
+                let decision = policy.decide(
+                    &subject_of(row, self.settings.home.as_deref())?,
+                    now.as_millis(),
+                );
                 let status = match decision.effect {
                     Effect::Ask => continue,
                     Effect::Allow => Status::Allowed,

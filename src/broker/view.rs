@@ -5,8 +5,11 @@ use super::*;
 
 /// What the policy matches for a stored request: its targets as normalised when it was asked
 /// (a shell command is parsed again, so rows stored before a parser change are read as the
-/// parser reads them now).
-pub(super) fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
+/// parser reads them now; a tool call's arguments are resolved again).
+pub(super) fn subject_of(
+    row: &PermissionRow,
+    home: Option<&std::path::Path>,
+) -> Result<Subject, Error> {
     let request: NewPermission = from_json(&row.body)?;
     let kind = request
         .kind
@@ -16,6 +19,7 @@ pub(super) fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
         _ => from_json(&row.targets)?,
     };
     Ok(Subject {
+        input: normalize::tool_input(kind, &request, home),
         kind,
         targets,
         operation: request.operation,
@@ -23,7 +27,6 @@ pub(super) fn subject_of(row: &PermissionRow) -> Result<Subject, Error> {
         workspace: request.workspace,
         session: request.session,
         requester: Some(row.requester_actor.clone()),
-        input: None,
     })
 }
 
@@ -138,7 +141,7 @@ impl Broker {
             .into_iter()
             .find(|k| k.as_str() == row.kind)
             .ok_or_else(|| Error::Corrupt(format!("kind `{}`", row.kind)))?;
-        let subject = subject_of(&row)?;
+        let subject = subject_of(&row, self.settings.home.as_deref())?;
         let suggested_rules = if status == Status::Pending {
             narrow_rules(&subject, false)
         } else {

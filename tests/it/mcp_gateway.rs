@@ -652,3 +652,71 @@ annotations = {{ destructive = true }}
         "{explained}"
     );
 }
+
+/// "Always allow" for a tool call remembers this call's arguments, not the whole tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_allowing_a_tool_call_remembers_its_arguments() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}]\n"
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let (session, _) = open(&app, &agent).await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().canonicalize().unwrap();
+    let (a, b) = (dir.join("a.txt"), dir.join("b.txt"));
+    let write = |path: PathBuf, id: u64| {
+        let (base, http, agent, session) = (
+            app.base.clone(),
+            app.http.clone(),
+            agent.clone(),
+            session.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(format!("{base}/mcp/up"))
+                .bearer_auth(&agent)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &session)
+                .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "write_file", "arguments": {"path": path, "content": "x"}}}))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let first = write(a.clone(), 21);
+    let pending = first_pending(&app).await;
+    let suggested = &pending["suggested_rules"][0];
+    assert_eq!(suggested["input"]["path"], a.to_str().unwrap(), "{pending}");
+    assert_eq!(suggested["input"]["content"], "x", "{pending}");
+    let id = pending["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/permissions/{id}/reply"),
+            Some(&app.admin),
+            json!({"decision": "allow", "remember": "always"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(first.await.unwrap().contains("wrote 1 bytes"));
+    // The same call again: allowed by the remembered rule, at once.
+    let again = tool(
+        &app,
+        &agent,
+        &session,
+        "write_file",
+        json!({"path": a, "content": "x"}),
+    )
+    .await;
+    assert_ne!(again["result"]["isError"], true, "{again}");
+    // Another path: asked.
+    let other = write(b.clone(), 22);
+    let pending = first_pending(&app).await;
+    assert_eq!(pending["request"]["input"]["path"], b.to_str().unwrap());
+    other.abort();
+}

@@ -395,9 +395,11 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
         _ => known.map(escape).collect(),
     };
     patterns.dedup();
+    let input = subject.input.as_ref().and_then(exact_input);
     patterns
         .into_iter()
         .map(|pattern| RuleSpec {
+            input: input.clone(),
             agent: subject.agent.as_ref().map(|a| escape(a)),
             workspace: subject.workspace.as_ref().map(|w| escape(w)),
             session: if session_only {
@@ -410,6 +412,45 @@ pub fn narrow_rules(subject: &Subject, session_only: bool) -> Vec<RuleSpec> {
             ..RuleSpec::new(Effect::Allow, subject.kind, pattern)
         })
         .collect()
+}
+
+/// A tool call's arguments as exact matchers, so "always allow this" allows this call and not
+/// every call of the tool: each top-level string, number or boolean as itself, each list of them
+/// as the set of its elements. Nested objects are left out (the rule is wider there), and at most
+/// [`crate::input::MAX_MATCHERS`] arguments are bound.
+fn exact_input(input: &crate::input::Input) -> Option<std::collections::BTreeMap<String, String>> {
+    use serde_json::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(escape(s)),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let map: std::collections::BTreeMap<String, String> = input
+        .value
+        .as_object()?
+        .iter()
+        .filter_map(|(k, v)| {
+            let glob = match v {
+                Value::Array(items) if !items.is_empty() => {
+                    let each: Option<Vec<String>> = items.iter().map(scalar).collect();
+                    let mut each = each?;
+                    each.sort();
+                    each.dedup();
+                    // A one-element `{x}` is `x`; braces need no empty alternates.
+                    if each.len() == 1 {
+                        each.pop()?
+                    } else {
+                        format!("{{{}}}", each.join(","))
+                    }
+                }
+                other => scalar(other)?,
+            };
+            Some((k.clone(), glob))
+        })
+        .take(crate::input::MAX_MATCHERS)
+        .collect();
+    (!map.is_empty()).then_some(map)
 }
 
 /// Whether `pattern` (a replier's edit of a suggested rule) covers nothing the suggested narrow
