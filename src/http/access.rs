@@ -170,7 +170,7 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
     let (principal, session) = match found {
         Ok(found) => found,
         Err(failure) => {
-            return Err(match (surface, failure) {
+            let refusal = match (surface, failure) {
                 (Surface::Page, Failure::Credential { cookie, .. }) => {
                     web::to_sign_in(req.uri(), cookie)
                 }
@@ -178,7 +178,9 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
                     Some(challenge) => challenge.unauthorized(error).into_response(),
                     None => error.into_response(),
                 },
-            });
+            };
+            drain(req).await;
+            return Err(refusal);
         }
     };
     let caller = Caller(principal.clone());
@@ -193,6 +195,7 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
             (_, None) => ApiError::insufficient_scope(required).into_response(),
         };
         refusal.extensions_mut().insert(caller);
+        drain(req).await;
         return Err(refusal);
     }
     req.extensions_mut().insert::<Arc<Principal>>(principal);
@@ -200,6 +203,19 @@ async fn admit(state: AppState, access: Access, surface: Surface, mut req: Reque
         req.extensions_mut().insert(session);
     }
     Ok((req, Some(caller)))
+}
+
+/// Reads what is left of a refused request's body (the guard has bounded its size), so the
+/// connection stays usable: a client that sends its next request on the same connection (an MCP
+/// client starting OAuth after a 401) must not find it closed. A body that does not arrive within
+/// a second is left, and the connection with it.
+async fn drain(req: Request) {
+    let body = req.into_body();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        axum::body::to_bytes(body, super::extract::MAX_BODY),
+    )
+    .await;
 }
 
 /// An OAuth access token is accepted only on the resource it was issued for (RFC 8707): `/mcp`,

@@ -31,9 +31,16 @@ pub struct McpServerConfig {
     /// Its working directory.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// A streamable-HTTP server's URL (not supported yet: refused with a clear message).
+    /// A streamable-HTTP server's URL (`http://`; each client session opens its own upstream
+    /// session there).
     #[serde(default)]
     pub url: Option<String>,
+    /// The HTTP upstream's bearer token, from an environment variable…
+    #[serde(default)]
+    pub bearer_env: Option<String>,
+    /// …or from a file (read again for every new session, so it can rotate).
+    #[serde(default)]
+    pub bearer_file: Option<PathBuf>,
     /// Seconds the upstream has to answer one request.
     #[serde(default)]
     pub timeout: Option<u64>,
@@ -45,19 +52,36 @@ pub struct McpServerConfig {
     pub idle_timeout: Option<u64>,
 }
 
+/// Where an upstream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// A child process speaking MCP on its stdin and stdout.
+    Stdio {
+        /// The program.
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment.
+        env: BTreeMap<String, String>,
+        /// Working directory.
+        cwd: Option<PathBuf>,
+    },
+    /// A streamable-HTTP server.
+    Http {
+        /// Its MCP endpoint.
+        url: String,
+        /// Its bearer token, if it wants one.
+        bearer: Option<crate::config::SecretSource>,
+    },
+}
+
 /// A checked `[[mcp_server]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpServer {
     /// Its name.
     pub name: String,
-    /// The program.
-    pub command: String,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Extra environment.
-    pub env: BTreeMap<String, String>,
-    /// Working directory.
-    pub cwd: Option<PathBuf>,
+    /// Where it is.
+    pub upstream: Upstream,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Session cap.
@@ -87,7 +111,7 @@ impl McpServerConfig {
                 crate::display::visible(name, 64)
             ));
         }
-        let command = match (&self.command, &self.url) {
+        let upstream = match (&self.command, &self.url) {
             (Some(_), Some(_)) => {
                 return Err(format!(
                     "[[mcp_server]] `{name}`: give either `command` (a stdio server) or `url`, not both"
@@ -95,19 +119,59 @@ impl McpServerConfig {
             }
             (None, None) => {
                 return Err(format!(
-                    "[[mcp_server]] `{name}`: give `command` (a stdio server agentgate runs) or `url`"
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(format!(
-                    "[[mcp_server]] `{name}`: streamable-HTTP upstreams (`url`) are not supported \
-                     yet; run the server over stdio with `command`"
+                    "[[mcp_server]] `{name}`: give `command` (a stdio server agentgate runs) or `url` \
+                     (a streamable-HTTP server)"
                 ));
             }
             (Some(c), None) if c.trim().is_empty() => {
                 return Err(format!("[[mcp_server]] `{name}`: `command` is empty"));
             }
-            (Some(c), None) => c.clone(),
+            (Some(c), None) => {
+                if self.bearer_env.is_some() || self.bearer_file.is_some() {
+                    return Err(format!(
+                        "[[mcp_server]] `{name}`: bearer_env and bearer_file are for `url` servers; \
+                         give a stdio server its secrets in `env`"
+                    ));
+                }
+                Upstream::Stdio {
+                    command: c.clone(),
+                    args: self.args.clone(),
+                    env: self.env.clone(),
+                    cwd: self.cwd.clone(),
+                }
+            }
+            (None, Some(url)) => {
+                match url::Url::parse(url) {
+                    Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+                    Ok(u) if u.scheme() == "https" => {
+                        return Err(format!(
+                            "[[mcp_server]] `{name}`: url = `{url}`: https upstreams are not \
+                             supported yet (this build has no TLS client); use an http URL, \
+                             such as a local TLS-terminating proxy"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "[[mcp_server]] `{name}`: url = `{}` is not an http URL",
+                            crate::display::visible(url, 200)
+                        ));
+                    }
+                }
+                if !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
+                    return Err(format!(
+                        "[[mcp_server]] `{name}`: args, env and cwd are for `command` servers"
+                    ));
+                }
+                Upstream::Http {
+                    url: url.clone(),
+                    bearer: crate::config::SecretSource::of(
+                        self.bearer_env.as_ref(),
+                        self.bearer_file.as_ref(),
+                        "bearer",
+                    )
+                    .map_err(|e| format!("[[mcp_server]] `{name}`: {e}"))?,
+                }
+            }
         };
         let positive = |what: &str, v: Option<u64>, default: Duration| match v {
             Some(0) => Err(format!(
@@ -127,10 +191,7 @@ impl McpServerConfig {
         };
         Ok(McpServer {
             name: name.clone(),
-            command,
-            args: self.args.clone(),
-            env: self.env.clone(),
-            cwd: self.cwd.clone(),
+            upstream,
             timeout: positive("timeout", self.timeout, DEFAULT_TIMEOUT)?,
             max_sessions,
             idle_timeout: positive("idle_timeout", self.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
@@ -173,11 +234,36 @@ command = "x"
 url = "http://127.0.0.1:1/mcp""#)
             .contains("not both")
         );
-        assert!(
-            err(r#"name = "fs"
-url = "http://127.0.0.1:1/mcp""#)
-            .contains("not supported yet")
-        );
+        for (text, words) in [
+            (
+                "name = \"fs\"\nurl = \"https://example.com/mcp\"",
+                "https upstreams are not supported yet",
+            ),
+            ("name = \"fs\"\nurl = \"not a url\"", "not an http URL"),
+            (
+                "name = \"fs\"\nurl = \"http://127.0.0.1:1/mcp\"\nargs = [\"x\"]",
+                "args, env and cwd",
+            ),
+            (
+                "name = \"fs\"\ncommand = \"x\"\nbearer_env = \"T\"",
+                "for `url` servers",
+            ),
+            (
+                "name = \"fs\"\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_env = \"T\"\nbearer_file = \"/t\"",
+                "not both",
+            ),
+        ] {
+            assert!(err(text).contains(words), "{text}: {}", err(text));
+        }
+        assert!(matches!(
+            entry("name = \"h\"\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_env = \"T\"")
+                .unwrap()
+                .upstream,
+            Upstream::Http {
+                bearer: Some(_),
+                ..
+            }
+        ));
         for bad in ["has space", "Caps", "a/b", "", "a__b", "ü"] {
             assert!(
                 err(&format!("name = {bad:?}\ncommand = \"x\"")).contains("lowercase"),

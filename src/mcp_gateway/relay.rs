@@ -35,11 +35,13 @@ use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService, Service,
     ServiceExt,
 };
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, RoleServer};
 use tokio::io::AsyncBufReadExt;
 
 use super::McpServer;
+use super::config;
 use super::decide::{self, Verdict};
 use crate::auth::Principal;
 use crate::broker::Broker;
@@ -128,64 +130,35 @@ impl Relay {
                 None,
             ));
         }
-        let mut command = tokio::process::Command::new(&self.server.command);
-        command.args(&self.server.args).envs(&self.server.env);
-        if let Some(cwd) = &self.server.cwd {
-            command.current_dir(cwd);
-        }
-        let mut wrapped = CommandWrap::from(command);
-        wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-        let (transport, stderr) = TokioChildProcess::builder(wrapped)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                ErrorData::internal_error(
-                    format!(
-                        "cannot start upstream MCP server `{name}` (`{}`): {e}",
-                        crate::display::visible(&self.server.command, 200)
-                    ),
-                    None,
-                )
-            })?;
-        let child = transport.id().map(|pid| self.children.track(pid));
-        if let Some(stderr) = stderr {
-            let name = name.clone();
-            tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(
-                        mcp_server = name,
-                        "{}",
-                        crate::display::visible(&line, 2000)
-                    );
-                }
-            });
-        }
         let upstream = Upstream {
             client,
             info: params,
         };
-        let running = match tokio::time::timeout(self.server.timeout, upstream.serve(transport))
-            .await
-        {
-            Ok(Ok(running)) => running,
-            Ok(Err(e)) => {
-                return Err(ErrorData::internal_error(
-                    format!(
-                        "upstream MCP server `{name}` did not complete initialize (it exited or \
-                         wrote something that is not MCP): {e}"
-                    ),
-                    None,
-                ));
+        let (running, child) = match &self.server.upstream {
+            config::Upstream::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                let transport = self.spawn(command, args, env, cwd.as_deref())?;
+                let child = transport.id().map(|pid| self.children.track(pid));
+                (self.handshake(upstream.serve(transport)).await?, child)
             }
-            Err(_) => {
-                return Err(ErrorData::internal_error(
-                    format!(
-                        "upstream MCP server `{name}` did not answer initialize within {} s",
-                        self.server.timeout.as_secs()
-                    ),
-                    None,
-                ));
+            config::Upstream::Http { url, bearer } => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                if let Some(bearer) = bearer {
+                    let token = bearer
+                        .read("bearer")
+                        .map_err(|e| self.gone(format!("its credentials: {e}")))?;
+                    config = config.auth_header(token);
+                }
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| self.gone(e))?;
+                let transport = StreamableHttpClientTransport::with_client(http, config);
+                (self.handshake(upstream.serve(transport)).await?, None)
             }
         };
         let Some(info) = running.peer().peer_info() else {
@@ -220,6 +193,75 @@ impl Relay {
         }
         tracing::info!(mcp_server = name, "an upstream session started");
         Ok(ServerResult::InitializeResult(answer))
+    }
+
+    /// Starts a stdio upstream in its own process group (killed when dropped); its stderr goes
+    /// to our log under the server's name.
+    fn spawn(
+        &self,
+        command: &str,
+        args: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        cwd: Option<&std::path::Path>,
+    ) -> Result<TokioChildProcess, ErrorData> {
+        let name = self.name().to_owned();
+        let mut process = tokio::process::Command::new(command);
+        process.args(args).envs(env);
+        if let Some(cwd) = cwd {
+            process.current_dir(cwd);
+        }
+        let mut wrapped = CommandWrap::from(process);
+        wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+        let (transport, stderr) = TokioChildProcess::builder(wrapped)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                ErrorData::internal_error(
+                    format!(
+                        "cannot start upstream MCP server `{name}` (`{}`): {e}",
+                        crate::display::visible(command, 200)
+                    ),
+                    None,
+                )
+            })?;
+        if let Some(stderr) = stderr {
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(
+                        mcp_server = name,
+                        "{}",
+                        crate::display::visible(&line, 2000)
+                    );
+                }
+            });
+        }
+        Ok(transport)
+    }
+
+    /// The upstream's side of `initialize`, within the server's timeout.
+    async fn handshake<E: std::fmt::Display>(
+        &self,
+        serving: impl std::future::Future<Output = Result<RunningService<RoleClient, Upstream>, E>>,
+    ) -> Result<RunningService<RoleClient, Upstream>, ErrorData> {
+        let name = self.name();
+        match tokio::time::timeout(self.server.timeout, serving).await {
+            Ok(Ok(running)) => Ok(running),
+            Ok(Err(e)) => Err(ErrorData::internal_error(
+                format!(
+                    "upstream MCP server `{name}` did not complete initialize (it is down, \
+                     exited, or answered with something that is not MCP): {e}"
+                ),
+                None,
+            )),
+            Err(_) => Err(ErrorData::internal_error(
+                format!(
+                    "upstream MCP server `{name}` did not answer initialize within {} s",
+                    self.server.timeout.as_secs()
+                ),
+                None,
+            )),
+        }
     }
 
     /// Sends `request` upstream and returns its answer; the client's cancellation is passed on.

@@ -720,3 +720,132 @@ async fn always_allowing_a_tool_call_remembers_its_arguments() {
     assert_eq!(pending["request"]["input"]["path"], b.to_str().unwrap());
     other.abort();
 }
+
+/// A streamable-HTTP upstream (the Python SDK's server): each client session opens its own
+/// upstream session; calls are decided as for stdio; a dead URL is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_upstream_is_relayed_and_decided_the_same_way() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, dead) = (free(), free());
+    let mut server = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["--http", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    crate::harness::eventually("the HTTP upstream listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let app = spawn_app_with(&format!(
+        r#"
+[[mcp_server]]
+name = "up"
+url = "http://127.0.0.1:{port}/mcp"
+bearer_env = "AGENTGATE_TEST_UNSET_BEARER_{port}"
+
+[[mcp_server]]
+name = "web"
+url = "http://127.0.0.1:{port}/mcp"
+timeout = 10
+
+[[mcp_server]]
+name = "dead"
+url = "http://127.0.0.1:{dead}/mcp"
+
+[[rules]]
+action = "allow"
+kind = "tool"
+pattern = "web__echo"
+"#
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "it-client", "version": "0"}}});
+    // A secret that is not there, and a server that is not there: clear errors, no 500.
+    for (server, words) in [
+        ("up", "AGENTGATE_TEST_UNSET_BEARER"),
+        ("dead", "`dead` did not complete initialize"),
+    ] {
+        let (status, _, answer) = call(&app, server, &agent, None, init.clone()).await;
+        assert!(status < 500, "{server}: {status} {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{server}: {answer}");
+    }
+
+    let (status, session, answer) = call(&app, "web", &agent, None, init.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["serverInfo"]["name"], "agentgate/web");
+    let session = session.unwrap();
+    call(
+        &app,
+        "web",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    let web_tool = |name: &'static str, args: Value, id: u64| {
+        let (base, http, agent, session) = (
+            app.base.clone(),
+            app.http.clone(),
+            agent.clone(),
+            session.clone(),
+        );
+        async move {
+            http.post(format!("{base}/mcp/web"))
+                .bearer_auth(&agent)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &session)
+                .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": name, "arguments": args}}))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        web_tool("echo", json!({"text": "over http"}), 2)
+            .await
+            .contains("over http")
+    );
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("via-http.txt");
+    let waiting = tokio::spawn(web_tool(
+        "write_file",
+        json!({"path": target, "content": "h"}),
+        3,
+    ));
+    let pending = first_pending(&app).await;
+    assert_eq!(pending["request"]["name"], "web__write_file", "{pending}");
+    let id = pending["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/permissions/{id}/reply"),
+            Some(&app.admin),
+            json!({"decision": "allow"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(waiting.await.unwrap().contains("wrote 1 bytes"));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "h");
+    server.kill().await.unwrap();
+}

@@ -1,6 +1,7 @@
-"""A stdio MCP server built with the Python `mcp` SDK, for the MCP gateway's tests: an echo tool
-(read-only), a tool that writes a file, a tool that is denied by the tests' policy, and one that
-exits the process mid-call."""
+"""An MCP server built with the Python `mcp` SDK, for the MCP gateway's tests and benchmark: an
+echo tool (read-only), a tool that writes a file, a tool that is denied by the tests' policy, and
+one that exits the process mid-call. Over stdio by default; `--http PORT` serves streamable HTTP
+at http://127.0.0.1:PORT/mcp instead."""
 import os
 import sys
 
@@ -39,4 +40,7 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
-    mcp.run()
+    if len(sys.argv) >= 3 and sys.argv[1] == "--http":
+        mcp.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        mcp.run()
