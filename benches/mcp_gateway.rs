@@ -1,8 +1,9 @@
 //! What the MCP gateway adds to a tool call, against a baseline measured in the same run:
 //!
 //! - an allowed `tools/call` round trip (a tiny echo tool of `tests/mcp/upstream.py`, the Python
-//!   SDK over stdio) through `/mcp/{name}` (HTTP, token, broker decision, relay) next to the same
-//!   call made by a client that runs the same upstream itself over stdio (rmcp's client): p50/p99
+//!   SDK) through `/mcp/{name}` (HTTP, token, broker decision, relay) next to the same call made
+//!   directly with rmcp's client: to a streamable-HTTP upstream (direct: rmcp's HTTP client to the
+//!   same server) and to a stdio upstream (direct: the client runs the server itself); p50/p99
 //!   added, per round and the median of rounds;
 //! - 100 concurrent client sessions on the stdio upstream (each its own child): the daemon's RSS
 //!   (children excluded) against its RSS idle.
@@ -90,52 +91,28 @@ impl Gateway {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("tests/interop/python/.venv/bin/python");
-    let script = root.join("tests/mcp/upstream.py");
-    if !python.exists() {
-        eprintln!(
-            "mcp_gateway bench NOT RUN: no tests/interop/python/.venv (scripts/test makes it)"
-        );
-        return;
-    }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("load average before: {}", load.trim());
-    let d = common::start(&format!(
-        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}]\nmax_sessions = 200\n\n\
-         [[rules]]\naction = \"allow\"\nkind = \"tool\"\npattern = \"up__echo\"\n"
-    ));
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let gateway = Gateway {
-        token: common::token(&http, &d, "bench", "request").await,
-        url: format!("{}/mcp/up", d.base),
-        http,
-    };
-
-    // Direct: the client runs the upstream itself.
-    let mut command = tokio::process::Command::new(&python);
-    command.arg(&script);
-    let direct = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+/// Round trips of an allowed echo call: `direct` (rmcp's client to the upstream itself) and
+/// through the gateway, interleaved per round.
+async fn compare(
+    what: &str,
+    direct: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    gateway: &Gateway,
+) {
     let session = gateway.open().await;
     let args: rmcp::model::JsonObject = serde_json::from_value(json!({"text": "ping"})).unwrap();
-    // Warm up both paths.
+    let call = |i: usize| {
+        json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"text": "ping"}}})
+    };
     for i in 0..50 {
         direct
             .call_tool(CallToolRequestParams::new("echo").with_arguments(args.clone()))
             .await
             .unwrap();
-        gateway
-            .post(
-                Some(&session),
-                json!({"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call",
-                       "params": {"name": "echo", "arguments": {"text": "ping"}}}),
-            )
-            .await;
+        gateway.post(Some(&session), call(100 + i)).await;
     }
     let (mut added50, mut added99) = (Vec::new(), Vec::new());
-    println!("tools/call round trip, {CALLS} calls per path per round (ms):");
+    println!("{what}: tools/call round trip, {CALLS} calls per path per round (ms):");
     for round in 1..=ROUNDS {
         let mut direct_samples = Vec::with_capacity(CALLS);
         let mut gateway_samples = Vec::with_capacity(CALLS);
@@ -147,13 +124,7 @@ async fn main() {
                 .unwrap();
             direct_samples.push(t.elapsed());
             let t = Instant::now();
-            let (_, body) = gateway
-                .post(
-                    Some(&session),
-                    json!({"jsonrpc": "2.0", "id": 1000 + i, "method": "tools/call",
-                           "params": {"name": "echo", "arguments": {"text": "ping"}}}),
-                )
-                .await;
+            let (_, body) = gateway.post(Some(&session), call(1000 + i)).await;
             gateway_samples.push(t.elapsed());
             assert!(body.contains("ping"), "{body}");
         }
@@ -179,13 +150,78 @@ async fn main() {
         format!("{lo:.3}–{hi:.3}")
     };
     println!(
-        "added by the gateway (median of rounds): p50 {:.3} ms ({}), p99 {:.3} ms ({}); goal ≤ 1 ms p50 and ≤ 2 ms p99 (stated for an HTTP upstream)",
+        "  {what}: added by the gateway (median of rounds): p50 {:.3} ms ({}), p99 {:.3} ms ({}); goal ≤ 1 ms p50 and ≤ 2 ms p99",
         median(added50.clone()),
         spread(&added50),
         median(added99.clone()),
         spread(&added99)
     );
-    drop(direct);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("tests/interop/python/.venv/bin/python");
+    let script = root.join("tests/mcp/upstream.py");
+    if !python.exists() {
+        eprintln!(
+            "mcp_gateway bench NOT RUN: no tests/interop/python/.venv (scripts/test makes it)"
+        );
+        return;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average before: {}", load.trim());
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut http_upstream = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["--http", &http_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    while tokio::net::TcpStream::connect(("127.0.0.1", http_port))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = common::start(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}]\nmax_sessions = 200\n\n\
+         [[mcp_server]]\nname = \"web\"\nurl = \"http://127.0.0.1:{http_port}/mcp\"\n\n\
+         [[rules]]\naction = \"allow\"\nkind = \"tool\"\npattern = \"*__echo\"\n"
+    ));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let gateway = Gateway {
+        token: common::token(&http, &d, "bench", "request").await,
+        url: format!("{}/mcp/up", d.base),
+        http,
+    };
+
+    // Direct: the client runs the stdio upstream itself; or talks to the HTTP upstream itself.
+    let mut command = tokio::process::Command::new(&python);
+    command.arg(&script);
+    let direct_stdio = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+    compare("stdio upstream", &direct_stdio, &gateway).await;
+    drop(direct_stdio);
+    let http_transport = rmcp::transport::StreamableHttpClientTransport::with_client(
+        reqwest::Client::builder().no_proxy().build().unwrap(),
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            format!("http://127.0.0.1:{http_port}/mcp"),
+        ),
+    );
+    let direct_http = ().serve(http_transport).await.unwrap();
+    let web = Gateway {
+        http: gateway.http.clone(),
+        url: format!("{}/mcp/web", d.base),
+        token: gateway.token.clone(),
+    };
+    compare("streamable-HTTP upstream", &direct_http, &web).await;
+    drop(direct_http);
 
     // 100 concurrent sessions, each with its own child.
     let idle = rss_kib(d.child.id());
@@ -219,5 +255,5 @@ async fn main() {
         idle as f64 / 1024.0,
         (held.saturating_sub(idle)) as f64 / SESSIONS as f64
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    http_upstream.kill().await.unwrap();
 }

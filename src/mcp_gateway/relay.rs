@@ -26,10 +26,10 @@ use rmcp::model::{
     GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, PingRequest, ProgressNotification, ProgressNotificationParam,
-    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestOptionalParam,
-    RootsListChangedNotification, ServerNotification, ServerRequest, ServerResult, SetLevelRequest,
-    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, ToolAnnotations,
-    UnsubscribeRequest, UnsubscribeRequestParams,
+    ProgressToken, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
+    RequestOptionalParam, RootsListChangedNotification, ServerNotification, ServerRequest,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
+    ToolAnnotations, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService, Service,
@@ -49,6 +49,7 @@ use crate::broker::Broker;
 /// The server side of one client session.
 pub struct Relay {
     server: Arc<McpServer>,
+    tokens: ProgressTokens,
     broker: Arc<Broker>,
     live: Arc<AtomicUsize>,
     children: super::Children,
@@ -84,6 +85,7 @@ impl Relay {
     ) -> Relay {
         Relay {
             server,
+            tokens: ProgressTokens::default(),
             broker,
             live,
             children,
@@ -133,6 +135,7 @@ impl Relay {
         let upstream = Upstream {
             client,
             info: params,
+            tokens: self.tokens.clone(),
         };
         let (running, child) = match &self.server.upstream {
             config::Upstream::Stdio {
@@ -280,6 +283,12 @@ impl Relay {
             .await
             .map_err(|e| self.gone(e))?;
         let (id, peer) = (handle.id.clone(), handle.peer.clone());
+        // rmcp gives the upstream request a progress token of its own: the client's is put back
+        // on the upstream's progress notifications for as long as the request runs.
+        let mapped = context
+            .meta
+            .get_progress_token()
+            .map(|theirs| self.tokens.map(handle.progress_token.clone(), theirs));
         tokio::select! {
             answer = handle.await_response() => answer.map_err(|e| match e {
                 rmcp::service::ServiceError::McpError(e) => e,
@@ -292,6 +301,7 @@ impl Relay {
                         Some("the client cancelled".into()),
                     ))
                     .await;
+                drop(mapped);
                 Err(ErrorData::internal_error("cancelled by the client", None))
             }
         }
@@ -687,10 +697,47 @@ impl Relay {
     }
 }
 
+/// Which progress token of ours (on a request to the upstream) stands for which of the client's.
+#[derive(Clone, Default)]
+struct ProgressTokens(
+    Arc<std::sync::Mutex<std::collections::HashMap<ProgressToken, ProgressToken>>>,
+);
+
+/// A mapping in [`ProgressTokens`], removed when the request ends.
+struct Mapped {
+    ours: ProgressToken,
+    tokens: ProgressTokens,
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.tokens.0.lock() {
+            map.remove(&self.ours);
+        }
+    }
+}
+
+impl ProgressTokens {
+    fn map(&self, ours: ProgressToken, theirs: ProgressToken) -> Mapped {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(ours.clone(), theirs);
+        }
+        Mapped {
+            ours,
+            tokens: self.clone(),
+        }
+    }
+
+    fn theirs(&self, ours: &ProgressToken) -> Option<ProgressToken> {
+        self.0.lock().ok()?.get(ours).cloned()
+    }
+}
+
 /// The client side of the upstream session: what the upstream asks of its client goes to ours.
 pub struct Upstream {
     client: Peer<RoleServer>,
     info: InitializeRequestParams,
+    tokens: ProgressTokens,
 }
 
 impl Service<RoleClient> for Upstream {
@@ -713,9 +760,22 @@ impl Service<RoleClient> for Upstream {
         notification: ServerNotification,
         _context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
-        if !matches!(notification, ServerNotification::CancelledNotification(_)) {
-            let _ = self.client.send_notification(notification).await;
-        }
+        let notification = match notification {
+            // Cancellations name the upstream's own request ids, which the client never saw.
+            ServerNotification::CancelledNotification(_) => return Ok(()),
+            // Progress goes to the client under the client's own token, or not at all.
+            ServerNotification::ProgressNotification(mut progress) => {
+                match self.tokens.theirs(&progress.params.progress_token) {
+                    Some(theirs) => {
+                        progress.params.progress_token = theirs;
+                        ServerNotification::ProgressNotification(progress)
+                    }
+                    None => return Ok(()),
+                }
+            }
+            other => other,
+        };
+        let _ = self.client.send_notification(notification).await;
         Ok(())
     }
 

@@ -682,4 +682,13 @@ pattern = "everything__*"
         elicited["text"].as_str().unwrap().contains("Ada Lovelace"),
         "{elicited}"
     );
+    // The upstream's progress notifications reach the client, tied to its call.
+    if let Some(progress) = steps.get("everything/progress") {
+        assert_eq!(progress["is_error"], false, "{progress}");
+        assert_eq!(
+            progress["progress"].as_array().unwrap().len(),
+            3,
+            "{progress}"
+        );
+    }
 }

@@ -849,3 +849,116 @@ pattern = "web__echo"
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "h");
     server.kill().await.unwrap();
 }
+
+/// Resources and prompts pass through as the upstream serves them, and `max_sessions` caps the
+/// sessions (each a child) one upstream may have open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}]\nmax_sessions = 1\n"
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let (session, init) = open(&app, &agent).await;
+    assert!(
+        init["result"]["capabilities"]["resources"].is_object(),
+        "{init}"
+    );
+    let ask = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let (_, _, list) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        ask(2, "resources/list", json!({})),
+    )
+    .await;
+    assert_eq!(
+        list["result"]["resources"][0]["uri"], "test://greeting",
+        "{list}"
+    );
+    let (_, _, read) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        ask(3, "resources/read", json!({"uri": "test://greeting"})),
+    )
+    .await;
+    assert_eq!(
+        read["result"]["contents"][0]["text"], "hello from a resource",
+        "{read}"
+    );
+    let (_, _, prompts) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        ask(4, "prompts/list", json!({})),
+    )
+    .await;
+    assert_eq!(
+        prompts["result"]["prompts"][0]["name"], "review",
+        "{prompts}"
+    );
+    let (_, _, prompt) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        ask(
+            5,
+            "prompts/get",
+            json!({"name": "review", "arguments": {"code": "x = 1"}}),
+        ),
+    )
+    .await;
+    assert!(
+        prompt["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Please review: x = 1"),
+        "{prompt}"
+    );
+    let (_, _, pong) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        ask(6, "ping", json!({})),
+    )
+    .await;
+    assert!(pong.get("result").is_some(), "{pong}");
+
+    // A second session while the first is open: refused, naming the cap.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "it-client", "version": "0"}}});
+    let (status, _, second) = call(&app, "up", &agent, None, init).await;
+    assert!(status < 500, "{status} {second}");
+    assert!(
+        second["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_sessions (1)"),
+        "{second}"
+    );
+    // The first ends: a new one may start.
+    app.http
+        .delete(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    crate::harness::eventually("a session may start again", || async {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "it-client", "version": "0"}}});
+        let (_, _, answer) = call(&app, "up", &agent, None, init).await;
+        answer.get("result").map(|_| ())
+    })
+    .await;
+}

@@ -31,6 +31,18 @@ def delete_everything() -> str:
     return "should never run"
 
 
+@mcp.resource("test://greeting")
+def greeting() -> str:
+    """A fixed text resource."""
+    return "hello from a resource"
+
+
+@mcp.prompt()
+def review(code: str) -> str:
+    """A prompt with one argument."""
+    return f"Please review: {code}"
+
+
 @mcp.tool()
 def crash() -> str:
     """Exits the server in the middle of a call."""

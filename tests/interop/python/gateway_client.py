@@ -97,6 +97,17 @@ async def everything(base, passphrase):
                     is_error=bool(result.is_error),
                     text=text_of(result),
                 )
+                progress = []
+
+                async def on_progress(value, total, message):
+                    progress.append(value)
+
+                long = await s.call_tool(
+                    "trigger-long-running-operation",
+                    {"duration": 1, "steps": 3},
+                    progress_callback=on_progress,
+                )
+                say("everything/progress", progress=progress, is_error=bool(long.is_error))
 
 
 async def main(base, passphrase, directory):
