@@ -962,3 +962,39 @@ async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
     })
     .await;
 }
+
+/// A session nobody uses for `idle_timeout` ends, and its child with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_ends_with_its_child() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let marker = format!("idle-marker-{}", std::process::id());
+    let app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = {python:?}\nargs = [{script:?}, {marker:?}]\nidle_timeout = 1\n"
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let running = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let (session, _) = open(&app, &agent).await;
+    assert_eq!(running(), 1);
+    crate::harness::eventually("the idle session's child is gone", || async {
+        (running() == 0).then_some(())
+    })
+    .await;
+    // The client's next message finds no session: it must initialize again.
+    let (status, _, _) = call(
+        &app,
+        "up",
+        &agent,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
