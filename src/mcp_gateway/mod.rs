@@ -91,6 +91,7 @@ impl McpServers {
             let broker = broker.clone();
             let name = server.name.clone();
             let tracked = children.clone();
+            let health = relay::Health::default();
             let service = StreamableHttpService::new(
                 move || {
                     Ok(relay::Relay::new(
@@ -98,6 +99,7 @@ impl McpServers {
                         broker.clone(),
                         live.clone(),
                         tracked.clone(),
+                        health.clone(),
                     ))
                 },
                 Arc::new(sessions),

@@ -49,6 +49,7 @@ use crate::broker::Broker;
 /// The server side of one client session.
 pub struct Relay {
     server: Arc<McpServer>,
+    health: Health,
     tokens: ProgressTokens,
     broker: Arc<Broker>,
     live: Arc<AtomicUsize>,
@@ -82,9 +83,11 @@ impl Relay {
         broker: Arc<Broker>,
         live: Arc<AtomicUsize>,
         children: super::Children,
+        health: Health,
     ) -> Relay {
         Relay {
             server,
+            health,
             tokens: ProgressTokens::default(),
             broker,
             live,
@@ -137,33 +140,20 @@ impl Relay {
             info: params,
             tokens: self.tokens.clone(),
         };
-        let (running, child) = match &self.server.upstream {
-            config::Upstream::Stdio {
-                command,
-                args,
-                env,
-                cwd,
-            } => {
-                let transport = self.spawn(command, args, env, cwd.as_deref())?;
-                let child = transport.id().map(|pid| self.children.track(pid));
-                (self.handshake(upstream.serve(transport)).await?, child)
-            }
-            config::Upstream::Http { url, bearer } => {
-                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-                if let Some(bearer) = bearer {
-                    let token = bearer
-                        .read("bearer")
-                        .map_err(|e| self.gone(format!("its credentials: {e}")))?;
-                    config = config.auth_header(token);
-                }
-                let http = reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .map_err(|e| self.gone(e))?;
-                let transport = StreamableHttpClientTransport::with_client(http, config);
-                (self.handshake(upstream.serve(transport)).await?, None)
-            }
-        };
+        if let Some(wait) = self.health.waiting() {
+            return Err(ErrorData::internal_error(
+                format!(
+                    "upstream MCP server `{name}` failed to start {} times in a row; the next \
+                     try is in {:.1} s",
+                    self.health.failures(),
+                    wait.as_secs_f64()
+                ),
+                None,
+            ));
+        }
+        let connected = self.connect(upstream).await;
+        self.health.record(connected.is_ok());
+        let (running, child) = connected?;
         let Some(info) = running.peer().peer_info() else {
             return Err(self.gone("no initialize result"));
         };
@@ -196,6 +186,46 @@ impl Relay {
         }
         tracing::info!(mcp_server = name, "an upstream session started");
         Ok(ServerResult::InitializeResult(answer))
+    }
+
+    /// Starts the upstream side of a session: a child, or a session on the HTTP server.
+    async fn connect(
+        &self,
+        upstream: Upstream,
+    ) -> Result<
+        (
+            RunningService<RoleClient, Upstream>,
+            Option<super::ChildGuard>,
+        ),
+        ErrorData,
+    > {
+        Ok(match &self.server.upstream {
+            config::Upstream::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                let transport = self.spawn(command, args, env, cwd.as_deref())?;
+                let child = transport.id().map(|pid| self.children.track(pid));
+                (self.handshake(upstream.serve(transport)).await?, child)
+            }
+            config::Upstream::Http { url, bearer } => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                if let Some(bearer) = bearer {
+                    let token = bearer
+                        .read("bearer")
+                        .map_err(|e| self.gone(format!("its credentials: {e}")))?;
+                    config = config.auth_header(token);
+                }
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| self.gone(e))?;
+                let transport = StreamableHttpClientTransport::with_client(http, config);
+                (self.handshake(upstream.serve(transport)).await?, None)
+            }
+        })
     }
 
     /// Starts a stdio upstream in its own process group (killed when dropped); its stderr goes
@@ -694,6 +724,40 @@ impl Relay {
                 .send_notification(notification)
                 .await;
         }
+    }
+}
+
+/// Consecutive start failures of one upstream, and when the next start may be tried: an
+/// upstream that cannot start is retried after 250 ms, doubling to at most 30 s, not by every
+/// client at once.
+#[derive(Clone, Default)]
+pub struct Health(Arc<std::sync::Mutex<(u32, Option<tokio::time::Instant>)>>);
+
+impl Health {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn waiting(&self) -> Option<Duration> {
+        let (_, retry_at) = *self.0.lock().ok()?;
+        let left = retry_at?.saturating_duration_since(tokio::time::Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    fn failures(&self) -> u32 {
+        self.0.lock().map_or(0, |h| h.0)
+    }
+
+    fn record(&self, started: bool) {
+        let Ok(mut h) = self.0.lock() else { return };
+        if started {
+            *h = (0, None);
+            return;
+        }
+        h.0 = h.0.saturating_add(1);
+        let wait = Self::FIRST
+            .saturating_mul(1 << h.0.saturating_sub(1).min(16))
+            .min(Self::MAX);
+        h.1 = Some(tokio::time::Instant::now() + wait);
     }
 }
 

@@ -411,6 +411,16 @@ pattern = "up__*"
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "it-client", "version": "0"}}});
+    // An upstream that cannot start, tried again at once: not started again, but the client is
+    // told when it will be (250 ms, doubling).
+    call(&app, "missing", &agent, None, init.clone()).await;
+    let (_, _, again) = call(&app, "missing", &agent, None, init.clone()).await;
+    let message = again["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("failed to start 1 times in a row; the next try is in"),
+        "{again}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     for (server, words) in [
         ("missing", "cannot start upstream MCP server `missing`"),
         ("exits", "`exits` did not complete initialize"),
