@@ -7,7 +7,10 @@
 
 pub mod config;
 pub mod decide;
+mod handler;
+pub mod health;
 pub mod relay;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,7 +94,7 @@ impl McpServers {
             let broker = broker.clone();
             let name = server.name.clone();
             let tracked = children.clone();
-            let health = relay::Health::default();
+            let health = health::Health::default();
             let service = StreamableHttpService::new(
                 move || {
                     Ok(relay::Relay::new(

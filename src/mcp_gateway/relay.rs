@@ -8,33 +8,18 @@
 //! the tools the policy denies outright are left out. A client's cancellation cancels what it
 //! cancels: the upstream request, or the pending broker request.
 
-// Logging levels and resources/subscribe are relayed for the clients that still send them.
-#![allow(deprecated)]
-
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
-use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
-    CancelledNotificationParam, ClientNotification, ClientRequest, ClientResult, CompleteRequest,
-    CompleteRequestParams, CompleteResult, ContentBlock, CustomNotification, CustomRequest,
-    CustomResult, ErrorData, GetExtensions, GetPromptRequest, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, PingRequest, ProgressNotification, ProgressNotificationParam,
-    ProgressToken, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
-    RequestOptionalParam, RootsListChangedNotification, ServerNotification, ServerRequest,
-    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
-    ToolAnnotations, UnsubscribeRequest, UnsubscribeRequestParams,
+    CallToolRequest, CallToolResult, CancelledNotificationParam, ClientRequest, ContentBlock,
+    ErrorData, Implementation, InitializeRequestParams, InitializeResult, PaginatedRequestParams,
+    ProgressNotificationParam, RequestOptionalParam, ServerResult, ToolAnnotations,
 };
-use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService, Service,
-    ServiceExt,
-};
+use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RunningService, ServiceExt};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, RoleServer};
@@ -43,6 +28,8 @@ use tokio::io::AsyncBufReadExt;
 use super::McpServer;
 use super::config;
 use super::decide::{self, Verdict};
+use super::health::Health;
+use super::upstream::{ProgressTokens, Upstream};
 use crate::auth::Principal;
 use crate::broker::Broker;
 
@@ -57,8 +44,8 @@ pub struct Relay {
     session: tokio::sync::OnceCell<Session>,
 }
 
-struct Session {
-    upstream: RunningService<RoleClient, Upstream>,
+pub(super) struct Session {
+    pub(super) upstream: RunningService<RoleClient, Upstream>,
     /// The tools' annotations as the upstream last listed them.
     hints: std::sync::Mutex<std::collections::HashMap<String, ToolAnnotations>>,
     /// Whether the tools were listed once (by the client, or by us before a first call).
@@ -100,7 +87,7 @@ impl Relay {
         &self.server.name
     }
 
-    fn session(&self) -> Result<&Session, ErrorData> {
+    pub(super) fn session(&self) -> Result<&Session, ErrorData> {
         self.session
             .get()
             .ok_or_else(|| ErrorData::invalid_request("initialize the session first", None))
@@ -117,11 +104,11 @@ impl Relay {
     }
 
     /// Starts the upstream for this session and answers the client's `initialize` with it.
-    async fn start(
+    pub(super) async fn start(
         &self,
         params: InitializeRequestParams,
         client: Peer<RoleServer>,
-    ) -> Result<ServerResult, ErrorData> {
+    ) -> Result<InitializeResult, ErrorData> {
         let name = self.name().to_owned();
         let taken = self.live.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.live.clone());
@@ -185,7 +172,7 @@ impl Relay {
             return Err(ErrorData::invalid_request("already initialized", None));
         }
         tracing::info!(mcp_server = name, "an upstream session started");
-        Ok(ServerResult::InitializeResult(answer))
+        Ok(answer)
     }
 
     /// Starts the upstream side of a session: a child, or a session on the HTTP server.
@@ -298,7 +285,7 @@ impl Relay {
     }
 
     /// Sends `request` upstream and returns its answer; the client's cancellation is passed on.
-    async fn forward(
+    pub(super) async fn forward(
         &self,
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
@@ -337,7 +324,7 @@ impl Relay {
         }
     }
 
-    async fn list_tools(
+    pub(super) async fn filtered_list(
         &self,
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
@@ -396,7 +383,7 @@ impl Relay {
         Ok(())
     }
 
-    async fn call_tool(
+    pub(super) async fn decided_call(
         &self,
         call: CallToolRequest,
         context: RequestContext<RoleServer>,
@@ -458,253 +445,16 @@ impl Relay {
     }
 }
 
-/// The verified principal `http` attached to the request.
-fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
-        .cloned()
-}
-
-/// `request` with the `_meta` (a progress token) the client sent on it.
-fn with_meta<R: GetExtensions>(mut request: R, context: &RequestContext<RoleServer>) -> R {
-    request.extensions_mut().insert(context.meta.clone());
-    request
-}
-
-fn unexpected(answer: &ServerResult) -> ErrorData {
+/// An answer of the wrong kind for the request.
+pub(super) fn unexpected(answer: &ServerResult) -> ErrorData {
     ErrorData::internal_error(
         format!("the upstream answered with the wrong kind of result: {answer:?}"),
         None,
     )
 }
 
-/// Forwards a request built from `params`, expecting the answer `$variant`.
-macro_rules! relay {
-    ($self:ident, $context:ident, $request:expr, $variant:ident) => {{
-        let request = with_meta($request, &$context);
-        match $self.forward(request, &$context).await? {
-            ServerResult::$variant(result) => Ok(result),
-            other => Err(unexpected(&other)),
-        }
-    }};
-}
-
-impl ServerHandler for Relay {
-    async fn initialize(
-        &self,
-        request: InitializeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<InitializeResult, ErrorData> {
-        context.peer.set_peer_info(request.clone());
-        match self.start(request, context.peer.clone()).await? {
-            ServerResult::InitializeResult(result) => Ok(result),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        if self.session.get().is_none() {
-            return Ok(());
-        }
-        let request = ClientRequest::PingRequest(PingRequest::default());
-        self.forward(request, &context).await.map(|_| ())
-    }
-
-    async fn complete(
-        &self,
-        params: CompleteRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CompleteResult, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::CompleteRequest(CompleteRequest::new(params)),
-            CompleteResult
-        )
-    }
-
-    async fn set_level(
-        &self,
-        params: SetLevelRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        let request = with_meta(
-            ClientRequest::SetLevelRequest(SetLevelRequest::new(params)),
-            &context,
-        );
-        self.forward(request, &context).await.map(|_| ())
-    }
-
-    async fn get_prompt(
-        &self,
-        params: GetPromptRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
-            GetPromptResult
-        )
-        .map(GetPromptResponse::Complete)
-    }
-
-    async fn list_prompts(
-        &self,
-        params: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::ListPromptsRequest(paginated(params)),
-            ListPromptsResult
-        )
-    }
-
-    async fn list_resources(
-        &self,
-        params: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::ListResourcesRequest(paginated(params)),
-            ListResourcesResult
-        )
-    }
-
-    async fn list_resource_templates(
-        &self,
-        params: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::ListResourceTemplatesRequest(paginated(params)),
-            ListResourceTemplatesResult
-        )
-    }
-
-    async fn read_resource(
-        &self,
-        params: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params)),
-            ReadResourceResult
-        )
-        .map(ReadResourceResponse::Complete)
-    }
-
-    async fn subscribe(
-        &self,
-        params: SubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        let request = with_meta(
-            ClientRequest::SubscribeRequest(SubscribeRequest::new(params)),
-            &context,
-        );
-        self.forward(request, &context).await.map(|_| ())
-    }
-
-    async fn unsubscribe(
-        &self,
-        params: UnsubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        let request = with_meta(
-            ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params)),
-            &context,
-        );
-        self.forward(request, &context).await.map(|_| ())
-    }
-
-    async fn call_tool(
-        &self,
-        params: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let call = with_meta(CallToolRequest::new(params), &context);
-        match self.call_tool(call, context).await? {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn list_tools(
-        &self,
-        params: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let request = with_meta(ClientRequest::ListToolsRequest(paginated(params)), &context);
-        match self.list_tools(request, &context).await? {
-            ServerResult::ListToolsResult(result) => Ok(result),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn on_custom_request(
-        &self,
-        request: CustomRequest,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CustomResult, ErrorData> {
-        relay!(
-            self,
-            context,
-            ClientRequest::CustomRequest(request),
-            CustomResult
-        )
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleServer>,
-    ) {
-        self.notify(ClientNotification::ProgressNotification(
-            ProgressNotification::new(params),
-        ))
-        .await;
-    }
-
-    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
-        self.notify(ClientNotification::RootsListChangedNotification(
-            RootsListChangedNotification::default(),
-        ))
-        .await;
-    }
-
-    async fn on_custom_notification(
-        &self,
-        notification: CustomNotification,
-        _context: NotificationContext<RoleServer>,
-    ) {
-        self.notify(ClientNotification::CustomNotification(notification))
-            .await;
-    }
-
-    fn get_info(&self) -> InitializeResult {
-        match self
-            .session
-            .get()
-            .and_then(|s| s.upstream.peer().peer_info())
-        {
-            Some(info) => InitializeResult::new(info.capabilities.clone()),
-            None => InitializeResult::new(Default::default()),
-        }
-    }
-}
-
-fn paginated<M: Default>(
+/// A list request with an optional cursor.
+pub(super) fn paginated<M: Default>(
     params: Option<PaginatedRequestParams>,
 ) -> RequestOptionalParam<M, PaginatedRequestParams> {
     match params {
@@ -713,139 +463,13 @@ fn paginated<M: Default>(
     }
 }
 
-impl Relay {
-    /// A client notification passed on (cancellations are handled through the request's token:
-    /// the upstream has its own request ids; `initialized` was sent by our own client).
-    async fn notify(&self, notification: ClientNotification) {
-        if let Ok(session) = self.session() {
-            let _ = session
-                .upstream
-                .peer()
-                .send_notification(notification)
-                .await;
-        }
-    }
-}
-
-/// Consecutive start failures of one upstream, and when the next start may be tried: an
-/// upstream that cannot start is retried after 250 ms, doubling to at most 30 s, not by every
-/// client at once.
-#[derive(Clone, Default)]
-pub struct Health(Arc<std::sync::Mutex<(u32, Option<tokio::time::Instant>)>>);
-
-impl Health {
-    const FIRST: Duration = Duration::from_millis(250);
-    const MAX: Duration = Duration::from_secs(30);
-
-    fn waiting(&self) -> Option<Duration> {
-        let (_, retry_at) = *self.0.lock().ok()?;
-        let left = retry_at?.saturating_duration_since(tokio::time::Instant::now());
-        (!left.is_zero()).then_some(left)
-    }
-
-    fn failures(&self) -> u32 {
-        self.0.lock().map_or(0, |h| h.0)
-    }
-
-    fn record(&self, started: bool) {
-        let Ok(mut h) = self.0.lock() else { return };
-        if started {
-            *h = (0, None);
-            return;
-        }
-        h.0 = h.0.saturating_add(1);
-        let wait = Self::FIRST
-            .saturating_mul(1 << h.0.saturating_sub(1).min(16))
-            .min(Self::MAX);
-        h.1 = Some(tokio::time::Instant::now() + wait);
-    }
-}
-
-/// Which progress token of ours (on a request to the upstream) stands for which of the client's.
-#[derive(Clone, Default)]
-struct ProgressTokens(
-    Arc<std::sync::Mutex<std::collections::HashMap<ProgressToken, ProgressToken>>>,
-);
-
-/// A mapping in [`ProgressTokens`], removed when the request ends.
-struct Mapped {
-    ours: ProgressToken,
-    tokens: ProgressTokens,
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.tokens.0.lock() {
-            map.remove(&self.ours);
-        }
-    }
-}
-
-impl ProgressTokens {
-    fn map(&self, ours: ProgressToken, theirs: ProgressToken) -> Mapped {
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(ours.clone(), theirs);
-        }
-        Mapped {
-            ours,
-            tokens: self.clone(),
-        }
-    }
-
-    fn theirs(&self, ours: &ProgressToken) -> Option<ProgressToken> {
-        self.0.lock().ok()?.get(ours).cloned()
-    }
-}
-
-/// The client side of the upstream session: what the upstream asks of its client goes to ours.
-pub struct Upstream {
-    client: Peer<RoleServer>,
-    info: InitializeRequestParams,
-    tokens: ProgressTokens,
-}
-
-impl Service<RoleClient> for Upstream {
-    async fn handle_request(
-        &self,
-        request: ServerRequest,
-        context: RequestContext<RoleClient>,
-    ) -> Result<ClientResult, ErrorData> {
-        tokio::select! {
-            answer = self.client.send_request(request) => answer.map_err(|e| match e {
-                rmcp::service::ServiceError::McpError(e) => e,
-                other => ErrorData::internal_error(format!("the client did not answer: {other}"), None),
-            }),
-            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the server", None)),
-        }
-    }
-
-    async fn handle_notification(
-        &self,
-        notification: ServerNotification,
-        _context: NotificationContext<RoleClient>,
-    ) -> Result<(), ErrorData> {
-        let notification = match notification {
-            // Cancellations name the upstream's own request ids, which the client never saw.
-            ServerNotification::CancelledNotification(_) => return Ok(()),
-            // Progress goes to the client under the client's own token, or not at all.
-            ServerNotification::ProgressNotification(mut progress) => {
-                match self.tokens.theirs(&progress.params.progress_token) {
-                    Some(theirs) => {
-                        progress.params.progress_token = theirs;
-                        ServerNotification::ProgressNotification(progress)
-                    }
-                    None => return Ok(()),
-                }
-            }
-            other => other,
-        };
-        let _ = self.client.send_notification(notification).await;
-        Ok(())
-    }
-
-    fn get_info(&self) -> InitializeRequestParams {
-        self.info.clone()
-    }
+/// The verified principal `http` attached to the request.
+fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+        .cloned()
 }
 
 /// How often a client waiting for a person hears progress (when it gave a progress token).
