@@ -104,6 +104,18 @@ impl ApiError {
             .with(|r| r.www_authenticate = Some(challenge.to_owned()))
     }
 
+    /// 404 for `/mcp/{server}` (or its metadata) naming no `[[mcp_server]]`.
+    pub fn unknown_mcp_server(name: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_mcp_server",
+            format!(
+                "no [[mcp_server]] is named `{}`",
+                crate::display::visible(name, 64)
+            ),
+        )
+    }
+
     /// 403 for a valid credential without the route's scope (RFC 6750 §3.1).
     pub fn insufficient_scope(required: Scope) -> ApiError {
         ApiError::new(

@@ -116,15 +116,7 @@ pub async fn upstream(
     req: Request,
 ) -> Response {
     let Some(service) = state.mcp_servers.get(&server).cloned() else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_mcp_server",
-            format!(
-                "no [[mcp_server]] is named `{}`",
-                crate::display::visible(&server, 64)
-            ),
-        )
-        .into_response();
+        return ApiError::unknown_mcp_server(&server).into_response();
     };
     relay(&state, req, |req| async move {
         service.handle(req).await.map(Body::new)

@@ -71,18 +71,10 @@ pub async fn upstream_resource_metadata(
     headers: HeaderMap,
 ) -> Response {
     if !state.mcp_servers.contains(&server) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_mcp_server",
-            format!(
-                "no [[mcp_server]] is named `{}`",
-                crate::display::visible(&server, 64)
-            ),
-        )
-        .into_response();
+        return ApiError::unknown_mcp_server(&server).into_response();
     }
     let issuer = origin(&headers);
-    let resource = format!("{}/{server}", oauth::resource::mcp_resource(&issuer));
+    let resource = oauth::resource::server_resource(&issuer, &server);
     Json(protected_resource(
         &issuer,
         resource,

@@ -9,6 +9,11 @@ pub fn mcp_resource(origin: &str) -> String {
     format!("{origin}{MCP_PATH}")
 }
 
+/// The resource identifier of the upstream MCP server `name` under `origin`.
+pub fn server_resource(origin: &str, name: &str) -> String {
+    format!("{}/{name}", mcp_resource(origin))
+}
+
 /// A requested `resource` in canonical form, if it is one of our MCP endpoints under this
 /// request's host (case-insensitive host, an optional trailing slash): `/mcp`, or `/mcp/{name}`
 /// for a configured upstream in `servers`.
@@ -31,7 +36,7 @@ pub fn canonical(origin: &str, requested: &str, servers: &[String]) -> Option<St
     servers
         .iter()
         .any(|s| s == name)
-        .then(|| format!("{}/{name}", mcp_resource(origin)))
+        .then(|| server_resource(origin, name))
 }
 
 /// The upstream MCP server a resource names, if it is one (`…/mcp/{name}`).
