@@ -1,8 +1,9 @@
-//! `/mcp`: hands authenticated requests to the rmcp streamable-HTTP service (see [`crate::mcp`]).
+//! `/mcp` and `/mcp/{server}`: hand authenticated requests to their rmcp streamable-HTTP service
+//! (see [`crate::mcp`] and [`crate::mcp_gateway`]).
 //!
 //! Before a message reaches the service, this layer
-//! - refuses a tool call the credential lacks the scope for, with a 403 `insufficient_scope`
-//!   challenge naming every scope to ask for (so an MCP client can step up), and
+//! - refuses a tool call at `/mcp` the credential lacks the scope for, with a 403
+//!   `insufficient_scope` challenge naming every scope to ask for (so an MCP client can step up),
 //! - binds each MCP session to the actor that opened it: another credential presenting the
 //!   session id gets 404, as for an unknown session;
 //! - ends an event-stream answer when its token is revoked or expires.
@@ -124,8 +125,26 @@ pub async fn upstream(
     .await
 }
 
-/// Every method of `/mcp`.
+/// Every method of `/mcp`. A tool call there needs its tool's own scope (an upstream's tools at
+/// `/mcp/{server}` are the broker's to decide, whatever their names).
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let req = if req.method() == Method::POST {
+        let Some(who) = req.extensions().get::<Arc<Principal>>().cloned() else {
+            return ApiError::internal("no principal on an authenticated route").into_response();
+        };
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+            return too_large().into_response();
+        };
+        if let Some(needed) = missing_scope(&bytes, &who) {
+            return Challenge::for_request(&parts.headers)
+                .insufficient(&who, &[needed])
+                .into_response();
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        req
+    };
     let service = state.mcp.clone();
     relay(&state, req, |req| async move {
         service.handle(req).await.map(Body::new)
@@ -154,20 +173,6 @@ where
         .into_response();
     }
     let is_delete = req.method() == Method::DELETE;
-    let req = if req.method() == Method::POST {
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-            return too_large().into_response();
-        };
-        if let Some(needed) = missing_scope(&bytes, &who) {
-            return Challenge::for_request(&parts.headers)
-                .insufficient(&who, &[needed])
-                .into_response();
-        }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        req
-    };
     let ended = super::access::credential_ended(state, &who);
     let response = serve(req).await;
     let response = end_with_credential(response, ended);

@@ -580,6 +580,10 @@ annotations = {{ destructive = true }}
     assert!(!target.exists());
     let answer = tool(&app, &agent, &session, "echo", json!({"text": "fine"})).await;
     assert_eq!(text(&answer), "fine", "{answer}");
+    // An upstream tool named like one of our own /mcp tools needs no scope of ours beyond
+    // `request`: the broker decides it like any other.
+    let answer = tool(&app, &agent, &session, "reply", json!({"text": "ok"})).await;
+    assert_eq!(text(&answer), "replied ok", "{answer}");
     let (_, _, list) = call(
         &app,
         "up",

@@ -31,6 +31,12 @@ def delete_everything() -> str:
     return "should never run"
 
 
+@mcp.tool()
+def reply(text: str) -> str:
+    """Named like one of agentgate's own /mcp tools (which needs `approve` there)."""
+    return f"replied {text}"
+
+
 @mcp.resource("test://greeting")
 def greeting() -> str:
     """A fixed text resource."""
