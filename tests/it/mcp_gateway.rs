@@ -58,17 +58,36 @@ async fn call(
     (status, session, value)
 }
 
+/// `initialize` as a client sends it.
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "it-client", "version": "0"}}})
+}
+
+/// A `tools/call` that may wait for a person, run in the background: its raw answer.
+fn call_in_background(
+    app: &TestApp,
+    server: &str,
+    token: &str,
+    session: &str,
+    id: u64,
+    name: &str,
+    args: Value,
+) -> tokio::task::JoinHandle<String> {
+    let request = app
+        .http
+        .post(format!("{}/mcp/{server}", app.base))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": args}}));
+    tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
+}
+
 async fn open(app: &TestApp, token: &str) -> (String, Value) {
-    let (status, session, init) = call(
-        app,
-        "up",
-        token,
-        None,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "it-client", "version": "0"}}}),
-    )
-    .await;
+    let (status, session, init) = call(app, "up", token, None, initialize()).await;
     assert_eq!(status, 200, "{init}");
     let session = session.expect("a session id");
     let (status, _, _) = call(
@@ -198,28 +217,15 @@ path = "{src}/**"
 
     // A `..` escape is not covered by the rule: a person is asked, sees the arguments, allows.
     let escape = format!("{}/../outside.txt", src.display());
-    let waiting = {
-        let (app_base, http, agent, session, escape) = (
-            app.base.clone(),
-            app.http.clone(),
-            agent.clone(),
-            session.clone(),
-            escape.clone(),
-        );
-        tokio::spawn(async move {
-            let r = http
-                .post(format!("{app_base}/mcp/up"))
-                .bearer_auth(&agent)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &session)
-                .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
-                    "params": {"name": "write_file", "arguments": {"path": escape, "content": "two"}}}))
-                .send()
-                .await
-                .unwrap();
-            r.text().await.unwrap()
-        })
-    };
+    let waiting = call_in_background(
+        &app,
+        "up",
+        &agent,
+        &session,
+        8,
+        "write_file",
+        json!({"path": escape, "content": "two"}),
+    );
     let pending = first_pending(&app).await;
     assert_eq!(pending["request"]["name"], "up__write_file", "{pending}");
     assert_eq!(
@@ -408,9 +414,7 @@ pattern = "up__*"
     ))
     .await;
     let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "it-client", "version": "0"}}});
+    let init = initialize();
     // An upstream that cannot start, tried again at once: not started again, but the client is
     // told when it will be (250 ms, doubling).
     call(&app, "missing", &agent, None, init.clone()).await;
@@ -682,26 +686,15 @@ async fn always_allowing_a_tool_call_remembers_its_arguments() {
     let dir = work.path().canonicalize().unwrap();
     let (a, b) = (dir.join("a.txt"), dir.join("b.txt"));
     let write = |path: PathBuf, id: u64| {
-        let (base, http, agent, session) = (
-            app.base.clone(),
-            app.http.clone(),
-            agent.clone(),
-            session.clone(),
-        );
-        tokio::spawn(async move {
-            http.post(format!("{base}/mcp/up"))
-                .bearer_auth(&agent)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &session)
-                .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                    "params": {"name": "write_file", "arguments": {"path": path, "content": "x"}}}))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        })
+        call_in_background(
+            &app,
+            "up",
+            &agent,
+            &session,
+            id,
+            "write_file",
+            json!({"path": path, "content": "x"}),
+        )
     };
     let first = write(a.clone(), 21);
     let pending = first_pending(&app).await;
@@ -788,9 +781,7 @@ pattern = "web__echo"
     ))
     .await;
     let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "it-client", "version": "0"}}});
+    let init = initialize();
     // A secret that is not there, and a server that is not there: clear errors, no 500.
     for (server, words) in [
         ("up", "AGENTGATE_TEST_UNSET_BEARER"),
@@ -814,40 +805,18 @@ pattern = "web__echo"
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await;
-    let web_tool = |name: &'static str, args: Value, id: u64| {
-        let (base, http, agent, session) = (
-            app.base.clone(),
-            app.http.clone(),
-            agent.clone(),
-            session.clone(),
-        );
-        async move {
-            http.post(format!("{base}/mcp/web"))
-                .bearer_auth(&agent)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &session)
-                .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                    "params": {"name": name, "arguments": args}}))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
+    let web_tool = |name: &str, args: Value, id: u64| {
+        call_in_background(&app, "web", &agent, &session, id, name, args)
     };
     assert!(
         web_tool("echo", json!({"text": "over http"}), 2)
             .await
+            .unwrap()
             .contains("over http")
     );
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("via-http.txt");
-    let waiting = tokio::spawn(web_tool(
-        "write_file",
-        json!({"path": target, "content": "h"}),
-        3,
-    ));
+    let waiting = web_tool("write_file", json!({"path": target, "content": "h"}), 3);
     let pending = first_pending(&app).await;
     assert_eq!(pending["request"]["name"], "web__write_file", "{pending}");
     let id = pending["id"].as_str().unwrap();
@@ -947,9 +916,7 @@ async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
     assert!(pong.get("result").is_some(), "{pong}");
 
     // A second session while the first is open: refused, naming the cap.
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "it-client", "version": "0"}}});
+    let init = initialize();
     let (status, _, second) = call(&app, "up", &agent, None, init).await;
     assert!(status < 500, "{status} {second}");
     assert!(
@@ -968,9 +935,7 @@ async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
         .await
         .unwrap();
     crate::harness::eventually("a session may start again", || async {
-        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "it-client", "version": "0"}}});
+        let init = initialize();
         let (_, _, answer) = call(&app, "up", &agent, None, init).await;
         answer.get("result").map(|_| ())
     })
