@@ -250,6 +250,19 @@ where
     }
 }
 
+/// The JSON-RPC answer in an MCP response body: the SSE `data:` message that carries an `id`,
+/// or the body itself when it is plain JSON.
+pub fn mcp_answer(text: &str) -> Value {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v.get("id").is_some())
+        .or_else(|| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// Waits for the oldest pending request, and returns it.
 pub async fn first_pending(app: &TestApp) -> Value {
     eventually("a request is pending", || async {

@@ -45,16 +45,7 @@ async fn call(
         .headers()
         .get("mcp-session-id")
         .map(|v| v.to_str().unwrap().to_owned());
-    let text = r.text().await.unwrap();
-    let value = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .find(|v| v.get("id").is_some())
-        .or_else(|| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null);
+    let value = crate::harness::mcp_answer(&r.text().await.unwrap());
     (status, session, value)
 }
 
@@ -849,53 +840,32 @@ async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
         init["result"]["capabilities"]["resources"].is_object(),
         "{init}"
     );
-    let ask = |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let (_, _, list) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        ask(2, "resources/list", json!({})),
-    )
-    .await;
+    let ask = |id: u64, method: &'static str, params: Value| {
+        let (app, agent, session) = (&app, &agent, &session);
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            call(app, "up", agent, Some(session), body).await.2
+        }
+    };
+    let list = ask(2, "resources/list", json!({})).await;
     assert_eq!(
         list["result"]["resources"][0]["uri"], "test://greeting",
         "{list}"
     );
-    let (_, _, read) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        ask(3, "resources/read", json!({"uri": "test://greeting"})),
-    )
-    .await;
+    let read = ask(3, "resources/read", json!({"uri": "test://greeting"})).await;
     assert_eq!(
         read["result"]["contents"][0]["text"], "hello from a resource",
         "{read}"
     );
-    let (_, _, prompts) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        ask(4, "prompts/list", json!({})),
-    )
-    .await;
+    let prompts = ask(4, "prompts/list", json!({})).await;
     assert_eq!(
         prompts["result"]["prompts"][0]["name"], "review",
         "{prompts}"
     );
-    let (_, _, prompt) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        ask(
-            5,
-            "prompts/get",
-            json!({"name": "review", "arguments": {"code": "x = 1"}}),
-        ),
+    let prompt = ask(
+        5,
+        "prompts/get",
+        json!({"name": "review", "arguments": {"code": "x = 1"}}),
     )
     .await;
     assert!(
@@ -905,14 +875,7 @@ async fn resources_and_prompts_pass_through_and_sessions_are_capped() {
             .contains("Please review: x = 1"),
         "{prompt}"
     );
-    let (_, _, pong) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        ask(6, "ping", json!({})),
-    )
-    .await;
+    let pong = ask(6, "ping", json!({})).await;
     assert!(pong.get("result").is_some(), "{pong}");
 
     // A second session while the first is open: refused, naming the cap.

@@ -237,15 +237,7 @@ async fn mcp(app: &TestApp, token: &str, session: Option<&str>, body: Value) -> 
         req = req.header("mcp-session-id", s);
     }
     let r = reply(req.send().await.unwrap()).await;
-    let value = r
-        .text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .find_map(|d| serde_json::from_str::<Value>(d).ok())
-        .or_else(|| serde_json::from_str(&r.text).ok())
-        .unwrap_or(Value::Null);
+    let value = crate::harness::mcp_answer(&r.text);
     (r, value)
 }
 
