@@ -23,7 +23,7 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = agentgate::store::DatabaseUrl::Sqlite(dir.path().join("bench.db"));
     let (auth, secret) = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
         let auth = Authenticator::new(store, Clock::System);

@@ -49,7 +49,7 @@ impl App {
         let local_addr = listener.local_addr().context("reading the bound address")?;
         let store = Store::open(&config.database_url)
             .await
-            .context("opening the database")?;
+            .with_context(|| format!("opening the database {}", config.database_url))?;
         if let Some(path) = &config.audit_key_file {
             let key = audit_key(path)
                 .with_context(|| format!("reading the audit key {}", path.display()))?;
@@ -76,6 +76,7 @@ impl App {
         .await
         .context("loading the permission broker")?;
         broker.spawn_expirer();
+        crate::cluster::spawn(&store, broker.clone(), auth.clone());
         let openwork = match config.openwork_listen {
             None => None,
             Some(addr) => {
@@ -116,7 +117,7 @@ impl App {
         };
         crate::notify::spawn(
             config.notify.clone(),
-            store.subscribe_audit(),
+            store.subscribe_own(),
             inbox,
             broker.until_stopped(),
         );

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api::Expiry;
 use crate::auth::session::SessionSettings;
+use crate::store::DatabaseUrl;
 use agentgate_policy::{Origin, Rule, RuleSpec};
 use serde::Deserialize;
 use toml::Spanned;
@@ -74,7 +75,7 @@ pub struct FileConfig {
     pub allow_remote: Option<bool>,
     /// Where the database and the admin token live.
     pub data_dir: Option<PathBuf>,
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE`.
     pub database_url: Option<String>,
     /// Extra `Host` values to accept, such as `agentgate.example.com` behind a TLS proxy.
     pub allowed_hosts: Option<Vec<String>>,
@@ -339,7 +340,7 @@ pub struct Config {
     /// Absolute data directory (database, admin token).
     pub data_dir: PathBuf,
     /// Database URL.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Extra accepted `Host` values (lowercase).
     pub allowed_hosts: Vec<String>,
     /// Timeout of a pending request when neither it nor a rule sets one.
@@ -402,16 +403,10 @@ impl Config {
             )));
         }
         let data_dir = resolve_data_dir(over.data_dir.or(file.data_dir))?;
-        let database_url = over
-            .database_url
-            .or(file.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("agentgate.db").display()));
-        if !database_url.starts_with("sqlite://") || database_url.len() == "sqlite://".len() {
-            return Err(Error::Invalid(format!(
-                "unsupported database URL `{}`: use sqlite://PATH",
-                redact_url(&database_url)
-            )));
-        }
+        let database_url = match over.database_url.or(file.database_url) {
+            Some(url) => DatabaseUrl::parse(&url).map_err(|e| Error::Invalid(e.to_string()))?,
+            None => DatabaseUrl::Sqlite(data_dir.join("agentgate.db")),
+        };
         let openwork_listen = match file.compat.as_ref().and_then(|c| c.openwork.as_ref()) {
             None => None,
             Some(ow) => {
@@ -540,15 +535,6 @@ pub fn resolve_data_dir(given: Option<PathBuf>) -> Result<PathBuf, Error> {
 }
 
 /// Hides a password in a URL before it is shown.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,7 +572,7 @@ mod tests {
         let cfg = Config::resolve(file, None, Overrides::default()).unwrap();
         assert_eq!(cfg.listen.port(), 7801);
         assert_eq!(cfg.data_dir, dir.path());
-        assert!(cfg.database_url.ends_with("agentgate.db"));
+        assert!(cfg.database_url.to_string().ends_with("agentgate.db"));
 
         let over = Overrides {
             listen: Some("localhost:7900".into()),

@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod display;
 pub mod gateway;

@@ -138,7 +138,13 @@ struct Cached {
     principal: Arc<Principal>,
     secret_hash: [u8; 32],
     last_touch: AtomicI64,
+    loaded: std::time::Instant,
 }
+
+/// How long a verified token is trusted from the cache when other instances share the database
+/// and may revoke it: revocations are also pushed (see [`Authenticator::heard`]); this bounds
+/// the staleness if a push is lost.
+const SHARED_CACHE_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Verifies bearer tokens and manages them. Verified tokens are cached by hash so a request costs
 /// one SHA-256 and a map lookup; revoking through this daemon evicts at once.
@@ -147,12 +153,15 @@ pub struct Authenticator {
     clock: Clock,
     cache: RwLock<HashMap<TokenHash, Arc<Cached>>>,
     revoked: tokio::sync::broadcast::Sender<String>,
+    /// `Some` when other instances share the store: cached tokens are re-read after this long.
+    max_age: Option<Duration>,
 }
 
 impl Authenticator {
     /// An authenticator over `store`.
     pub fn new(store: Store, clock: Clock) -> Authenticator {
         Authenticator {
+            max_age: store.is_shared().then_some(SHARED_CACHE_MAX_AGE),
             store,
             clock,
             cache: RwLock::new(HashMap::new()),
@@ -167,7 +176,12 @@ impl Authenticator {
         }
         let hash = TokenHash::of(presented);
         let now = self.clock.now();
-        let cached = self.cache.read().ok().and_then(|c| c.get(&hash).cloned());
+        let cached = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(&hash).cloned())
+            .filter(|e| self.max_age.is_none_or(|max| e.loaded.elapsed() < max));
         let entry = match cached {
             Some(entry) => entry,
             None => self.load(hash, now).await?,
@@ -198,6 +212,7 @@ impl Authenticator {
             principal: Arc::new(principal_of(&row)),
             secret_hash: row.secret_hash,
             last_touch: AtomicI64::new(row.last_used_at.map_or(i64::MIN, Timestamp::as_millis)),
+            loaded: std::time::Instant::now(),
         });
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(hash, entry.clone());
@@ -237,6 +252,42 @@ impl Authenticator {
             cache.retain(|_, entry| entry.principal.token_id != token_id);
         }
         let _ = self.revoked.send(token_id.to_owned());
+    }
+
+    /// Brings the cache up to date with an audit entry another instance may have written: a
+    /// revoked token is forgotten (and its streams end) here too.
+    pub async fn heard(&self, row: &store::AuditRow) {
+        match row.event.as_str() {
+            events::TOKEN_REVOKED => {
+                if let Some(id) = &row.subject {
+                    self.forget(id);
+                }
+            }
+            // These revoke tokens without naming them: look each cached one up again.
+            events::OAUTH_FAMILY_REVOKED | events::OAUTH_CLIENT_DELETED => self.revalidate().await,
+            _ => {}
+        }
+    }
+
+    /// Looks every cached token up again and forgets those revoked since they were cached.
+    pub async fn revalidate(&self) {
+        let cached: Vec<(TokenHash, String)> = match self.cache.read() {
+            Ok(cache) => cache
+                .iter()
+                .map(|(h, e)| (*h, e.principal.token_id.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (hash, id) in cached {
+            match self.store.token_by_hash(&hash.0).await {
+                Ok(Some(row)) if row.revoked_at.is_none() => {}
+                Ok(_) => self.forget(&id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look a cached token up again; forgetting it");
+                    self.forget(&id);
+                }
+            }
+        }
     }
 
     /// The ids of tokens as they are revoked, for long-lived responses (event streams) that must

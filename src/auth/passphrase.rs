@@ -321,7 +321,7 @@ mod tests {
 
     async fn service() -> (Passphrases, Clock, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let url = crate::store::DatabaseUrl::Sqlite(dir.path().join("p.db"));
         let store = Store::open(&url).await.unwrap();
         let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
         (Passphrases::new(store, clock.clone()), clock, dir)

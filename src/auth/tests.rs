@@ -14,7 +14,7 @@ fn principal(scopes: &[Scope]) -> Principal {
 
 async fn authenticator() -> (Authenticator, tempfile::TempDir, Clock) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = crate::store::DatabaseUrl::Sqlite(dir.path().join("t.db"));
     let store = Store::open(&url).await.unwrap();
     let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
     (Authenticator::new(store, clock.clone()), dir, clock)

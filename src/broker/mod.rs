@@ -9,7 +9,8 @@
 //! This file: the `Broker`, `create` and `settle` (the one place every decision passes). By
 //! concern: `wait` (long-polls and their watches), `expiry` (timeouts), `reply` (a person's
 //! answer and remembered rules), `rules` (the policy in force), `view` (reading requests), `log`
-//! (audit reads, events, verification); `normalize` with `paths` and `network` make a request
+//! (audit reads, events, verification), `remote` (what other instances sharing the database
+//! wrote); `normalize` with `paths` and `network` make a request
 //! into what the policy decides on.
 
 mod expiry;
@@ -17,6 +18,7 @@ mod log;
 mod network;
 pub mod normalize;
 mod paths;
+mod remote;
 mod reply;
 mod rules;
 mod view;
@@ -293,9 +295,8 @@ impl Broker {
                     .await?);
             }
         }
-        if deadline.is_some_and(|at| at.as_millis() < self.expirer_wakes_at.load(Ordering::SeqCst))
-        {
-            self.wake_expirer.notify_one();
+        if let Some(at) = deadline {
+            self.deadline_added(at);
         }
         self.view(row).await
     }

@@ -12,6 +12,7 @@ use crate::api::Source;
 use crate::auth::{self, Rejection, passphrase, session};
 use crate::broker;
 use crate::oauth;
+use crate::store;
 
 /// An error answer of the API: `{"error": code, "message": …}` with the right status. Boxed so
 /// that `Result<_, ApiError>` stays one pointer wide on the success path.
@@ -200,7 +201,8 @@ impl From<auth::Error> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "pairing_not_found", err.to_string())
             }
             E::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, "last_admin", err.to_string()),
-            E::Random(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+            E::Store(ref e) => store_failure(e, &err),
+            E::Random(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
         }
     }
 }
@@ -233,7 +235,8 @@ impl From<passphrase::Error> for ApiError {
             E::BadLength | E::Weak(_) => {
                 ApiError::invalid_field(Some("passphrase".into()), err.to_string())
             }
-            E::Hash(_) | E::Store(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
+            E::Store(ref e) => store_failure(e, &err),
+            E::Hash(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
         }
     }
 }
@@ -290,10 +293,28 @@ impl From<broker::Error> for ApiError {
             E::RuleReadOnly(_) => {
                 ApiError::new(StatusCode::CONFLICT, "rule_read_only", err.to_string())
             }
-            E::Random | E::Corrupt(_) | E::Store(_) => {
-                ApiError::internal(format!("{:#}", AnyChain(&err)))
-            }
+            E::Store(ref e) => store_failure(e, &err),
+            E::Random | E::Corrupt(_) => ApiError::internal(format!("{:#}", AnyChain(&err))),
         }
+    }
+}
+
+/// A store failure: 503 with `Retry-After` when the database is unreachable or every connection
+/// is busy (nothing was written; trying again may work), otherwise an internal error.
+fn store_failure(e: &store::Error, err: &dyn std::error::Error) -> ApiError {
+    let cause = format!("{:#}", AnyChain(err));
+    if e.is_unavailable() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the database is unavailable, so nothing was changed; try again shortly",
+        )
+        .with(|r| {
+            r.retry_after = Some(1);
+            r.cause = Some(cause);
+        })
+    } else {
+        ApiError::internal(cause)
     }
 }
 
@@ -331,6 +352,7 @@ fn oauth_status(err: &oauth::Error) -> StatusCode {
         oauth::Error::InvalidClient(_) => StatusCode::UNAUTHORIZED,
         oauth::Error::TooManyClients(_) => StatusCode::FORBIDDEN,
         oauth::Error::NotFound(..) => StatusCode::NOT_FOUND,
+        oauth::Error::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         oauth::Error::Random | oauth::Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

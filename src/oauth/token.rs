@@ -282,11 +282,28 @@ impl OAuth {
     /// grant. Unknown tokens are not an error.
     pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> Result<(), Error> {
         let client = self.client_of(creds).await?;
+        let now = self.clock.now();
         let revoked = self
             .store
-            .revoke_oauth_token(&TokenHash::of(token).0, &client.id, self.clock.now())
+            .revoke_oauth_token(&TokenHash::of(token).0, &client.id, now)
             .await?;
         self.forget(&revoked);
+        // Recorded after the fact (the revocation stands even if this fails): the log shows it,
+        // and every other instance sharing the database forgets the tokens when it reads this.
+        if !revoked.is_empty() {
+            let entries = revoked
+                .iter()
+                .map(|id| {
+                    NewAudit::of(
+                        now,
+                        events::TOKEN_REVOKED,
+                        Some(id),
+                        json!({"by": client.id, "because": "revoked by its client (RFC 7009)"}),
+                    )
+                })
+                .collect();
+            self.store.append_audit(entries).await?;
+        }
         Ok(())
     }
 }

@@ -6,22 +6,40 @@
 //! written with its audit entries in one transaction of one writer, and the committed entries
 //! are broadcast to the event streams (`subscribe_audit`).
 
+mod chain;
 pub mod oauth;
+mod postgres;
 mod sqlite;
-mod sqlite_audit;
-mod sqlite_broker;
-mod sqlite_oauth;
-mod sqlite_web;
-mod sqlite_writer;
+mod url;
 pub mod web;
-
-use std::path::Path;
 
 use agentgate_policy::ScopeSet;
 
 use crate::clock::Timestamp;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use url::DatabaseUrl;
+
+/// Writes the `Store` methods that hand a call to whichever backend is open: every backend has
+/// a method of the same name and signature (the contract documented here).
+macro_rules! delegate {
+    ($(
+        $(#[$meta:meta])*
+        pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+    )*) => {
+        $(
+            $(#[$meta])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Store::Sqlite(s) => s.$name($($arg),*).await,
+                    Store::Postgres(s) => s.$name($($arg),*).await,
+                }
+            }
+        )*
+    };
+}
+pub(crate) use delegate;
 
 /// Which rule a conflicting write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -58,9 +76,24 @@ pub enum Error {
     /// The change would leave no live admin token.
     #[error("would revoke the last live admin token")]
     LastAdmin,
-    /// The database URL is not one we can open.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
-    UnsupportedUrl(String),
+    /// The database cannot be reached (down, restarting, every connection busy): nothing was
+    /// written, and trying again later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the connection's credentials or names no such database.
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    /// The database's schema is newer than this binary.
+    #[error(
+        "the database's schema is at version {found}, newer than this agentgate knows ({known}); \
+         run the newer agentgate, or restore a backup"
+    )]
+    SchemaTooNew {
+        /// The newest migration recorded in the database.
+        found: i64,
+        /// The newest migration this binary has.
+        known: i64,
+    },
     /// The database failed.
     #[error("database error")]
     Backend(#[source] sqlx::Error),
@@ -76,6 +109,47 @@ pub enum Error {
     /// A stored row could not be decoded (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl Error {
+    /// Classifies a driver error: a lost connection, a terminated backend or an exhausted pool is
+    /// [`Error::Unavailable`] (by SQLSTATE class, never by message text); the rest stays a
+    /// database error.
+    pub(crate) fn db(e: sqlx::Error) -> Error {
+        let unavailable = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => true,
+            // 08: connection exception; 57P: operator intervention (shutdown, terminated
+            // backend); 53: insufficient resources (too many connections).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Error::Unavailable(e.to_string())
+        } else {
+            Error::Backend(e)
+        }
+    }
+
+    /// The same failure again, for each write of a batch that failed together.
+    pub(crate) fn again(&self) -> Error {
+        match self {
+            Error::Unavailable(why) => Error::Unavailable(why.clone()),
+            Error::Commit(why) => Error::Commit(why.clone()),
+            Error::WriterStopped => Error::WriterStopped,
+            other => Error::Commit(other.to_string()),
+        }
+    }
+
+    /// Whether trying again later may work (HTTP 503 with `Retry-After`).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::WriterStopped)
+    }
 }
 
 /// What ties an OAuth access token to its client and the one resource it may be used on.
@@ -270,218 +344,71 @@ pub mod setting {
 pub enum Store {
     /// An SQLite file (the default).
     Sqlite(SqliteStore),
+    /// A PostgreSQL database, possibly shared by several instances.
+    Postgres(PgStore),
 }
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://PATH`) and brings its schema up to date.
-    pub async fn open(url: &str) -> Result<Store, Error> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            return Ok(Store::Sqlite(SqliteStore::open(Path::new(path)).await?));
-        }
-        Err(Error::UnsupportedUrl(url.to_owned()))
+    /// Opens the database and brings its schema up to date.
+    pub async fn open(url: &DatabaseUrl) -> Result<Store, Error> {
+        Ok(match url {
+            DatabaseUrl::Sqlite(path) => Store::Sqlite(SqliteStore::open(path).await?),
+            DatabaseUrl::Postgres(options, _) => Store::Postgres(PgStore::open(options).await?),
+        })
     }
 
-    /// Inserts a new token. [`Conflict::TokenName`] if a live token has the same name.
-    pub async fn insert_token(&self, row: &TokenRow, audit: Vec<NewAudit>) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_token(row, audit).await,
-        }
+    /// Whether other instances may write to the same database (PostgreSQL): then this instance
+    /// learns of their changes from the event stream, not only from its own writes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
     }
 
-    /// The token whose secret hashes to `hash`, revoked or not.
-    pub async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.token_by_hash(hash).await,
-        }
-    }
+    delegate! {
+        /// Inserts a new token. [`Conflict::TokenName`] if a live token has the same name.
+        pub async fn insert_token(&self, row: &TokenRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// Live (not revoked) tokens, oldest first.
-    pub async fn live_tokens(&self) -> Result<Vec<TokenRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.live_tokens().await,
-        }
-    }
+        /// The token whose secret hashes to `hash`, revoked or not.
+        pub async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, Error>;
 
-    /// How many tokens were ever created, revoked ones included.
-    pub async fn count_tokens(&self) -> Result<i64, Error> {
-        match self {
-            Store::Sqlite(s) => s.count_tokens().await,
-        }
-    }
+        /// Live (not revoked) tokens, oldest first.
+        pub async fn live_tokens(&self) -> Result<Vec<TokenRow>, Error>;
 
-    /// Revokes the live token `id`, atomically refusing ([`Error::LastAdmin`]) when it is the last
-    /// live, unexpired token holding `admin`. [`Error::NotFound`] if no live token has that id.
-    pub async fn revoke_token(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: impl FnOnce(&TokenRow) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<TokenRow, Error> {
-        match self {
-            Store::Sqlite(s) => s.revoke_token(id, now, audit).await,
-        }
-    }
+        /// How many tokens were ever created, revoked ones included.
+        pub async fn count_tokens(&self) -> Result<i64, Error>;
 
-    /// Records that the token was used at `now`.
-    pub async fn touch_token(&self, id: &str, now: Timestamp) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.touch_token(id, now).await,
-        }
-    }
+        /// Revokes the live token `id`, atomically refusing ([`Error::LastAdmin`]) when it is the last
+        /// live, unexpired token holding `admin`. [`Error::NotFound`] if no live token has that id.
+        pub async fn revoke_token(&self, id: &str, now: Timestamp, audit: impl FnOnce(&TokenRow) -> Vec<NewAudit> + Send + 'static, ) -> Result<TokenRow, Error>;
 
-    /// A setting's value.
-    pub async fn setting(&self, key: &str) -> Result<Option<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.setting(key).await,
-        }
-    }
+        /// Records that the token was used at `now`.
+        pub async fn touch_token(&self, id: &str, now: Timestamp) -> Result<(), Error>;
 
-    /// Creates or replaces a setting.
-    pub async fn put_setting(
-        &self,
-        key: &str,
-        value: &str,
-        now: Timestamp,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.put_setting(key, value, now, audit).await,
-        }
+        /// A setting's value.
+        pub async fn setting(&self, key: &str) -> Result<Option<String>, Error>;
+
+        /// Creates or replaces a setting.
+        pub async fn put_setting(&self, key: &str, value: &str, now: Timestamp, audit: Vec<NewAudit>) -> Result<(), Error>;
     }
 }
 
 /// Permission requests, rules and the audit log. Every write appends its audit entries in the same
 /// transaction: if the audit cannot be written, nothing is.
 impl Store {
-    /// Stores a new request. With a `budget`, the requester's pending requests are counted in
-    /// the same transaction (so concurrent requests cannot overshoot it) and an over-budget
-    /// request is not stored.
-    pub async fn insert_permission(
-        &self,
-        row: &PermissionRow,
-        audit: Vec<NewAudit>,
-        budget: Option<PendingBudget>,
-    ) -> Result<Inserted, Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_permission(row, audit, budget).await,
-        }
-    }
-
-    /// One request.
-    pub async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.permission(id).await,
-        }
-    }
-
-    /// Requests in creation order, optionally of one status, after a cursor.
-    pub async fn list_permissions(
-        &self,
-        status: Option<&str>,
-        after: Option<(Timestamp, String)>,
-        limit: i64,
-    ) -> Result<Vec<PermissionRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.list_permissions(status, after, limit).await,
-        }
-    }
-
-    /// Decided requests, newest first, before `before` (created_at, id).
-    pub async fn decided_permissions(
-        &self,
-        before: Option<(Timestamp, String)>,
-        limit: i64,
-    ) -> Result<Vec<PermissionRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.decided_permissions(before, limit).await,
-        }
-    }
-
-    /// Ids of pending requests whose deadline has passed.
-    pub async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.due_permissions(now).await,
-        }
-    }
-
-    /// The earliest deadline among pending requests.
-    pub async fn next_deadline(&self) -> Result<Option<Timestamp>, Error> {
-        match self {
-            Store::Sqlite(s) => s.next_deadline().await,
-        }
-    }
-
-    /// Records a decision if, and only if, the request is still pending (first writer wins),
-    /// with any rules it remembers. `None`: it was no longer pending.
-    pub async fn decide_permission(
-        &self,
-        decided: &Decided,
-        new_rules: &[RuleRow],
-        audit: Vec<NewAudit>,
-    ) -> Result<Option<Vec<AuditRow>>, Error> {
-        match self {
-            Store::Sqlite(s) => s.decide_permission(decided, new_rules, audit).await,
-        }
-    }
-
-    /// Records one approver's approval of a pending request; returns every approver so far.
-    /// `None`: no longer pending; [`Conflict::Approval`]: this approver already approved.
-    pub async fn add_approval(
-        &self,
-        permission_id: &str,
-        token_id: &str,
-        token_name: &str,
-        at: Timestamp,
-        audit: Vec<NewAudit>,
-    ) -> Result<Option<(Vec<String>, Vec<AuditRow>)>, Error> {
-        match self {
-            Store::Sqlite(s) => {
-                s.add_approval(permission_id, token_id, token_name, at, audit)
-                    .await
-            }
-        }
-    }
-
-    /// The names of a request's approvers.
-    pub async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.approvals(permission_id).await,
-        }
-    }
-
-    /// Stored rules, oldest first.
-    pub async fn rules(&self) -> Result<Vec<RuleRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.rules().await,
-        }
-    }
-
-    /// Stores rules.
-    pub async fn add_rules(
-        &self,
-        rules: &[RuleRow],
-        audit: Vec<NewAudit>,
-    ) -> Result<Vec<AuditRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.add_rules(rules, audit).await,
-        }
-    }
-
-    /// Deletes a stored rule; `None` if there was none with that id.
-    pub async fn delete_rule(
-        &self,
-        id: &str,
-        audit: Vec<NewAudit>,
-    ) -> Result<Option<Vec<AuditRow>>, Error> {
-        match self {
-            Store::Sqlite(s) => s.delete_rule(id, audit).await,
-        }
-    }
-
-    /// Every audit entry once committed, from any writer (broker, tokens, sessions, OAuth).
+    /// Every audit entry once committed, from any writer (broker, tokens, sessions, OAuth) and,
+    /// on a shared database, any instance, in `seq` order.
     pub fn subscribe_audit(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<AuditRow>> {
         match self {
-            Store::Sqlite(s) => s.events.subscribe(),
+            Store::Sqlite(s) => s.subscribe(),
+            Store::Postgres(s) => s.subscribe(),
+        }
+    }
+
+    /// The audit entries this instance wrote, once committed: for what must happen once per
+    /// entry however many instances share the database (notifications).
+    pub fn subscribe_own(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<AuditRow>> {
+        match self {
+            Store::Sqlite(s) => s.subscribe_own(),
+            Store::Postgres(s) => s.subscribe_own(),
         }
     }
 
@@ -490,27 +417,7 @@ impl Store {
     pub fn publish(&self, rows: &[AuditRow]) {
         match self {
             Store::Sqlite(s) => s.publish(rows),
-        }
-    }
-
-    /// Appends audit entries on their own.
-    pub async fn append_audit(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.append(audit).await,
-        }
-    }
-
-    /// Audit entries after `after`, in order.
-    pub async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.audit_after(after, limit).await,
-        }
-    }
-
-    /// Turns keyed audit mode on with `key` (see [`crate::audit::head_mac`]).
-    pub async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.use_audit_key(key).await,
+            Store::Postgres(s) => s.publish(rows),
         }
     }
 
@@ -518,20 +425,81 @@ impl Store {
     pub fn audit_key(&self) -> Option<[u8; 32]> {
         match self {
             Store::Sqlite(s) => s.audit_key(),
+            Store::Postgres(s) => s.audit_key(),
         }
     }
 
-    /// The recorded head's HMAC (keyed mode).
-    pub async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error> {
-        match self {
-            Store::Sqlite(s) => s.audit_head_mac().await,
-        }
-    }
+    delegate! {
+        /// Stores a new request. With a `budget`, the requester's pending requests are counted in
+        /// the same transaction (so concurrent requests cannot overshoot it) and an over-budget
+        /// request is not stored.
+        pub async fn insert_permission(&self, row: &PermissionRow, audit: Vec<NewAudit>, budget: Option<PendingBudget>) -> Result<Inserted, Error>;
 
-    /// The recorded head of the audit chain (last seq and hash).
-    pub async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
-        match self {
-            Store::Sqlite(s) => s.audit_head().await,
-        }
+        /// One request.
+        pub async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error>;
+
+        /// Requests in creation order, optionally of one status, after a cursor.
+        pub async fn list_permissions(&self, status: Option<&str>, after: Option<(Timestamp, String)>, limit: i64) -> Result<Vec<PermissionRow>, Error>;
+
+        /// Decided requests, newest first, before `before` (created_at, id).
+        pub async fn decided_permissions(&self, before: Option<(Timestamp, String)>, limit: i64) -> Result<Vec<PermissionRow>, Error>;
+
+        /// Ids of pending requests whose deadline has passed.
+        pub async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error>;
+
+        /// The earliest deadline among pending requests.
+        pub async fn next_deadline(&self) -> Result<Option<Timestamp>, Error>;
+
+        /// Records a decision if, and only if, the request is still pending (first writer wins),
+        /// with any rules it remembers. `None`: it was no longer pending.
+        pub async fn decide_permission(&self, decided: &Decided, new_rules: &[RuleRow], audit: Vec<NewAudit>) -> Result<Option<Vec<AuditRow>>, Error>;
+
+        /// Records one approver's approval of a pending request; returns every approver so far.
+        /// `None`: no longer pending; [`Conflict::Approval`]: this approver already approved.
+        pub async fn add_approval(&self, permission_id: &str, token_id: &str, token_name: &str, at: Timestamp, audit: Vec<NewAudit>) -> Result<Option<(Vec<String>, Vec<AuditRow>)>, Error>;
+
+        /// The names of a request's approvers.
+        pub async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error>;
+
+        /// Stored rules, oldest first.
+        pub async fn rules(&self) -> Result<Vec<RuleRow>, Error>;
+
+        /// Stores rules.
+        pub async fn add_rules(&self, rules: &[RuleRow], audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error>;
+
+        /// Deletes a stored rule; `None` if there was none with that id.
+        pub async fn delete_rule(&self, id: &str, audit: Vec<NewAudit>) -> Result<Option<Vec<AuditRow>>, Error>;
+
+        /// Appends audit entries on their own.
+        pub async fn append_audit(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error>;
+
+        /// Audit entries after `after`, in order.
+        pub async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error>;
+
+        /// Turns keyed audit mode on with `key` (see [`crate::audit::head_mac`]).
+        pub async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error>;
+
+        /// The recorded head's HMAC (keyed mode).
+        pub async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error>;
+
+        /// The recorded head of the audit chain (last seq and hash).
+        pub async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error>;
+    }
+}
+
+/// A failed migration as the store's error. A database holding a migration this binary does not
+/// have was migrated by a newer agentgate: refuse to run against it.
+fn migration_failed(e: sqlx::migrate::MigrateError, migrator: &sqlx::migrate::Migrator) -> Error {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::VersionMissing(found) => Error::SchemaTooNew {
+            found,
+            known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        },
+        MigrateError::Execute(e) => match Error::db(e) {
+            Error::Backend(e) => Error::Migrate(MigrateError::Execute(e)),
+            unavailable => unavailable,
+        },
+        e => Error::Migrate(e),
     }
 }

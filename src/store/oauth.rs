@@ -4,7 +4,7 @@
 
 use agentgate_policy::ScopeSet;
 
-use super::{Error, NewAudit, Store, TokenRow};
+use super::{Error, NewAudit, Store, TokenRow, delegate};
 use crate::clock::Timestamp;
 
 /// A client registered by RFC 7591 dynamic registration.
@@ -139,132 +139,50 @@ pub struct ClientCap {
 }
 
 impl Store {
-    /// Registers a client, refusing ([`super::Conflict::ClientCap`]) when `cap.max` live
-    /// clients exist or `cap.unauthorized` of them were never authorized. First, clients never
-    /// authorized (no code issued, no consent remembered) and registered before `cap.stale_before`
-    /// are deleted: anyone, a web page too, can register.
-    pub async fn insert_client(
-        &self,
-        row: &ClientRow,
-        cap: ClientCap,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_client(row, cap, audit).await,
-        }
-    }
+    delegate! {
+        /// Registers a client, refusing ([`super::Conflict::ClientCap`]) when `cap.max` live
+        /// clients exist or `cap.unauthorized` of them were never authorized. First, clients never
+        /// authorized (no code issued, no consent remembered) and registered before `cap.stale_before`
+        /// are deleted: anyone, a web page too, can register.
+        pub async fn insert_client(&self, row: &ClientRow, cap: ClientCap, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// A live client.
-    pub async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.client(id).await,
-        }
-    }
+        /// A live client.
+        pub async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error>;
 
-    /// Every live client, oldest first.
-    pub async fn live_clients(&self) -> Result<Vec<ClientRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.live_clients().await,
-        }
-    }
+        /// Every live client, oldest first.
+        pub async fn live_clients(&self) -> Result<Vec<ClientRow>, Error>;
 
-    /// Deletes a live client with its grants, families and tokens. Returns the revoked token
-    /// ids. [`Error::NotFound`] if no live client has that id.
-    pub async fn delete_client(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: Vec<NewAudit>,
-    ) -> Result<Vec<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.delete_client(id, now, audit).await,
-        }
-    }
+        /// Deletes a live client with its grants, families and tokens. Returns the revoked token
+        /// ids. [`Error::NotFound`] if no live client has that id.
+        pub async fn delete_client(&self, id: &str, now: Timestamp, audit: Vec<NewAudit>) -> Result<Vec<String>, Error>;
 
-    /// Remembers consent.
-    pub async fn insert_grant(&self, row: &GrantRow, audit: Vec<NewAudit>) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_grant(row, audit).await,
-        }
-    }
+        /// Remembers consent.
+        pub async fn insert_grant(&self, row: &GrantRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// Live remembered consents, of one client or of all.
-    pub async fn live_grants(&self, client_id: Option<&str>) -> Result<Vec<GrantRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.live_grants(client_id).await,
-        }
-    }
+        /// Live remembered consents, of one client or of all.
+        pub async fn live_grants(&self, client_id: Option<&str>) -> Result<Vec<GrantRow>, Error>;
 
-    /// Revokes a remembered consent. [`Error::NotFound`] if no live grant has that id.
-    pub async fn revoke_grant(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: impl FnOnce(&GrantRow) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<GrantRow, Error> {
-        match self {
-            Store::Sqlite(s) => s.revoke_grant(id, now, audit).await,
-        }
-    }
+        /// Revokes a remembered consent. [`Error::NotFound`] if no live grant has that id.
+        pub async fn revoke_grant(&self, id: &str, now: Timestamp, audit: impl FnOnce(&GrantRow) -> Vec<NewAudit> + Send + 'static, ) -> Result<GrantRow, Error>;
 
-    /// Stores an authorization code.
-    pub async fn insert_code(&self, row: &CodeRow, audit: Vec<NewAudit>) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_code(row, audit).await,
-        }
-    }
+        /// Stores an authorization code.
+        pub async fn insert_code(&self, row: &CodeRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// Uses the code with this hash: the first use wins; a second use revokes what the first
-    /// issued.
-    pub async fn use_code(
-        &self,
-        hash: &[u8; 32],
-        now: Timestamp,
-        audit: impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<CodeUse, Error> {
-        match self {
-            Store::Sqlite(s) => s.use_code(hash, now, audit).await,
-        }
-    }
+        /// Uses the code with this hash: the first use wins; a second use revokes what the first
+        /// issued.
+        pub async fn use_code(&self, hash: &[u8; 32], now: Timestamp, audit: impl FnOnce(&CodeUse) -> Vec<NewAudit> + Send + 'static, ) -> Result<CodeUse, Error>;
 
-    /// Uses the refresh token with this hash. A token used more than `grace_ms` ago revokes its
-    /// family.
-    pub async fn use_refresh(
-        &self,
-        hash: &[u8; 32],
-        now: Timestamp,
-        grace_ms: i64,
-        audit: impl FnOnce(&RefreshUse) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<RefreshUse, Error> {
-        match self {
-            Store::Sqlite(s) => s.use_refresh(hash, now, grace_ms, audit).await,
-        }
-    }
+        /// Uses the refresh token with this hash. A token used more than `grace_ms` ago revokes its
+        /// family.
+        pub async fn use_refresh(&self, hash: &[u8; 32], now: Timestamp, grace_ms: i64, audit: impl FnOnce(&RefreshUse) -> Vec<NewAudit> + Send + 'static, ) -> Result<RefreshUse, Error>;
 
-    /// Stores, in one transaction, a new family (for a code exchange), an access token and a
-    /// refresh token. Fails with [`Error::NotFound`] if the family has been revoked meanwhile.
-    pub async fn issue_tokens(
-        &self,
-        family: Option<&FamilyRow>,
-        access: &TokenRow,
-        refresh: &RefreshRow,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.issue_tokens(family, access, refresh).await,
-        }
-    }
+        /// Stores, in one transaction, a new family (for a code exchange), an access token and a
+        /// refresh token. Fails with [`Error::NotFound`] if the family has been revoked meanwhile.
+        pub async fn issue_tokens(&self, family: Option<&FamilyRow>, access: &TokenRow, refresh: &RefreshRow) -> Result<(), Error>;
 
-    /// RFC 7009: revokes the access token or the refresh token (with its family) that hashes to
-    /// `hash`, if it belongs to `client_id`. Returns the revoked access-token ids (none when
-    /// nothing matched, which is not an error).
-    pub async fn revoke_oauth_token(
-        &self,
-        hash: &[u8; 32],
-        client_id: &str,
-        now: Timestamp,
-    ) -> Result<Vec<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.revoke_oauth_token(hash, client_id, now).await,
-        }
+        /// RFC 7009: revokes the access token or the refresh token (with its family) that hashes to
+        /// `hash`, if it belongs to `client_id`. Returns the revoked access-token ids (none when
+        /// nothing matched, which is not an error).
+        pub async fn revoke_oauth_token(&self, hash: &[u8; 32], client_id: &str, now: Timestamp) -> Result<Vec<String>, Error>;
     }
 }

@@ -2,7 +2,7 @@
 
 use agentgate_policy::ScopeSet;
 
-use super::{Error, NewAudit, Store};
+use super::{Error, NewAudit, Store, delegate};
 use crate::clock::Timestamp;
 
 /// A stored web session. The cookie's secret is never stored, only its SHA-256.
@@ -54,86 +54,32 @@ pub struct PairingRow {
 }
 
 impl Store {
-    /// Stores a new session.
-    pub async fn insert_session(
-        &self,
-        row: &SessionRow,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_session(row, audit).await,
-        }
-    }
+    delegate! {
+        /// Stores a new session.
+        pub async fn insert_session(&self, row: &SessionRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// The session whose secret hashes to `hash`, revoked or not.
-    pub async fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.session_by_hash(hash).await,
-        }
-    }
+        /// The session whose secret hashes to `hash`, revoked or not.
+        pub async fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, Error>;
 
-    /// Records activity on a session.
-    pub async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.touch_session(id, now).await,
-        }
-    }
+        /// Records activity on a session.
+        pub async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error>;
 
-    /// Ends a session (sign-out). Ending an ended one is not an error.
-    pub async fn revoke_session(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.revoke_session(id, now, audit).await,
-        }
-    }
+        /// Ends a session (sign-out). Ending an ended one is not an error.
+        pub async fn revoke_session(&self, id: &str, now: Timestamp, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// Stores a new pairing link.
-    pub async fn insert_pairing(
-        &self,
-        row: &PairingRow,
-        audit: Vec<NewAudit>,
-    ) -> Result<(), Error> {
-        match self {
-            Store::Sqlite(s) => s.insert_pairing(row, audit).await,
-        }
-    }
+        /// Stores a new pairing link.
+        pub async fn insert_pairing(&self, row: &PairingRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 
-    /// Uses the pairing link whose code hashes to `hash` and creates `session` from it, in one
-    /// transaction: the link must be unused, unrevoked and unexpired at `now`, and afterwards it
-    /// is used. `None` when the link does not exist or cannot be used (nothing is written).
-    pub async fn redeem_pairing(
-        &self,
-        hash: &[u8; 32],
-        now: Timestamp,
-        session: impl FnOnce(&PairingRow) -> SessionRow + Send + 'static,
-        audit: impl FnOnce(&(PairingRow, SessionRow)) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<Option<(PairingRow, SessionRow)>, Error> {
-        match self {
-            Store::Sqlite(s) => s.redeem_pairing(hash, now, session, audit).await,
-        }
-    }
+        /// Uses the pairing link whose code hashes to `hash` and creates `session` from it, in one
+        /// transaction: the link must be unused, unrevoked and unexpired at `now`, and afterwards it
+        /// is used. `None` when the link does not exist or cannot be used (nothing is written).
+        pub async fn redeem_pairing(&self, hash: &[u8; 32], now: Timestamp, session: impl FnOnce(&PairingRow) -> SessionRow + Send + 'static, audit: impl FnOnce(&(PairingRow, SessionRow)) -> Vec<NewAudit> + Send + 'static, ) -> Result<Option<(PairingRow, SessionRow)>, Error>;
 
-    /// Every pairing not revoked, newest first.
-    pub async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
-        match self {
-            Store::Sqlite(s) => s.live_pairings().await,
-        }
-    }
+        /// Every pairing not revoked, newest first.
+        pub async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error>;
 
-    /// Revokes a pairing and ends every session it created. [`Error::NotFound`] if no live
-    /// pairing has that id. Returns the ids of the sessions ended.
-    pub async fn revoke_pairing(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: impl FnOnce(&Vec<String>) -> Vec<NewAudit> + Send + 'static,
-    ) -> Result<Vec<String>, Error> {
-        match self {
-            Store::Sqlite(s) => s.revoke_pairing(id, now, audit).await,
-        }
+        /// Revokes a pairing and ends every session it created. [`Error::NotFound`] if no live
+        /// pairing has that id. Returns the ids of the sessions ended.
+        pub async fn revoke_pairing(&self, id: &str, now: Timestamp, audit: impl FnOnce(&Vec<String>) -> Vec<NewAudit> + Send + 'static, ) -> Result<Vec<String>, Error>;
     }
 }

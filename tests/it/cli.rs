@@ -440,19 +440,18 @@ fn serve_refuses_bad_configuration_with_a_clear_reason() {
 
     let err = serve_fails(&["--listen", "not-an-address"], None);
     assert!(err.contains("invalid listen address"), "{err}");
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            "postgres://u:secretpw@h/db",
-        ],
-        None,
-    );
-    assert!(
-        err.contains("unsupported database URL") && !err.contains("secretpw"),
-        "{err}"
-    );
+    for (url, why) in [
+        ("mysql://u:secretpw@h/db", "neither sqlite nor postgres"),
+        ("postgres://u:secretpw@h:notaport/db", "port"),
+        ("postgres://u:secretpw@/db", "names no host"),
+    ] {
+        let err = serve_fails(&["--listen", "127.0.0.1:0", "--database", url], None);
+        assert!(
+            err.contains("unsupported database URL") && err.contains(why),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("secretpw"), "{err}");
+    }
     let err = serve_fails(&["--config", "/nonexistent/agentgate.toml"], None);
     assert!(
         err.contains("cannot read config file /nonexistent/agentgate.toml"),

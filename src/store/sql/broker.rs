@@ -1,25 +1,25 @@
-//! SQLite: permission requests, approvals, stored rules and the hash-chained audit log.
+//! Permission requests, approvals, stored rules and the hash-chained audit log.
 //!
 //! Every state change is one transaction that also appends its audit entries, so a decision that
 //! cannot be audited is not made (it fails closed).
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::sqlite::SqliteStore;
-use super::sqlite::column::{corrupt, opt_ts, ts};
-use super::sqlite_audit::{AUDIT_HEAD, append_audit, parse_head, parse_head_mac, record_head};
-use super::{
+use super::audit::{append_audit, record_head};
+use super::column::{corrupt, opt_ts, ts};
+use super::{Conn, DbRow, This};
+use crate::clock::Timestamp;
+use crate::store::chain::{AUDIT_HEAD, parse_head, parse_head_mac};
+use crate::store::{
     AuditRow, Conflict, Decided, Error, Inserted, NewAudit, PendingBudget, PermissionRow, RuleRow,
 };
-use crate::clock::Timestamp;
 
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
 
-impl SqliteStore {
-    pub(super) async fn insert_permission(
+impl This {
+    pub(crate) async fn insert_permission(
         &self,
         row: &PermissionRow,
         audit: Vec<NewAudit>,
@@ -31,14 +31,13 @@ impl SqliteStore {
                 Box::pin(async move {
                     if let Some(b) = budget {
                         let (pending, old_content): (i64, i64) = sqlx::query_as(
-                            "SELECT COUNT(*), \
-                             COALESCE(SUM(LENGTH(json_extract(body, '$.old_content'))), 0) \
-                             FROM permissions WHERE status = 'pending' AND requester_actor = ?",
+                            "SELECT COUNT(*), CAST(COALESCE(SUM(old_content_bytes), 0) AS BIGINT) \
+                             FROM permissions WHERE status = 'pending' AND requester_actor = $1",
                         )
                         .bind(&row.requester_actor)
                         .fetch_one(&mut *conn)
                         .await
-                        .map_err(Error::Backend)?;
+                        .map_err(Error::db)?;
                         if pending >= b.max_count || old_content + b.adding > b.max_old_content {
                             return Ok(Inserted::OverBudget {
                                 pending,
@@ -47,8 +46,8 @@ impl SqliteStore {
                         }
                     }
                     sqlx::query(&format!(
-                        "INSERT INTO permissions ({PERMISSION_COLUMNS}) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                     ))
                     .bind(&row.id)
                     .bind(&row.kind)
@@ -68,27 +67,28 @@ impl SqliteStore {
                     .bind(&row.decided_by)
                     .bind(&row.message)
                     .bind(&row.requester_actor)
+                    .bind(budget.map_or(0, |b| b.adding))
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::Backend)?;
+                    .map_err(Error::db)?;
                     append_audit(conn, audit).await.map(Inserted::Stored)
                 })
             })
             .await
     }
 
-    pub(super) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
+    pub(crate) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
         let row = sqlx::query(&format!(
-            "SELECT {PERMISSION_COLUMNS} FROM permissions WHERE id = ?"
+            "SELECT {PERMISSION_COLUMNS} FROM permissions WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
         row.as_ref().map(permission_from_row).transpose()
     }
 
-    pub(super) async fn list_permissions(
+    pub(crate) async fn list_permissions(
         &self,
         status: Option<&str>,
         after: Option<(Timestamp, String)>,
@@ -98,8 +98,8 @@ impl SqliteStore {
             after.map_or((i64::MIN, String::new()), |(t, id)| (t.as_millis(), id));
         let rows = sqlx::query(&format!(
             "SELECT {PERMISSION_COLUMNS} FROM permissions \
-             WHERE (?1 IS NULL OR status = ?1) AND (created_at, id) > (?2, ?3) \
-             ORDER BY created_at, id LIMIT ?4"
+             WHERE ($1 IS NULL OR status = $1) AND (created_at, id) > ($2, $3) \
+             ORDER BY created_at, id LIMIT $4"
         ))
         .bind(status)
         .bind(after_at)
@@ -107,11 +107,11 @@ impl SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
         rows.iter().map(permission_from_row).collect()
     }
 
-    pub(super) async fn decided_permissions(
+    pub(crate) async fn decided_permissions(
         &self,
         before: Option<(Timestamp, String)>,
         limit: i64,
@@ -120,40 +120,40 @@ impl SqliteStore {
             before.map_or((i64::MAX, String::new()), |(t, id)| (t.as_millis(), id));
         let rows = sqlx::query(&format!(
             "SELECT {PERMISSION_COLUMNS} FROM permissions \
-             WHERE status != 'pending' AND (created_at, id) < (?1, ?2) \
-             ORDER BY created_at DESC, id DESC LIMIT ?3"
+             WHERE status != 'pending' AND (created_at, id) < ($1, $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind(before_at)
         .bind(before_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
         rows.iter().map(permission_from_row).collect()
     }
 
-    pub(super) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+    pub(crate) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         sqlx::query_scalar(
             "SELECT id FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL \
-             AND deadline <= ? ORDER BY deadline",
+             AND deadline <= $1 ORDER BY deadline",
         )
         .bind(now.as_millis())
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::Backend)
+        .map_err(Error::db)
     }
 
-    pub(super) async fn next_deadline(&self) -> Result<Option<Timestamp>, Error> {
+    pub(crate) async fn next_deadline(&self) -> Result<Option<Timestamp>, Error> {
         let at: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(deadline) FROM permissions WHERE status = 'pending' AND deadline IS NOT NULL",
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
         Ok(at.map(Timestamp::from_millis))
     }
 
-    pub(super) async fn decide_permission(
+    pub(crate) async fn decide_permission(
         &self,
         decided: &Decided,
         new_rules: &[RuleRow],
@@ -165,8 +165,8 @@ impl SqliteStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let changed = sqlx::query(
-                        "UPDATE permissions SET status = ?, decided_at = ?, decided_by = ?, message = ? \
-                         WHERE id = ? AND status = 'pending'",
+                        "UPDATE permissions SET status = $1, decided_at = $2, decided_by = $3, message = $4 \
+                         WHERE id = $5 AND status = 'pending'",
                     )
                     .bind(&decided.status)
                     .bind(decided.at.as_millis())
@@ -175,7 +175,7 @@ impl SqliteStore {
                     .bind(&decided.id)
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::Backend)?
+                    .map_err(Error::db)?
                     .rows_affected();
                     if changed == 0 {
                         return Ok(None);
@@ -187,7 +187,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn add_approval(
+    pub(crate) async fn add_approval(
         &self,
         permission_id: &str,
         token_id: &str,
@@ -203,19 +203,19 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let pending: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1 FROM permissions WHERE id = ? AND status = 'pending'",
+                    let pending = sqlx::query(
+                        "SELECT id FROM permissions WHERE id = $1 AND status = 'pending'",
                     )
                     .bind(&permission_id)
                     .fetch_optional(&mut *conn)
                     .await
-                    .map_err(Error::Backend)?;
+                    .map_err(Error::db)?;
                     if pending.is_none() {
                         return Ok(None);
                     }
                     let inserted = sqlx::query(
                         "INSERT INTO approvals (permission_id, token_id, token_name, at) \
-                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     )
                     .bind(&permission_id)
                     .bind(&token_id)
@@ -223,7 +223,7 @@ impl SqliteStore {
                     .bind(at.as_millis())
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::Backend)?
+                    .map_err(Error::db)?
                     .rows_affected();
                     if inserted == 0 {
                         return Err(Error::Conflict(Conflict::Approval));
@@ -236,17 +236,17 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
-        let mut conn = self.pool.acquire().await.map_err(Error::Backend)?;
+    pub(crate) async fn approvals(&self, permission_id: &str) -> Result<Vec<String>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(Error::db)?;
         approvers(&mut conn, permission_id).await
     }
 
-    pub(super) async fn rules(&self) -> Result<Vec<RuleRow>, Error> {
+    pub(crate) async fn rules(&self) -> Result<Vec<RuleRow>, Error> {
         let rows =
             sqlx::query("SELECT id, spec, origin, created_at FROM rules ORDER BY created_at, id")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(Error::Backend)?;
+                .map_err(Error::db)?;
         rows.iter()
             .map(|r| {
                 Ok(RuleRow {
@@ -259,7 +259,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn add_rules(
+    pub(crate) async fn add_rules(
         &self,
         rules: &[RuleRow],
         audit: Vec<NewAudit>,
@@ -275,7 +275,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn delete_rule(
+    pub(crate) async fn delete_rule(
         &self,
         id: &str,
         audit: Vec<NewAudit>,
@@ -284,11 +284,11 @@ impl SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let deleted = sqlx::query("DELETE FROM rules WHERE id = ?")
+                    let deleted = sqlx::query("DELETE FROM rules WHERE id = $1")
                         .bind(&id)
                         .execute(&mut *conn)
                         .await
-                        .map_err(Error::Backend)?
+                        .map_err(Error::db)?
                         .rows_affected();
                     if deleted == 0 {
                         return Ok(None);
@@ -299,38 +299,38 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn append(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
+    pub(crate) async fn append_audit(&self, audit: Vec<NewAudit>) -> Result<Vec<AuditRow>, Error> {
         self.writer
             .write(move |conn| Box::pin(async move { append_audit(conn, audit).await }))
             .await
     }
 
-    pub(super) async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
+    pub(crate) async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, Error> {
         let rows = sqlx::query(
             "SELECT seq, at, event, subject, data, prev_hash, hash FROM audit \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
         rows.iter().map(audit_from_row).collect()
     }
 
     /// The recorded head's HMAC, in keyed mode.
-    pub(super) async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error> {
-        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+    pub(crate) async fn audit_head_mac(&self) -> Result<Option<Vec<u8>>, Error> {
+        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(AUDIT_HEAD)
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::Backend)?;
+            .map_err(Error::db)?;
         Ok(head.and_then(|h| parse_head_mac(&h)))
     }
 
     /// Turns keyed mode on. A head recorded without a signature (a log from before keyed mode)
     /// is signed now, trusted on first use.
-    pub(super) async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
+    pub(crate) async fn use_audit_key(&self, key: [u8; 32]) -> Result<(), Error> {
         if self.audit_key.set(key).is_err() && self.audit_key.get() != Some(&key) {
             return Err(Error::Conflict(Conflict::AuditKey));
         }
@@ -338,11 +338,11 @@ impl SqliteStore {
             .write(move |conn| {
                 Box::pin(async move {
                     let head: Option<String> =
-                        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                             .bind(AUDIT_HEAD)
                             .fetch_optional(&mut *conn)
                             .await
-                            .map_err(Error::Backend)?;
+                            .map_err(Error::db)?;
                     if let Some(text) = head.filter(|h| parse_head_mac(h).is_none())
                         && let Some((seq, hash)) = parse_head(&text)
                     {
@@ -355,33 +355,33 @@ impl SqliteStore {
     }
 
     /// Keyed mode's key, if on.
-    pub(super) fn audit_key(&self) -> Option<[u8; 32]> {
+    pub(crate) fn audit_key(&self) -> Option<[u8; 32]> {
         self.audit_key.get().copied()
     }
 
-    pub(super) async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
-        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+    pub(crate) async fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>, Error> {
+        let head: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(AUDIT_HEAD)
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::Backend)?;
+            .map_err(Error::db)?;
         Ok(head.and_then(|h| parse_head(&h)))
     }
 }
 
-async fn approvers(conn: &mut SqliteConnection, permission_id: &str) -> Result<Vec<String>, Error> {
+async fn approvers(conn: &mut Conn, permission_id: &str) -> Result<Vec<String>, Error> {
     sqlx::query_scalar(
-        "SELECT token_name FROM approvals WHERE permission_id = ? ORDER BY at, token_name",
+        "SELECT token_name FROM approvals WHERE permission_id = $1 ORDER BY at, token_name",
     )
     .bind(permission_id)
     .fetch_all(conn)
     .await
-    .map_err(Error::Backend)
+    .map_err(Error::db)
 }
 
-async fn insert_rules(conn: &mut SqliteConnection, rules: &[RuleRow]) -> Result<(), Error> {
+async fn insert_rules(conn: &mut Conn, rules: &[RuleRow]) -> Result<(), Error> {
     for rule in rules {
-        sqlx::query("INSERT INTO rules (id, spec, origin, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO rules (id, spec, origin, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&rule.id)
             .bind(&rule.spec)
             .bind(&rule.origin)
@@ -392,13 +392,13 @@ async fn insert_rules(conn: &mut SqliteConnection, rules: &[RuleRow]) -> Result<
                 sqlx::Error::Database(db) if db.is_unique_violation() => {
                     Error::Conflict(Conflict::RuleId)
                 }
-                _ => Error::Backend(e),
+                _ => Error::db(e),
             })?;
     }
     Ok(())
 }
 
-fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
+fn permission_from_row(r: &DbRow) -> Result<PermissionRow, Error> {
     Ok(PermissionRow {
         id: r.try_get("id").map_err(corrupt)?,
         kind: r.try_get("kind").map_err(corrupt)?,
@@ -424,7 +424,7 @@ fn permission_from_row(r: &SqliteRow) -> Result<PermissionRow, Error> {
     })
 }
 
-fn audit_from_row(r: &SqliteRow) -> Result<AuditRow, Error> {
+pub(crate) fn audit_from_row(r: &DbRow) -> Result<AuditRow, Error> {
     Ok(AuditRow {
         seq: r.try_get("seq").map_err(corrupt)?,
         at: ts(r, "at")?,

@@ -1,20 +1,20 @@
-//! SQLite statements for web sessions and pairing links.
+//! Web sessions and pairing links. Compiled once per backend.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
-use super::web::{PairingRow, SessionRow};
-use super::{Error, NewAudit, SqliteStore};
+use super::column::{corrupt, hash32, opt_ts, scopes, ts};
+use super::{Conn, Db, DbRow, This};
 use crate::clock::Timestamp;
+use crate::store::web::{PairingRow, SessionRow};
+use crate::store::{Error, NewAudit};
 
 const SESSION_COLUMNS: &str = "id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
                                last_seen_at, expires_at, revoked_at";
 const PAIRING_COLUMNS: &str =
     "id, name, code_hash, scopes, created_at, expires_at, created_by, redeemed_at, revoked_at";
 
-impl SqliteStore {
-    pub(super) async fn insert_session(
+impl This {
+    pub(crate) async fn insert_session(
         &self,
         row: &SessionRow,
         audit: Vec<NewAudit>,
@@ -27,30 +27,32 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn session_by_hash(
+    pub(crate) async fn session_by_hash(
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<SessionRow>, Error> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM web_sessions WHERE secret_hash = ?");
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM web_sessions WHERE secret_hash = $1");
         let row = sqlx::query(&sql)
             .bind(&hash[..])
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::Backend)?;
+            .map_err(Error::db)?;
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub(super) async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
-        sqlx::query("UPDATE web_sessions SET last_seen_at = max(last_seen_at, ?) WHERE id = ?")
-            .bind(now.as_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::Backend)?;
+    pub(crate) async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE web_sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1",
+        )
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db)?;
         Ok(())
     }
 
-    pub(super) async fn revoke_session(
+    pub(crate) async fn revoke_session(
         &self,
         id: &str,
         now: Timestamp,
@@ -64,7 +66,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn insert_pairing(
+    pub(crate) async fn insert_pairing(
         &self,
         row: &PairingRow,
         audit: Vec<NewAudit>,
@@ -77,7 +79,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn redeem_pairing(
+    pub(crate) async fn redeem_pairing(
         &self,
         hash: &[u8; 32],
         now: Timestamp,
@@ -89,8 +91,8 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     let sql = format!(
-                        "UPDATE pairings SET redeemed_at = ?1 WHERE code_hash = ?2 \
-                         AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1 \
+                        "UPDATE pairings SET redeemed_at = $1 WHERE code_hash = $2 \
+                         AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
                          RETURNING {PAIRING_COLUMNS}"
                     );
                     let row = sqlx::query(&sql)
@@ -98,7 +100,7 @@ impl SqliteStore {
                         .bind(&hash[..])
                         .fetch_optional(&mut *conn)
                         .await
-                        .map_err(Error::Backend)?;
+                        .map_err(Error::db)?;
                     let Some(row) = row else {
                         return Ok(None);
                     };
@@ -113,7 +115,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
+    pub(crate) async fn live_pairings(&self) -> Result<Vec<PairingRow>, Error> {
         let sql = format!(
             "SELECT {PAIRING_COLUMNS} FROM pairings WHERE revoked_at IS NULL \
              ORDER BY created_at DESC, id"
@@ -121,11 +123,11 @@ impl SqliteStore {
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)
             .await
-            .map_err(Error::Backend)?;
+            .map_err(Error::db)?;
         rows.iter().map(pairing_from_row).collect()
     }
 
-    pub(super) async fn revoke_pairing(
+    pub(crate) async fn revoke_pairing(
         &self,
         id: &str,
         now: Timestamp,
@@ -136,25 +138,25 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE pairings SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                        "UPDATE pairings SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                     )
                     .bind(now.as_millis())
                     .bind(&id)
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::Backend)?;
+                    .map_err(Error::db)?;
                     if done.rows_affected() == 0 {
                         return Err(Error::NotFound);
                     }
                     sqlx::query_scalar(
-                        "UPDATE web_sessions SET revoked_at = ? WHERE pairing_id = ? \
+                        "UPDATE web_sessions SET revoked_at = $1 WHERE pairing_id = $2 \
                          AND revoked_at IS NULL RETURNING id",
                     )
                     .bind(now.as_millis())
                     .bind(&id)
                     .fetch_all(&mut *conn)
                     .await
-                    .map_err(Error::Backend)
+                    .map_err(Error::db)
                 })
             },
             audit,
@@ -164,25 +166,21 @@ impl SqliteStore {
 }
 
 /// Ends a session (ending an ended one changes nothing).
-async fn revoke_session(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: Timestamp,
-) -> Result<(), Error> {
-    sqlx::query("UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+async fn revoke_session(conn: &mut Conn, id: &str, now: Timestamp) -> Result<(), Error> {
+    sqlx::query("UPDATE web_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now.as_millis())
         .bind(id)
         .execute(&mut *conn)
         .await
-        .map_err(Error::Backend)?;
+        .map_err(Error::db)?;
     Ok(())
 }
 
 /// Stores a new pairing link (only its code's hash).
-async fn insert_pairing(conn: &mut SqliteConnection, row: &PairingRow) -> Result<(), Error> {
+async fn insert_pairing(conn: &mut Conn, row: &PairingRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO pairings (id, name, code_hash, scopes, created_at, expires_at, \
-         created_by, redeemed_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_by, redeemed_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.id)
     .bind(&row.name)
@@ -195,17 +193,17 @@ async fn insert_pairing(conn: &mut SqliteConnection, row: &PairingRow) -> Result
     .bind(row.revoked_at.map(Timestamp::as_millis))
     .execute(&mut *conn)
     .await
-    .map_err(Error::Backend)?;
+    .map_err(Error::db)?;
     Ok(())
 }
 
 async fn insert_session<'e, E>(executor: E, row: &SessionRow) -> Result<(), Error>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = Db>,
 {
     sqlx::query(
         "INSERT INTO web_sessions (id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
-         last_seen_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         last_seen_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash[..])
@@ -219,11 +217,11 @@ where
     .bind(row.revoked_at.map(Timestamp::as_millis))
     .execute(executor)
     .await
-    .map_err(Error::Backend)?;
+    .map_err(Error::db)?;
     Ok(())
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<SessionRow, Error> {
+fn session_from_row(row: &DbRow) -> Result<SessionRow, Error> {
     Ok(SessionRow {
         id: row.try_get("id").map_err(corrupt)?,
         secret_hash: hash32(row, "secret_hash")?,
@@ -238,7 +236,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRow, Error> {
     })
 }
 
-fn pairing_from_row(row: &SqliteRow) -> Result<PairingRow, Error> {
+fn pairing_from_row(row: &DbRow) -> Result<PairingRow, Error> {
     Ok(PairingRow {
         id: row.try_get("id").map_err(corrupt)?,
         name: row.try_get("name").map_err(corrupt)?,

@@ -1,14 +1,15 @@
-//! SQLite statements for the OAuth authorization server.
+//! The OAuth authorization server's clients, grants, codes, families and refresh tokens.
+//! Compiled once per backend.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::oauth::{
+use super::column::{corrupt, hash32, opt_ts, scopes, ts};
+use super::{Conn, DbRow, This};
+use crate::clock::Timestamp;
+use crate::store::oauth::{
     ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
-use super::sqlite::column::{corrupt, hash32, opt_ts, scopes, ts};
-use super::{Conflict, Error, NewAudit, SqliteStore, TokenRow};
-use crate::clock::Timestamp;
+use crate::store::{Conflict, Error, NewAudit, TokenRow};
 
 const CLIENT_COLUMNS: &str = "id, secret_hash, name, redirect_uris, auth_method, \
      application_type, grant_types, scope, metadata, created_at, deleted_at";
@@ -17,27 +18,13 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
      family_id, created_at, expires_at";
 const FAMILY_COLUMNS: &str = "id, client_id, resource, scopes, created_at, revoked_at";
 
-fn backend(e: sqlx::Error) -> Error {
-    Error::Backend(e)
-}
-
 /// A client never authorized: no code was ever issued to it and no consent remembered.
 const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c \
      WHERE c.client_id = oauth_clients.id) AND NOT EXISTS (SELECT 1 FROM oauth_grants g \
      WHERE g.client_id = oauth_clients.id)";
 
-impl SqliteStore {
-    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): these transactions
-    /// read before they write, and a deferred one could not upgrade its lock if another write
-    /// (a token's last-use time, say) committed in between.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, Error> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)
-    }
-
-    pub(super) async fn insert_client(
+impl This {
+    pub(crate) async fn insert_client(
         &self,
         row: &ClientRow,
         cap: ClientCap,
@@ -48,21 +35,21 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     sqlx::query(&format!(
-                        "UPDATE oauth_clients SET deleted_at = ? WHERE deleted_at IS NULL AND created_at < ? \
+                        "UPDATE oauth_clients SET deleted_at = $1 WHERE deleted_at IS NULL AND created_at < $2 \
                          AND {NEVER_AUTHORIZED}"
                     ))
                     .bind(cap.now.as_millis())
                     .bind(cap.stale_before.as_millis())
                     .execute(&mut *conn)
                     .await
-                    .map_err(backend)?;
+                    .map_err(Error::db)?;
                     let (live, unauthorized): (i64, i64) = sqlx::query_as(&format!(
                         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN {NEVER_AUTHORIZED} THEN 1 ELSE 0 END), 0) \
                          FROM oauth_clients WHERE deleted_at IS NULL"
                     ))
                     .fetch_one(&mut *conn)
                     .await
-                    .map_err(backend)?;
+                    .map_err(Error::db)?;
                     if live >= i64::from(cap.max) || unauthorized >= i64::from(cap.unauthorized) {
                         return Err(Error::Conflict(Conflict::ClientCap));
                     }
@@ -70,7 +57,7 @@ impl SqliteStore {
                     sqlx::query(
                         "INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, auth_method, \
                          application_type, grant_types, scope, metadata, created_at, deleted_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
                     )
                     .bind(&row.id)
                     .bind(row.secret_hash.as_ref().map(|h| &h[..]))
@@ -84,7 +71,7 @@ impl SqliteStore {
                     .bind(row.created_at.as_millis())
                     .execute(&mut *conn)
                     .await
-                    .map_err(backend)?;
+                    .map_err(Error::db)?;
                     Ok(())
                 })
             },
@@ -93,19 +80,19 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
+    pub(crate) async fn client(&self, id: &str) -> Result<Option<ClientRow>, Error> {
         let sql = format!(
-            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ? AND deleted_at IS NULL"
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = $1 AND deleted_at IS NULL"
         );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(Error::db)?;
         row.as_ref().map(client_from_row).transpose()
     }
 
-    pub(super) async fn live_clients(&self) -> Result<Vec<ClientRow>, Error> {
+    pub(crate) async fn live_clients(&self) -> Result<Vec<ClientRow>, Error> {
         let sql = format!(
             "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE deleted_at IS NULL \
              ORDER BY created_at, id"
@@ -113,11 +100,11 @@ impl SqliteStore {
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(Error::db)?;
         rows.iter().map(client_from_row).collect()
     }
 
-    pub(super) async fn delete_client(
+    pub(crate) async fn delete_client(
         &self,
         id: &str,
         now: Timestamp,
@@ -129,31 +116,31 @@ impl SqliteStore {
                 Box::pin(async move {
                     let id = id.as_str();
                     let deleted = sqlx::query(
-            "UPDATE oauth_clients SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+            "UPDATE oauth_clients SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
         )
         .bind(now.as_millis())
         .bind(id)
         .execute(&mut *conn)
         .await
-        .map_err(backend)?;
+        .map_err(Error::db)?;
                     if deleted.rows_affected() == 0 {
                         return Err(Error::NotFound);
                     }
                     sqlx::query(
-            "UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+            "UPDATE oauth_grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
         )
         .bind(now.as_millis())
         .bind(id)
         .execute(&mut *conn)
         .await
-        .map_err(backend)?;
+        .map_err(Error::db)?;
                     let families: Vec<String> = sqlx::query_scalar(
-                        "SELECT id FROM oauth_families WHERE client_id = ? AND revoked_at IS NULL",
+                        "SELECT id FROM oauth_families WHERE client_id = $1 AND revoked_at IS NULL",
                     )
                     .bind(id)
                     .fetch_all(&mut *conn)
                     .await
-                    .map_err(backend)?;
+                    .map_err(Error::db)?;
                     let mut revoked = Vec::new();
                     for family in families {
                         revoked.extend(
@@ -168,7 +155,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn insert_grant(
+    pub(crate) async fn insert_grant(
         &self,
         row: &GrantRow,
         audit: Vec<NewAudit>,
@@ -181,23 +168,23 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn live_grants(
+    pub(crate) async fn live_grants(
         &self,
         client_id: Option<&str>,
     ) -> Result<Vec<GrantRow>, Error> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-             WHERE revoked_at IS NULL AND (?1 IS NULL OR client_id = ?1) ORDER BY created_at, id"
+             WHERE revoked_at IS NULL AND ($1 IS NULL OR client_id = $1) ORDER BY created_at, id"
         );
         let rows = sqlx::query(&sql)
             .bind(client_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(Error::db)?;
         rows.iter().map(grant_from_row).collect()
     }
 
-    pub(super) async fn revoke_grant(
+    pub(crate) async fn revoke_grant(
         &self,
         id: &str,
         now: Timestamp,
@@ -208,7 +195,7 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     let sql = format!(
-                        "UPDATE oauth_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+                        "UPDATE oauth_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
                          RETURNING {GRANT_COLUMNS}"
                     );
                     let row = sqlx::query(&sql)
@@ -216,7 +203,7 @@ impl SqliteStore {
                         .bind(&id)
                         .fetch_optional(&mut *conn)
                         .await
-                        .map_err(backend)?
+                        .map_err(Error::db)?
                         .ok_or(Error::NotFound)?;
                     grant_from_row(&row)
                 })
@@ -226,7 +213,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn insert_code(
+    pub(crate) async fn insert_code(
         &self,
         row: &CodeRow,
         audit: Vec<NewAudit>,
@@ -239,7 +226,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn use_code(
+    pub(crate) async fn use_code(
         &self,
         hash: &[u8; 32],
         now: Timestamp,
@@ -250,7 +237,7 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     let sql = format!(
-                        "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+                        "UPDATE oauth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
                          RETURNING {CODE_COLUMNS}"
                     );
                     let fresh = sqlx::query(&sql)
@@ -258,17 +245,17 @@ impl SqliteStore {
                         .bind(&hash[..])
                         .fetch_optional(&mut *conn)
                         .await
-                        .map_err(backend)?;
+                        .map_err(Error::db)?;
                     if let Some(row) = fresh {
                         let code = code_from_row(&row)?;
                         return Ok(CodeUse::Fresh(code));
                     }
                     let family: Option<String> =
-                        sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = ?")
+                        sqlx::query_scalar("SELECT family_id FROM oauth_codes WHERE code_hash = $1")
                             .bind(&hash[..])
                             .fetch_optional(&mut *conn)
                             .await
-                            .map_err(backend)?;
+                            .map_err(Error::db)?;
                     let Some(family) = family else {
                         return Ok(CodeUse::Unknown);
                     };
@@ -281,7 +268,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn use_refresh(
+    pub(crate) async fn use_refresh(
         &self,
         hash: &[u8; 32],
         now: Timestamp,
@@ -293,24 +280,24 @@ impl SqliteStore {
             move |conn| {
                 Box::pin(async move {
                     let found = sqlx::query(
-            "SELECT family_id, expires_at, used_at FROM oauth_refresh_tokens WHERE token_hash = ?",
+            "SELECT family_id, expires_at, used_at FROM oauth_refresh_tokens WHERE token_hash = $1",
         )
         .bind(&hash[..])
         .fetch_optional(&mut *conn)
         .await
-        .map_err(backend)?;
+        .map_err(Error::db)?;
                     let Some(found) = found else {
                         return Ok(RefreshUse::Invalid);
                     };
                     let family_id: String = found.try_get("family_id").map_err(corrupt)?;
                     let expires_at = ts(&found, "expires_at")?;
                     let used_at = opt_ts(&found, "used_at")?;
-                    let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = ?");
+                    let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = $1");
                     let family = sqlx::query(&sql)
                         .bind(&family_id)
                         .fetch_optional(&mut *conn)
                         .await
-                        .map_err(backend)?
+                        .map_err(Error::db)?
                         .as_ref()
                         .map(family_from_row)
                         .transpose()?;
@@ -330,13 +317,13 @@ impl SqliteStore {
                                 return Ok(RefreshUse::Invalid);
                             }
                             sqlx::query(
-                                "UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?",
+                                "UPDATE oauth_refresh_tokens SET used_at = $1 WHERE token_hash = $2",
                             )
                             .bind(now.as_millis())
                             .bind(&hash[..])
                             .execute(&mut *conn)
                             .await
-                            .map_err(backend)?;
+                            .map_err(Error::db)?;
                         }
                     }
                     Ok(RefreshUse::Valid(family))
@@ -347,7 +334,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn issue_tokens(
+    pub(crate) async fn issue_tokens(
         &self,
         family: Option<&FamilyRow>,
         access: &TokenRow,
@@ -357,7 +344,7 @@ impl SqliteStore {
         if let Some(f) = family {
             sqlx::query(
                 "INSERT INTO oauth_families (id, client_id, resource, scopes, created_at, \
-                 revoked_at, revoked_because) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                 revoked_at, revoked_because) VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
             )
             .bind(&f.id)
             .bind(&f.client_id)
@@ -366,23 +353,22 @@ impl SqliteStore {
             .bind(f.created_at.as_millis())
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(Error::db)?;
         } else {
-            let live: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM oauth_families WHERE id = ? AND revoked_at IS NULL",
-            )
-            .bind(&refresh.family_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let live =
+                sqlx::query("SELECT id FROM oauth_families WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(&refresh.family_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(Error::db)?;
             if live.is_none() {
                 return Err(Error::NotFound);
             }
         }
-        super::sqlite::insert_token(&mut *tx, access).await?;
+        super::tokens::insert_token(&mut tx, access).await?;
         sqlx::query(
             "INSERT INTO oauth_refresh_tokens (token_hash, family_id, created_at, expires_at, \
-             used_at) VALUES (?, ?, ?, ?, NULL)",
+             used_at) VALUES ($1, $2, $3, $4, NULL)",
         )
         .bind(&refresh.token_hash[..])
         .bind(&refresh.family_id)
@@ -390,11 +376,11 @@ impl SqliteStore {
         .bind(refresh.expires_at.as_millis())
         .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        .map_err(Error::db)?;
+        tx.commit().await.map_err(Error::db)
     }
 
-    pub(super) async fn revoke_oauth_token(
+    pub(crate) async fn revoke_oauth_token(
         &self,
         hash: &[u8; 32],
         client_id: &str,
@@ -402,44 +388,44 @@ impl SqliteStore {
     ) -> Result<Vec<String>, Error> {
         let mut tx = self.write_tx().await?;
         let access: Option<String> = sqlx::query_scalar(
-            "UPDATE tokens SET revoked_at = ? \
-             WHERE secret_hash = ? AND client_id = ? AND revoked_at IS NULL RETURNING id",
+            "UPDATE tokens SET revoked_at = $1 \
+             WHERE secret_hash = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING id",
         )
         .bind(now.as_millis())
         .bind(&hash[..])
         .bind(client_id)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(Error::db)?;
         if let Some(id) = access {
-            tx.commit().await.map_err(backend)?;
+            tx.commit().await.map_err(Error::db)?;
             return Ok(vec![id]);
         }
         let family: Option<String> = sqlx::query_scalar(
             "SELECT r.family_id FROM oauth_refresh_tokens r \
              JOIN oauth_families f ON f.id = r.family_id \
-             WHERE r.token_hash = ? AND f.client_id = ? AND f.revoked_at IS NULL",
+             WHERE r.token_hash = $1 AND f.client_id = $2 AND f.revoked_at IS NULL",
         )
         .bind(&hash[..])
         .bind(client_id)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(Error::db)?;
         let Some(family) = family else {
             return Ok(Vec::new());
         };
         let revoked = revoke_family(&mut tx, &family, "refresh token revoked", now).await?;
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(Error::db)?;
         Ok(revoked)
     }
 }
 
 /// Revokes a family and every access token issued in it; returns those tokens' ids.
 /// Remembers consent.
-async fn insert_grant(conn: &mut SqliteConnection, row: &GrantRow) -> Result<(), Error> {
+async fn insert_grant(conn: &mut Conn, row: &GrantRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO oauth_grants (id, client_id, scopes, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, NULL)",
+             VALUES ($1, $2, $3, $4, NULL)",
     )
     .bind(&row.id)
     .bind(&row.client_id)
@@ -447,16 +433,16 @@ async fn insert_grant(conn: &mut SqliteConnection, row: &GrantRow) -> Result<(),
     .bind(row.created_at.as_millis())
     .execute(&mut *conn)
     .await
-    .map_err(backend)?;
+    .map_err(Error::db)?;
     Ok(())
 }
 
 /// Stores an authorization code (only its hash).
-async fn insert_code(conn: &mut SqliteConnection, row: &CodeRow) -> Result<(), Error> {
+async fn insert_code(conn: &mut Conn, row: &CodeRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, \
              resource, scopes, family_id, created_at, expires_at, used_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
     )
     .bind(&row.code_hash[..])
     .bind(&row.client_id)
@@ -469,42 +455,42 @@ async fn insert_code(conn: &mut SqliteConnection, row: &CodeRow) -> Result<(), E
     .bind(row.expires_at.as_millis())
     .execute(&mut *conn)
     .await
-    .map_err(backend)?;
+    .map_err(Error::db)?;
     Ok(())
 }
 
 async fn revoke_family(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     family: &str,
     because: &str,
     now: Timestamp,
 ) -> Result<Vec<String>, Error> {
     sqlx::query(
-        "UPDATE oauth_families SET revoked_at = ?, revoked_because = ? \
-         WHERE id = ? AND revoked_at IS NULL",
+        "UPDATE oauth_families SET revoked_at = $1, revoked_because = $2 \
+         WHERE id = $3 AND revoked_at IS NULL",
     )
     .bind(now.as_millis())
     .bind(because)
     .bind(family)
     .execute(&mut *conn)
     .await
-    .map_err(backend)?;
+    .map_err(Error::db)?;
     sqlx::query_scalar(
-        "UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL RETURNING id",
+        "UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL RETURNING id",
     )
     .bind(now.as_millis())
     .bind(family)
     .fetch_all(&mut *conn)
     .await
-    .map_err(backend)
+    .map_err(Error::db)
 }
 
-fn strings(row: &SqliteRow, col: &str) -> Result<Vec<String>, Error> {
+fn strings(row: &DbRow, col: &str) -> Result<Vec<String>, Error> {
     let text: String = row.try_get(col).map_err(corrupt)?;
     serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
 }
 
-fn client_from_row(row: &SqliteRow) -> Result<ClientRow, Error> {
+fn client_from_row(row: &DbRow) -> Result<ClientRow, Error> {
     let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(corrupt)?;
     let secret_hash = match secret {
         None => None,
@@ -529,7 +515,7 @@ fn client_from_row(row: &SqliteRow) -> Result<ClientRow, Error> {
     })
 }
 
-fn grant_from_row(row: &SqliteRow) -> Result<GrantRow, Error> {
+fn grant_from_row(row: &DbRow) -> Result<GrantRow, Error> {
     Ok(GrantRow {
         id: row.try_get("id").map_err(corrupt)?,
         client_id: row.try_get("client_id").map_err(corrupt)?,
@@ -539,7 +525,7 @@ fn grant_from_row(row: &SqliteRow) -> Result<GrantRow, Error> {
     })
 }
 
-fn code_from_row(row: &SqliteRow) -> Result<CodeRow, Error> {
+fn code_from_row(row: &DbRow) -> Result<CodeRow, Error> {
     Ok(CodeRow {
         code_hash: hash32(row, "code_hash")?,
         client_id: row.try_get("client_id").map_err(corrupt)?,
@@ -553,7 +539,7 @@ fn code_from_row(row: &SqliteRow) -> Result<CodeRow, Error> {
     })
 }
 
-fn family_from_row(row: &SqliteRow) -> Result<FamilyRow, Error> {
+fn family_from_row(row: &DbRow) -> Result<FamilyRow, Error> {
     Ok(FamilyRow {
         id: row.try_get("id").map_err(corrupt)?,
         client_id: row.try_get("client_id").map_err(corrupt)?,

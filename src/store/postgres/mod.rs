@@ -1,0 +1,189 @@
+//! The PostgreSQL backend: one database that several instances share. The statements are
+//! `store/sql/`, shared with SQLite; this file holds what differs:
+//!
+//! - every writer batch takes one advisory transaction lock, the audit chain's, so appends from
+//!   every instance form one chain and `seq` order is commit order; the head is re-read under
+//!   the lock (another instance may have moved it);
+//! - each commit that appended announces the new head with `NOTIFY`, and `follow` (one task per
+//!   instance, `LISTEN`ing) reads every entry in `seq` order and publishes it to this instance's
+//!   event streams, whoever wrote it;
+//! - start-up: migrations under sqlx's advisory lock (instances starting together do not race),
+//!   and a refusal, with the reason, of a wrong URL, password or database.
+
+mod follow;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::chain::{self, AuditKey, Head};
+use super::{AuditRow, Error};
+
+#[path = "../sql/audit.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod audit;
+#[path = "../sql/broker.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod broker;
+#[path = "../sql/column.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod column;
+#[path = "../sql/oauth.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod oauth;
+#[path = "../sql/tokens.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod tokens;
+#[path = "../sql/web.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod web;
+#[path = "../sql/writer.rs"]
+#[allow(clippy::duplicate_mod)] // the statements both engines accept, compiled per backend
+mod writer;
+
+type Db = sqlx::Postgres;
+type Conn = sqlx::PgConnection;
+type DbRow = sqlx::postgres::PgRow;
+type This = PgStore;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock every instance's writer holds while it appends to the audit chain.
+const CHAIN_LOCK: i64 = 0x6167_656e_7467_6174; // "agentgat"
+/// The channel commits announce new audit entries on.
+const CHANNEL: &str = "agentgate_audit";
+/// How long a request waits for a free connection before it is refused (503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per instance.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// A pool of connections to one PostgreSQL database, and this instance's follower of its audit
+/// log.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Runs audited writes with group commit (see `sql/writer.rs`).
+    writer: writer::Writer,
+    /// Keyed audit mode's key, once set: the writer signs every head it records with it.
+    audit_key: AuditKey,
+    /// Every committed audit entry, from any instance, for the event streams.
+    events: tokio::sync::broadcast::Sender<std::sync::Arc<AuditRow>>,
+    /// The entries this instance wrote, for what must happen once per entry (notifications).
+    own: tokio::sync::broadcast::Sender<std::sync::Arc<AuditRow>>,
+    /// Stops the follower when the last clone of the store is dropped.
+    _follower: std::sync::Arc<DropGuard>,
+}
+
+impl PgStore {
+    /// Connects, migrates (under sqlx's advisory lock) and starts following the audit log.
+    pub async fn open(options: &PgConnectOptions) -> Result<PgStore, Error> {
+        let options = options.clone().application_name("agentgate");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(refused)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| super::migration_failed(e, &MIGRATOR))?;
+        let audit_key = AuditKey::default();
+        let writer = writer::Writer::start(&pool, audit_key.clone()).await?;
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        let (own, _) = tokio::sync::broadcast::channel(4096);
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit")
+            .fetch_one(&pool)
+            .await
+            .map_err(Error::db)?;
+        let stop = CancellationToken::new();
+        tokio::spawn(follow::follow(
+            pool.clone(),
+            events.clone(),
+            head.unwrap_or(0),
+            stop.clone(),
+        ));
+        Ok(PgStore {
+            pool,
+            writer,
+            audit_key,
+            events,
+            own,
+            _follower: std::sync::Arc::new(stop.drop_guard()),
+        })
+    }
+
+    /// Every committed audit entry, in `seq` order, from the follower.
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<AuditRow>> {
+        self.events.subscribe()
+    }
+
+    /// The entries this instance wrote, once committed.
+    pub(super) fn subscribe_own(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<AuditRow>> {
+        self.own.subscribe()
+    }
+
+    /// Tells what follows this instance's own writes. The event streams hear of them from the
+    /// follower, with every other instance's, once and in order.
+    pub(super) fn publish(&self, rows: &[AuditRow]) {
+        for row in rows {
+            let _ = self.own.send(std::sync::Arc::new(row.clone()));
+        }
+    }
+
+    /// A plain transaction: row locks and conditional updates keep these writes correct when
+    /// instances race.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Db>, Error> {
+        self.pool.begin().await.map_err(Error::db)
+    }
+}
+
+/// A connection refused at start-up, said plainly: a wrong password and a missing database by
+/// their SQLSTATE.
+fn refused(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e {
+        let why = match db.code().as_deref() {
+            Some("28P01") | Some("28000") => Some("the server refused the user or password"),
+            Some("3D000") => Some("the database does not exist (create it first)"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Error::Open(format!("{why}: {}", db.message()));
+        }
+    }
+    match Error::db(e) {
+        Error::Unavailable(why) => Error::Open(format!("cannot reach the server: {why}")),
+        other => other,
+    }
+}
+
+/// Begins a writer batch holding the audit chain's lock, and forgets the cached head: another
+/// instance may have appended since.
+async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
+    sqlx::query("BEGIN")
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHAIN_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db)?;
+    chain::restore(Head::default());
+    Ok(())
+}
+
+/// Tells every instance's follower, at commit, that the chain moved.
+async fn announce(conn: &mut Conn, seq: i64) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(seq.to_string())
+        .execute(conn)
+        .await
+        .map_err(Error::db)?;
+    Ok(())
+}

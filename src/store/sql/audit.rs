@@ -1,0 +1,114 @@
+//! Appending to the audit chain inside a write's transaction, and recording its head once per
+//! batch, just before the commit (signed in keyed mode). Compiled once per backend.
+
+use futures_util::future::BoxFuture;
+
+use super::{Conn, This};
+use crate::audit;
+use crate::store::chain::{self, AUDIT_HEAD, cached_head, set_head};
+use crate::store::{AuditRow, Error, NewAudit};
+
+/// Appends entries to the chain inside the caller's transaction and moves the recorded head.
+pub(crate) async fn append_audit(
+    conn: &mut Conn,
+    entries: Vec<NewAudit>,
+) -> Result<Vec<AuditRow>, Error> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The writer task caches the chain's head between writes; read it only when unknown.
+    let (mut seq, mut prev) = match cached_head() {
+        Some(head) => head,
+        None => {
+            let last: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(Error::Backend)?;
+            last.unwrap_or((0, audit::GENESIS.to_vec()))
+        }
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let hash = audit::chain_hash(
+            &prev,
+            seq,
+            e.at.as_millis(),
+            e.event,
+            e.subject.as_deref(),
+            &e.data,
+        );
+        sqlx::query(
+            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(seq)
+        .bind(e.at.as_millis())
+        .bind(e.event)
+        .bind(&e.subject)
+        .bind(&e.data)
+        .bind(&prev)
+        .bind(&hash[..])
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::Backend)?;
+        out.push(AuditRow {
+            seq,
+            at: e.at,
+            event: e.event.to_owned(),
+            subject: e.subject,
+            data: e.data,
+            prev_hash: prev.clone(),
+            hash: hash.to_vec(),
+        });
+        prev = hash.to_vec();
+    }
+    // The recorded head is written once per batch, just before its commit.
+    set_head(seq, prev);
+    Ok(out)
+}
+
+/// Records the chain's head in `settings` (in the writer's transaction), so verification notices
+/// a truncated tail. In keyed mode the record carries the head's HMAC too.
+pub(crate) async fn record_head(
+    conn: &mut Conn,
+    seq: i64,
+    hash: &[u8],
+    key: Option<&[u8; 32]>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, 0) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(AUDIT_HEAD)
+    .bind(chain::head_record(seq, hash, key))
+    .execute(conn)
+    .await
+    .map_err(Error::Backend)?;
+    Ok(())
+}
+
+impl This {
+    /// Runs `change`, then appends the entries `audit` makes of its outcome, in one transaction
+    /// of the writer: if the audit cannot be written, neither is the change (fail closed). The
+    /// entries are published once committed.
+    pub(crate) async fn audited<T, F, A>(&self, change: F, audit: A) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, Error>> + Send + 'static,
+        A: FnOnce(&T) -> Vec<NewAudit> + Send + 'static,
+    {
+        let (out, rows) = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let out = change(&mut *conn).await?;
+                    let rows = append_audit(conn, audit(&out)).await?;
+                    Ok((out, rows))
+                })
+            })
+            .await?;
+        self.publish(&rows);
+        Ok(out)
+    }
+}

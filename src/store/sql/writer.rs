@@ -1,0 +1,219 @@
+//! Group commit: one writer task per instance owns one connection and runs every audited write.
+//! Writes that arrive while a commit is being synced to disk are batched into the next
+//! transaction, each in its own savepoint (one failing write does not undo the others), and all
+//! are acknowledged after a single `COMMIT`. The commit's fsync is what a write costs, so this
+//! turns N fsyncs into one without weakening durability: nobody hears "done" before their write
+//! is on disk. Compiled once per backend; the backend says how a batch begins (`begin_batch`:
+//! SQLite takes its write lock, PostgreSQL the audit chain's lock, shared by every instance) and
+//! what the commit announces (`announce`).
+//!
+//! A connection that fails (the database restarted, the backend was terminated) is dropped and a
+//! new one taken for the next batch; while none can be had, writes fail at once with
+//! [`Error::Unavailable`] rather than queue behind a dead connection.
+
+use futures_util::future::BoxFuture;
+use sqlx::pool::PoolConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Conn, Db, audit, begin_batch};
+use crate::store::Error;
+use crate::store::chain::{self, AuditKey, HEAD, Head};
+
+type Done = Box<dyn FnOnce(Option<Error>) + Send>;
+type Job =
+    Box<dyn for<'c> FnOnce(Result<&'c mut Conn, Error>) -> BoxFuture<'c, (bool, Done)> + Send>;
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// A handle to the writer task.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task on a connection from `pool`.
+    pub(crate) async fn start(pool: &sqlx::Pool<Db>, key: AuditKey) -> Result<Writer, Error> {
+        let conn = pool.acquire().await.map_err(Error::db)?;
+        let (jobs, rx) = mpsc::channel::<Job>(4096);
+        let task = run(pool.clone(), Some(conn), rx, key);
+        tokio::spawn(HEAD.scope(std::cell::RefCell::new(Head::default()), task));
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `f` inside the next group transaction and returns its result once committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, Error>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, Error>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = match conn {
+                    Ok(conn) => f(conn).await,
+                    Err(e) => Err(e),
+                };
+                let ok = result.is_ok();
+                let done: Done = Box::new(move |commit_error| {
+                    let _ = tx.send(match commit_error {
+                        None => result,
+                        Some(e) => Err(e),
+                    });
+                });
+                (ok, done)
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
+    }
+}
+
+async fn exec(conn: &mut Conn, sql: &str) -> Result<(), Error> {
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(Error::db)
+}
+
+/// Fails a batch that could not start: nothing of it was written.
+async fn fail(batch: Vec<Job>, error: &Error) {
+    for job in batch {
+        let (_, done) = job(Err(error.again())).await;
+        done(None);
+    }
+}
+
+async fn run(
+    pool: sqlx::Pool<Db>,
+    mut conn: Option<PoolConnection<Db>>,
+    mut rx: mpsc::Receiver<Job>,
+    key: AuditKey,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match pool.acquire().await {
+                Ok(c) => c,
+                Err(e) => {
+                    let e = Error::db(e);
+                    tracing::warn!(error = %e, "no database connection for a write; failing it");
+                    fail(batch, &e).await;
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        if let Err(e) = begin_batch(&mut c).await {
+            tracing::warn!(error = %e, "cannot begin a write transaction; failing its writes");
+            // The connection may be dead: the next batch takes another.
+            chain::restore(Head::default());
+            fail(batch, &e).await;
+            continue;
+        }
+        let healthy = commit_batch(&mut c, batch, &key).await;
+        if healthy {
+            conn = Some(c);
+        } else {
+            chain::restore(Head::default());
+            c.close_on_drop();
+        }
+    }
+}
+
+/// Runs one batch in the open transaction and commits it. `false`: the connection failed.
+async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool {
+    let mut dones = Vec::with_capacity(batch.len());
+    let mut broken: Option<Error> = None;
+    // A lone write needs no savepoint: if it fails, the whole transaction is rolled back and
+    // its caller gets its own error.
+    let single = batch.len() == 1;
+    let mut lone_failed = false;
+    for job in batch {
+        let before = chain::snapshot();
+        if !single && let Err(e) = exec(conn, "SAVEPOINT w").await {
+            broken = Some(e);
+            break;
+        }
+        let (ok, done) = job(Ok(&mut *conn)).await;
+        let end = match (ok, single) {
+            (true, true) => Ok(()),
+            (true, false) => exec(conn, "RELEASE w").await,
+            (false, true) => {
+                lone_failed = true;
+                Ok(())
+            }
+            (false, false) => {
+                chain::restore(before);
+                match exec(conn, "ROLLBACK TO w").await {
+                    Ok(()) => exec(conn, "RELEASE w").await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        dones.push(done);
+        if let Err(e) = end {
+            broken = Some(e);
+            break;
+        }
+    }
+    if lone_failed {
+        let rolled_back = exec(conn, "ROLLBACK").await;
+        if let Err(e) = &rolled_back {
+            tracing::error!(error = %e, "rolling back a failed write failed");
+        }
+        chain::restore(Head::default());
+        for done in dones {
+            done(None);
+        }
+        return rolled_back.is_ok();
+    }
+    let head = chain::snapshot();
+    if broken.is_none()
+        && head.dirty
+        && let Some((seq, hash)) = &head.known
+    {
+        let recorded = match audit::record_head(conn, *seq, hash, key.get()).await {
+            Ok(()) => super::announce(conn, *seq).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            broken = Some(e);
+        }
+    }
+    let outcome = match broken {
+        Some(e) => Err(e),
+        None => exec(conn, "COMMIT").await,
+    };
+    let healthy = match &outcome {
+        Ok(()) => {
+            chain::restore(Head {
+                known: head.known,
+                dirty: false,
+            });
+            true
+        }
+        Err(_) => {
+            // Nothing of this batch is on disk: forget the head and re-read it next time.
+            chain::restore(Head::default());
+            exec(conn, "ROLLBACK").await.is_ok()
+        }
+    };
+    let error = outcome.err();
+    for done in dones {
+        done(error.as_ref().map(Error::again));
+    }
+    healthy
+}
