@@ -28,8 +28,15 @@ pub fn spawn(store: &Store, broker: Arc<Broker>, auth: Arc<Authenticator>) {
             };
             match next {
                 Ok(row) => {
-                    broker.heard(&row).await;
-                    auth.heard(&row).await;
+                    // What is already here is handled together (see `Broker::heard`).
+                    let mut rows = vec![row];
+                    while let Ok(more) = entries.try_recv() {
+                        rows.push(more);
+                    }
+                    broker.heard(&rows).await;
+                    for row in &rows {
+                        auth.heard(row).await;
+                    }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "fell behind the shared audit log; catching up");

@@ -135,6 +135,7 @@ pub struct Broker {
     settings: Settings,
     configured: Vec<Rule>,
     policy: RwLock<Arc<RuleSet>>,
+    reloading: tokio::sync::Mutex<()>,
     waiters: Mutex<HashMap<String, watch::Sender<()>>>,
     wake_expirer: Notify,
     /// When the expirer next wakes by itself (ms since the epoch), so a new request wakes it only
@@ -159,6 +160,7 @@ impl Broker {
             policy: RwLock::new(Arc::new(
                 RuleSet::new(Vec::new()).map_err(|e| Error::Corrupt(e.to_string()))?,
             )),
+            reloading: tokio::sync::Mutex::new(()),
             waiters: Mutex::new(HashMap::new()),
             wake_expirer: Notify::new(),
             expirer_wakes_at: AtomicI64::new(i64::MIN),

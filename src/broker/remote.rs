@@ -7,28 +7,30 @@
 use super::*;
 
 impl Broker {
-    /// Acts on one committed audit entry, whoever wrote it.
-    pub async fn heard(&self, row: &AuditRow) {
-        match row.event.as_str() {
-            events::PERMISSION_DECIDED => {
-                if let Some(id) = &row.subject {
-                    self.wake(id);
+    /// Acts on committed audit entries, whoever wrote them, in the order given. Rules change
+    /// first: a decision and the rule it remembered are committed together, and the waiter the
+    /// decision releases may ask again at once, so the rule must already be in force.
+    pub async fn heard(&self, rows: &[Arc<AuditRow>]) {
+        let rules_changed = rows
+            .iter()
+            .any(|r| r.event == events::RULE_CREATED || r.event == events::RULE_DELETED);
+        if rules_changed && let Err(e) = self.reload_policy().await {
+            tracing::error!(error = %e, "cannot load the rules another instance changed");
+        }
+        for row in rows {
+            match row.event.as_str() {
+                events::PERMISSION_DECIDED => {
+                    if let Some(id) = &row.subject {
+                        self.wake(id);
+                    }
                 }
-            }
-            events::PERMISSION_CREATED => {
-                let deadline = serde_json::from_str::<serde_json::Value>(&row.data)
-                    .ok()
-                    .and_then(|d| serde_json::from_value::<Timestamp>(d["deadline"].clone()).ok());
-                if let Some(at) = deadline {
-                    self.deadline_added(at);
+                events::PERMISSION_CREATED => {
+                    if let Some(at) = deadline_of(row) {
+                        self.deadline_added(at);
+                    }
                 }
+                _ => {}
             }
-            events::RULE_CREATED | events::RULE_DELETED => {
-                if let Err(e) = self.reload_policy().await {
-                    tracing::error!(error = %e, "cannot load the rules another instance changed");
-                }
-            }
-            _ => {}
         }
     }
 
@@ -51,4 +53,10 @@ impl Broker {
             self.wake_expirer.notify_one();
         }
     }
+}
+
+/// The deadline a `permission.created` entry records, if any.
+fn deadline_of(row: &AuditRow) -> Option<Timestamp> {
+    let data: serde_json::Value = serde_json::from_str(&row.data).ok()?;
+    serde_json::from_value(data.get("deadline")?.clone()).ok()
 }

@@ -31,7 +31,10 @@ impl Broker {
         }
     }
 
+    /// Reads the stored rules and puts them in force. Reloads run one at a time, so one that read
+    /// before a change cannot put its older rules in force after one that read after it.
     pub(super) async fn reload_policy(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.reloading.lock().await;
         let mut rules = self.configured.clone();
         for row in self.store.rules().await? {
             rules.push(rule_from_row(&row)?);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, eventually, spawn_app_with};
+use crate::harness::{Behind, Bind, TestApp, eventually, spawn_app_with};
 
 const RULES: &str = r#"
 default_timeout = 120
@@ -1123,16 +1123,14 @@ async fn the_audit_chain_verifies_and_names_an_edited_entry() {
     assert_eq!(e["event"], "permission.decided");
     assert_eq!(e["data"]["decided_by"]["approver"], "laptop");
 
-    // Edit one row behind the daemon's back, as `sqlite3` would.
-    let db = app.dir.path().join("agentgate.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+    // Edit one row behind the daemon's back, as `sqlite3` or `psql` would.
+    Behind::open(&app)
         .await
-        .unwrap();
-    sqlx::query("UPDATE audit SET data = replace(data, 'laptop', 'mallory') WHERE seq = ?")
-        .bind(base + 2)
-        .execute(&pool)
-        .await
-        .unwrap();
+        .exec(
+            "UPDATE audit SET data = replace(data, 'laptop', 'mallory') WHERE seq = $1",
+            &[Bind::Int(base + 2)],
+        )
+        .await;
     let v = app
         .get("/api/v1/audit/verify", Some(&a.reader))
         .await
@@ -1608,33 +1606,27 @@ async fn an_agent_cannot_bury_the_inbox_pending_and_old_content_are_capped_per_c
 /// Rewrites the whole chain behind the daemon's back, as someone who can write the database
 /// would: every entry's data edited, every hash recomputed, the head record replaced.
 async fn rewrite_chain(app: &TestApp) {
-    let db = app.dir.path().join("agentgate.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let rows: Vec<(i64, i64, String, Option<String>, String)> =
-        sqlx::query_as("SELECT seq, at, event, subject, data FROM audit ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let db = Behind::open(app).await;
     let mut prev = agentgate::audit::GENESIS.to_vec();
-    for (seq, at, event, subject, data) in rows {
+    for (seq, at, event, subject, data) in db.audit().await {
         let data = data.replace("laptop", "mallory");
         let hash = agentgate::audit::chain_hash(&prev, seq, at, &event, subject.as_deref(), &data);
-        sqlx::query("UPDATE audit SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?")
-            .bind(&data)
-            .bind(&prev)
-            .bind(&hash[..])
-            .bind(seq)
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.exec(
+            "UPDATE audit SET data = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+            &[
+                Bind::Text(data),
+                Bind::Bytes(prev.clone()),
+                Bind::Bytes(hash.to_vec()),
+                Bind::Int(seq),
+            ],
+        )
+        .await;
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        sqlx::query("UPDATE settings SET value = ? WHERE key = 'audit_head'")
-            .bind(format!("{seq}:{hex}"))
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.exec(
+            "UPDATE settings SET value = $1 WHERE key = 'audit_head'",
+            &[Bind::Text(format!("{seq}:{hex}"))],
+        )
+        .await;
         prev = hash.to_vec();
     }
 }

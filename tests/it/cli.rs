@@ -16,6 +16,8 @@ struct Daemon {
     url: String,
     dir: tempfile::TempDir,
     log: PathBuf,
+    /// Its PostgreSQL database, when the run uses one.
+    _db: Option<crate::pg::TestDb>,
 }
 
 impl Daemon {
@@ -27,11 +29,16 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let ready = dir.path().join("ready");
         let log = dir.path().join("serve.log");
+        let db = crate::pg::TestDb::if_selected();
+        let database = db
+            .as_ref()
+            .map(|db| vec!["--database".to_owned(), db.url()]);
         let child = Command::new(BIN)
             .args(["serve", "--listen", listen, "--ready-file"])
             .arg(&ready)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(database.unwrap_or_default())
             .args(extra)
             .env_remove("AGENTGATE_TOKEN")
             .env("XDG_CONFIG_HOME", dir.path().join("no-config"))
@@ -46,6 +53,7 @@ impl Daemon {
             url: format!("http://{addr}"),
             dir,
             log,
+            _db: db,
         }
     }
 
@@ -163,7 +171,9 @@ fn first_start_creates_a_private_owner_token_and_logs_only_its_path() {
     let token_file = data.join("admin.token");
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&token_file), 0o600);
-    assert_eq!(mode(&data.join("agentgate.db")), 0o600);
+    if daemon._db.is_none() {
+        assert_eq!(mode(&data.join("agentgate.db")), 0o600);
+    }
     let secret = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()

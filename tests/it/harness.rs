@@ -1,4 +1,5 @@
-//! Starts the daemon in-process on `127.0.0.1:0` with a fresh SQLite file and a manual clock.
+//! Starts the daemon in-process on `127.0.0.1:0` with a fresh SQLite file (or PostgreSQL
+//! database, see `pg`) and a manual clock.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct TestApp {
     /// Each gateway's own listener, by name.
     pub gateways: Vec<(String, SocketAddr)>,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database, when the run uses one (dropped after the daemon).
+    pub db: Option<std::sync::Arc<crate::pg::TestDb>>,
     config_toml: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -41,24 +44,40 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(config_toml: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(Timestamp::from_millis(1_800_000_000_000));
-    start(dir, clock, config_toml.to_owned()).await
+    let db = crate::pg::TestDb::if_selected().map(std::sync::Arc::new);
+    start(dir, db, clock, config_toml.to_owned()).await
 }
 
 /// The daemon's configuration for a test, through the same `Config::resolve` the daemon uses:
 /// `config_toml` as its file, a temp data dir, an ephemeral loopback port.
 pub fn config_for(dir: &std::path::Path, config_toml: &str) -> Config {
+    config_on(dir, None, config_toml)
+}
+
+/// As [`config_for`], on the PostgreSQL database `db` if given.
+pub fn config_on(
+    dir: &std::path::Path,
+    db: Option<&crate::pg::TestDb>,
+    config_toml: &str,
+) -> Config {
     let path = std::path::PathBuf::from("test-config.toml");
     let file = FileConfig::parse(&path, config_toml).unwrap();
     let over = Overrides {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.to_owned()),
+        database_url: db.map(crate::pg::TestDb::url),
         ..Overrides::default()
     };
     Config::resolve(file, Some((path, config_toml.to_owned())), over).unwrap()
 }
 
-async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> TestApp {
-    let config = config_for(dir.path(), &config_toml);
+async fn start(
+    dir: tempfile::TempDir,
+    db: Option<std::sync::Arc<crate::pg::TestDb>>,
+    clock: Clock,
+    config_toml: String,
+) -> TestApp {
+    let config = config_on(dir.path(), db.as_deref(), &config_toml);
     let app = App::build(&config, clock.clone()).await.unwrap();
     let broker = app.broker();
     let openwork = app.openwork_addr();
@@ -92,6 +111,7 @@ async fn start(dir: tempfile::TempDir, clock: Clock, config_toml: String) -> Tes
         openwork,
         gateways,
         dir,
+        db,
         config_toml,
         stop: Some(stop),
         task: Some(task),
@@ -136,7 +156,13 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        start(dir, self.clock.clone(), self.config_toml.clone()).await
+        start(
+            dir,
+            self.db.clone(),
+            self.clock.clone(),
+            self.config_toml.clone(),
+        )
+        .await
     }
 
     pub async fn shutdown(&mut self) {
@@ -275,4 +301,98 @@ pub async fn first_pending(app: &TestApp) -> Value {
             .and_then(|p| p.first().cloned())
     })
     .await
+}
+
+/// A bound value for [`Behind::exec`].
+pub enum Bind {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// The daemon's database opened behind its back, as someone with `sqlite3` or `psql` would:
+/// the same statements (`$N` placeholders) on either backend.
+pub enum Behind {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+macro_rules! bound {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for b in $binds {
+            q = match b {
+                Bind::Int(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+                Bind::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+impl Behind {
+    pub async fn open(app: &TestApp) -> Behind {
+        match &app.db {
+            Some(db) => Behind::Postgres(sqlx::PgPool::connect(&db.url()).await.unwrap()),
+            None => {
+                let file = app.dir.path().join("agentgate.db");
+                let url = format!("sqlite://{}", file.display());
+                Behind::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+            }
+        }
+    }
+
+    pub async fn exec(&self, sql: &str, binds: &[Bind]) {
+        match self {
+            Behind::Sqlite(pool) => {
+                bound!(sqlx::query(sql), binds).execute(pool).await.unwrap();
+            }
+            Behind::Postgres(pool) => {
+                bound!(sqlx::query(sql), binds).execute(pool).await.unwrap();
+            }
+        }
+    }
+
+    /// Every audit entry: seq, at, event, subject, data.
+    pub async fn audit(&self) -> Vec<(i64, i64, String, Option<String>, String)> {
+        let sql = "SELECT seq, at, event, subject, data FROM audit ORDER BY seq";
+        match self {
+            Behind::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+            Behind::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        }
+    }
+
+    /// Everything stored, as text: the SQLite file's (and its log's) bytes, or every PostgreSQL
+    /// row.
+    pub async fn dump(&self, app: &TestApp) -> String {
+        match self {
+            Behind::Sqlite(_) => {
+                // The file and its write-ahead log, where recent rows are.
+                let mut bytes = std::fs::read(app.dir.path().join("agentgate.db")).unwrap();
+                if let Ok(wal) = std::fs::read(app.dir.path().join("agentgate.db-wal")) {
+                    bytes.extend(wal);
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Behind::Postgres(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                let mut all = String::new();
+                for table in tables {
+                    let rows: Vec<String> =
+                        sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+                            .fetch_all(pool)
+                            .await
+                            .unwrap();
+                    all.push_str(&rows.join("\n"));
+                }
+                all
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The one integration test binary: real servers on ephemeral loopback ports, real SQLite files
-//! in temporary directories, and the real `agentgate` binary for the CLI.
+//! in temporary directories (or, with `AGENTGATE_TEST_BACKEND=postgres`, a real PostgreSQL
+//! database per daemon: see `pg`), and the real `agentgate` binary for the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_tokens;
@@ -13,6 +14,7 @@ mod hooks;
 mod mcp_gateway;
 mod notify;
 mod oauth;
+mod pg;
 mod safety;
 mod scope_table;
 mod web;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::harness::{Reply, TestApp, spawn_app, spawn_app_with};
+use crate::harness::{Behind, Reply, TestApp, spawn_app, spawn_app_with};
 
 const PASSPHRASE: &str = "correct horse battery";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
@@ -447,8 +447,8 @@ async fn an_mcp_client_registers_consents_calls_tools_and_refreshes() {
     let access = t["access_token"].as_str().unwrap().to_owned();
     let refresh = t["refresh_token"].as_str().unwrap().to_owned();
     // Stored hashed in the token store with its client and audience.
-    let db = std::fs::read(app.dir.path().join("agentgate.db")).unwrap();
-    let db = String::from_utf8_lossy(&db);
+    let db = Behind::open(&app).await.dump(&app).await;
+    assert!(db.contains("tok_"), "the dump holds the token rows");
     assert!(!db.contains(&access) && !db.contains(&refresh));
     // The MCP session: initialize, tools/list, tools/call.
     let session = mcp_session(&app, &access).await;
