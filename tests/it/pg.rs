@@ -71,7 +71,8 @@ pub fn admin(sql: &str) {
     .unwrap();
 }
 
+/// A fresh random number (std's hasher keys are random per `RandomState`).
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+    RandomState::new().hash_one(std::process::id())
 }
