@@ -17,4 +17,5 @@ mod oauth;
 mod pg;
 mod safety;
 mod scope_table;
+mod store;
 mod web;
