@@ -347,7 +347,7 @@ async fn requests_budgets_decisions_and_approvals() {
             .unwrap()
             .is_none()
     );
-    assert_eq!(s.rules().await.unwrap(), [rule.clone()]);
+    assert_eq!(s.rules().await.unwrap(), std::slice::from_ref(&rule));
     // add_rules, delete_rule
     let mut second = rule.clone();
     second.id = "rule_2".into();
@@ -580,7 +580,7 @@ async fn oauth_clients_grants_codes_and_refresh_families() {
         revoked_at: None,
     };
     s.insert_grant(&grant, Vec::new()).await.unwrap();
-    assert_eq!(s.live_grants(Some("cli_3")).await.unwrap(), [grant.clone()]);
+    assert_eq!(s.live_grants(Some("cli_3")).await.unwrap(), std::slice::from_ref(&grant));
     assert_eq!(s.live_grants(None).await.unwrap().len(), 1);
     assert!(s.live_grants(Some("cli_9")).await.unwrap().is_empty());
     let revoked = s
