@@ -7,6 +7,7 @@ mod api_tokens;
 mod bridge;
 mod broker;
 mod cli;
+mod cluster;
 mod forward_auth;
 mod gateway;
 mod harness;

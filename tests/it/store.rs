@@ -580,7 +580,10 @@ async fn oauth_clients_grants_codes_and_refresh_families() {
         revoked_at: None,
     };
     s.insert_grant(&grant, Vec::new()).await.unwrap();
-    assert_eq!(s.live_grants(Some("cli_3")).await.unwrap(), std::slice::from_ref(&grant));
+    assert_eq!(
+        s.live_grants(Some("cli_3")).await.unwrap(),
+        std::slice::from_ref(&grant)
+    );
     assert_eq!(s.live_grants(None).await.unwrap().len(), 1);
     assert!(s.live_grants(Some("cli_9")).await.unwrap().is_empty());
     let revoked = s
