@@ -7,7 +7,6 @@
 //! Used by the web inbox sign-in and the OAuth consent page; set through the admin API. The
 //! passphrase itself is never stored or logged.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::api::events;
 use crate::clock::{Clock, Timestamp};
+use crate::store::web::Failures;
 use crate::store::{self, NewAudit, Store, setting};
 
 /// Argon2id memory cost in KiB (64 MiB): with three passes this puts one verification well above
@@ -62,8 +62,8 @@ pub const MAX_LEN: usize = 1024;
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// The longest lock-out.
 const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
-/// Sources tracked at once; beyond this, entries whose lock has passed are dropped first.
-const MAX_TRACKED: usize = 10_000;
+/// Tries at claiming a source's budget when other guesses (on any instance) race for it.
+const CLAIM_TRIES: usize = 8;
 
 /// Why a passphrase operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,17 +91,10 @@ pub enum Error {
     Store(#[from] store::Error),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    failures: u32,
-    locked_until: Timestamp,
-}
-
 /// Sets and verifies the owner passphrase.
 pub struct Passphrases {
     store: Store,
     clock: Clock,
-    sources: Mutex<HashMap<IpAddr, Backoff>>,
     running: tokio::sync::Semaphore,
     /// Start of the current global window and the verifications in it.
     global: Mutex<(Timestamp, u32)>,
@@ -183,7 +176,6 @@ impl Passphrases {
         Passphrases {
             store,
             clock,
-            sources: Mutex::new(HashMap::new()),
             running: tokio::sync::Semaphore::new(MAX_CONCURRENT),
             global: Mutex::new((Timestamp::from_millis(0), 0)),
         }
@@ -225,7 +217,7 @@ impl Passphrases {
     /// passed; each failure doubles the backoff. Beyond [`MAX_CONCURRENT`] verifications at once,
     /// or [`GLOBAL_MAX`] a minute, guesses are refused too.
     pub async fn verify(&self, source: IpAddr, candidate: String) -> Result<(), Error> {
-        let key = budget_key(source);
+        let source = budget_key(source).to_string();
         let phc = self
             .store
             .setting(setting::PASSPHRASE)
@@ -235,7 +227,7 @@ impl Passphrases {
             return Err(Error::Backoff(Duration::from_secs(1)));
         };
         let now = self.clock.now();
-        self.take_budget(key, now)?;
+        self.take_budget(&source, now).await?;
         let ok = if candidate.len() > MAX_LEN {
             false
         } else {
@@ -244,28 +236,32 @@ impl Passphrases {
                 .map_err(|e| Error::Hash(e.to_string()))??
         };
         if ok {
-            if let Ok(mut sources) = self.sources.lock() {
-                sources.remove(&key);
-            }
+            self.store.clear_passphrase_failures(&source, now).await?;
             Ok(())
         } else {
             // The lock taken before hashing counts from the answer too: a slow hash must not
             // shorten the wait the person (or the guesser) sees.
-            self.restamp(key, self.clock.now());
+            self.restamp(&source, self.clock.now()).await?;
             Err(Error::Wrong)
         }
     }
 
     /// Restarts a source's current backoff from `now` (its failure count unchanged).
-    fn restamp(&self, key: IpAddr, now: Timestamp) {
-        if let Ok(mut sources) = self.sources.lock()
-            && let Some(entry) = sources.get_mut(&key)
-        {
-            let until = now.plus(backoff(entry.failures));
-            if until > entry.locked_until {
-                entry.locked_until = until;
+    async fn restamp(&self, source: &str, now: Timestamp) -> Result<(), Error> {
+        if let Some(seen) = self.store.passphrase_failures(source).await? {
+            let until = now.plus(backoff(failure_count(seen.count)));
+            if until > seen.locked_until {
+                let next = Failures {
+                    count: seen.count,
+                    locked_until: until,
+                };
+                // Losing this race means another guess moved the lock further already.
+                self.store
+                    .swap_passphrase_failures(source, Some(seen), next)
+                    .await?;
             }
         }
+        Ok(())
     }
 
     fn take_global(&self, now: Timestamp) -> Result<(), Error> {
@@ -288,31 +284,41 @@ impl Passphrases {
     }
 
     /// Refuses a locked source, then a full global rate; otherwise records the failure this guess
-    /// will be if wrong.
-    fn take_budget(&self, key: IpAddr, now: Timestamp) -> Result<(), Error> {
-        let mut sources = self
-            .sources
-            .lock()
-            .map_err(|_| Error::Hash("poisoned".into()))?;
-        if let Some(entry) = sources.get(&key).filter(|e| e.locked_until > now) {
-            return Err(Error::Backoff(entry.locked_until.since(now)));
+    /// will be if wrong. The budget is in the store, claimed by compare-and-set, so it holds
+    /// across restarts and across every instance sharing the database.
+    async fn take_budget(&self, source: &str, now: Timestamp) -> Result<(), Error> {
+        let mut counted = false;
+        for _ in 0..CLAIM_TRIES {
+            let seen = self.store.passphrase_failures(source).await?;
+            if let Some(locked) = seen.filter(|f| f.locked_until > now) {
+                return Err(Error::Backoff(locked.locked_until.since(now)));
+            }
+            // Only a guess that will be hashed counts against the global rate.
+            if !counted {
+                self.take_global(now)?;
+                counted = true;
+            }
+            let count = seen.map_or(0, |f| f.count) + 1;
+            let next = Failures {
+                count,
+                locked_until: now.plus(backoff(failure_count(count))),
+            };
+            if self
+                .store
+                .swap_passphrase_failures(source, seen, next)
+                .await?
+            {
+                return Ok(());
+            }
         }
-        // Only a guess that will be hashed counts against the global rate.
-        self.take_global(now)?;
-        if sources.len() >= MAX_TRACKED && !sources.contains_key(&key) {
-            sources.retain(|_, b| b.locked_until > now);
-        }
-        let failures = sources.get(&key).map_or(0, |b| b.failures) + 1;
-        let wait = backoff(failures);
-        sources.insert(
-            key,
-            Backoff {
-                failures,
-                locked_until: now.plus(wait),
-            },
-        );
-        Ok(())
+        // Others keep winning: they hold the budget now.
+        Err(Error::Backoff(BACKOFF_BASE))
     }
+}
+
+/// A stored failure count as the backoff's exponent input.
+fn failure_count(count: i64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

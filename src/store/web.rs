@@ -53,8 +53,28 @@ pub struct PairingRow {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A source's passphrase failures: how many, and until when it is locked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    /// Failures since the last success.
+    pub count: i64,
+    /// No guess from the source is hashed before then.
+    pub locked_until: Timestamp,
+}
+
 impl Store {
     delegate! {
+        /// A source's passphrase failures, if it has any.
+        pub async fn passphrase_failures(&self, source: &str) -> Result<Option<Failures>, Error>;
+
+        /// Moves a source's failures from `seen` (what the caller read; `None`: no row) to
+        /// `next`, if nobody changed them meanwhile (compare-and-set, so concurrent guesses on
+        /// any instance cannot both take the same budget). `false`: they changed; read again.
+        pub async fn swap_passphrase_failures(&self, source: &str, seen: Option<Failures>, next: Failures) -> Result<bool, Error>;
+
+        /// Forgets a source's failures (after a success), and any lock-out that ended a day ago.
+        pub async fn clear_passphrase_failures(&self, source: &str, now: Timestamp) -> Result<(), Error>;
+
         /// Stores a new session.
         pub async fn insert_session(&self, row: &SessionRow, audit: Vec<NewAudit>) -> Result<(), Error>;
 

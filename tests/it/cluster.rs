@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // waiting for a child process's ready file needs short sleeps
 //! Several real `agentgate serve` processes on one PostgreSQL database behave as one: a request
 //! asked through one is answered through another, every instance's event stream carries every
 //! event in order, a revocation, a rule and a sign-in made on one hold on all, a timeout fires
@@ -219,10 +220,9 @@ fn follow_events(
                 id = v.trim().parse().ok();
             } else if let Some(event) = line.strip_prefix("event: ")
                 && let Some(id) = id.take()
+                && tx.send(Some((id, event.trim().to_owned()))).is_err()
             {
-                if tx.send(Some((id, event.trim().to_owned()))).is_err() {
-                    return;
-                }
+                return;
             }
         }
         let _ = tx.send(None);

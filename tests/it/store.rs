@@ -8,7 +8,7 @@ use agentgate::clock::Timestamp;
 use agentgate::store::oauth::{
     ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
-use agentgate::store::web::{PairingRow, SessionRow};
+use agentgate::store::web::{Failures, PairingRow, SessionRow};
 use agentgate::store::{
     AuditRow, Conflict, DatabaseUrl, Decided, Error, Inserted, NewAudit, OAuthBinding,
     PendingBudget, PermissionRow, RuleRow, Store, TokenRow,
@@ -511,6 +511,50 @@ async fn sessions_and_pairings() {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     assert_eq!(s.live_pairings().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn passphrase_failures_are_claimed_by_compare_and_set() {
+    let f = open().await;
+    let s = &f.store;
+    let one = Failures {
+        count: 1,
+        locked_until: at(1_000),
+    };
+    // passphrase_failures, swap_passphrase_failures: one claim wins, a stale one loses.
+    assert_eq!(s.passphrase_failures("127.0.0.1").await.unwrap(), None);
+    assert!(
+        s.swap_passphrase_failures("127.0.0.1", None, one)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_passphrase_failures("127.0.0.1", None, one)
+            .await
+            .unwrap()
+    );
+    let two = Failures {
+        count: 2,
+        locked_until: at(3_000),
+    };
+    assert!(
+        s.swap_passphrase_failures("127.0.0.1", Some(one), two)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_passphrase_failures("127.0.0.1", Some(one), two)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.passphrase_failures("127.0.0.1").await.unwrap(), Some(two));
+    // clear_passphrase_failures: this source, and lock-outs that ended a day ago.
+    assert!(s.swap_passphrase_failures("::1", None, one).await.unwrap());
+    s.clear_passphrase_failures("127.0.0.1", at(1_000 + 86_400_001))
+        .await
+        .unwrap();
+    assert_eq!(s.passphrase_failures("127.0.0.1").await.unwrap(), None);
+    assert_eq!(s.passphrase_failures("::1").await.unwrap(), None);
 }
 
 fn client(id: &str, created: i64) -> ClientRow {

@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::column::{corrupt, hash32, opt_ts, scopes, ts};
 use super::{Conn, Db, DbRow, This};
 use crate::clock::Timestamp;
-use crate::store::web::{PairingRow, SessionRow};
+use crate::store::web::{Failures, PairingRow, SessionRow};
 use crate::store::{Error, NewAudit};
 
 const SESSION_COLUMNS: &str = "id, secret_hash, name, scopes, csrf, pairing_id, created_at, \
@@ -248,4 +248,72 @@ fn pairing_from_row(row: &DbRow) -> Result<PairingRow, Error> {
         redeemed_at: opt_ts(row, "redeemed_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
     })
+}
+
+impl This {
+    pub(crate) async fn passphrase_failures(
+        &self,
+        source: &str,
+    ) -> Result<Option<Failures>, Error> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, locked_until FROM passphrase_failures WHERE source = $1",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db)?;
+        Ok(row.map(|(count, until)| Failures {
+            count,
+            locked_until: Timestamp::from_millis(until),
+        }))
+    }
+
+    pub(crate) async fn swap_passphrase_failures(
+        &self,
+        source: &str,
+        seen: Option<Failures>,
+        next: Failures,
+    ) -> Result<bool, Error> {
+        let done = match seen {
+            None => {
+                sqlx::query(
+                    "INSERT INTO passphrase_failures (source, failures, locked_until) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(source)
+                .bind(next.count)
+                .bind(next.locked_until.as_millis())
+                .execute(&self.pool)
+                .await
+            }
+            Some(seen) => {
+                sqlx::query(
+                    "UPDATE passphrase_failures SET failures = $2, locked_until = $3 \
+                 WHERE source = $1 AND failures = $4 AND locked_until = $5",
+                )
+                .bind(source)
+                .bind(next.count)
+                .bind(next.locked_until.as_millis())
+                .bind(seen.count)
+                .bind(seen.locked_until.as_millis())
+                .execute(&self.pool)
+                .await
+            }
+        };
+        Ok(done.map_err(Error::db)?.rows_affected() == 1)
+    }
+
+    pub(crate) async fn clear_passphrase_failures(
+        &self,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        sqlx::query("DELETE FROM passphrase_failures WHERE source = $1 OR locked_until < $2")
+            .bind(source)
+            .bind(now.as_millis() - 86_400_000)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db)?;
+        Ok(())
+    }
 }
