@@ -123,9 +123,14 @@ impl Error {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_) => true,
             // 08: connection exception; 57P: operator intervention (shutdown, terminated
-            // backend); 53: insufficient resources (too many connections).
+            // backend); 53: insufficient resources (too many connections); 55P03: a lock not
+            // had within lock_timeout; 57014: a statement cancelled by statement_timeout.
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || c == "55P03"
+                    || c == "57014"
             }),
             _ => false,
         };

@@ -16,6 +16,7 @@ mod mcp_gateway;
 mod notify;
 mod oauth;
 mod pg;
+mod pg_faults;
 mod safety;
 mod scope_table;
 mod store;

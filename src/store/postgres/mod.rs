@@ -79,7 +79,13 @@ pub struct PgStore {
 impl PgStore {
     /// Connects, migrates (under sqlx's advisory lock) and starts following the audit log.
     pub async fn open(options: &PgConnectOptions) -> Result<PgStore, Error> {
-        let options = options.clone().application_name("agentgate");
+        // Nothing waits on the database for ever: a lock held by a stuck peer or a statement on
+        // a hung server fails (503, try again) instead of holding a request.
+        let options = options.clone().application_name("agentgate").options([
+            ("lock_timeout", "5s"),
+            ("statement_timeout", "30s"),
+            ("idle_in_transaction_session_timeout", "60s"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -103,26 +103,40 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let c = match conn.take() {
-            Some(c) => c,
-            None => match pool.acquire().await {
-                Ok(c) => c,
-                Err(e) => {
-                    let e = Error::db(e);
-                    tracing::warn!(error = %e, "no database connection for a write; failing it");
-                    fail(batch, &e).await;
-                    continue;
+        // A connection that died while idle (the server restarted, the backend was terminated)
+        // fails at BEGIN, before anything was written: take a fresh one and begin again, once.
+        let mut began = Err(Error::Unavailable("no connection".into()));
+        for _ in 0..2 {
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => match pool.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        began = Err(Error::db(e));
+                        break;
+                    }
+                },
+            };
+            match begin_batch(&mut c).await {
+                Ok(()) => {
+                    began = Ok(c);
+                    break;
                 }
-            },
-        };
-        let mut c = c;
-        if let Err(e) = begin_batch(&mut c).await {
-            tracing::warn!(error = %e, "cannot begin a write transaction; failing its writes");
-            // The connection may be dead: the next batch takes another.
-            chain::restore(Head::default());
-            fail(batch, &e).await;
-            continue;
+                Err(e) => {
+                    chain::restore(Head::default());
+                    c.close_on_drop();
+                    began = Err(e);
+                }
+            }
         }
+        let mut c = match began {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot begin a write transaction; failing its writes");
+                fail(batch, &e).await;
+                continue;
+            }
+        };
         let healthy = commit_batch(&mut c, batch, &key).await;
         if healthy {
             conn = Some(c);
