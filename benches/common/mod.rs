@@ -18,6 +18,48 @@ pub struct Daemon {
     _dir: tempfile::TempDir,
 }
 
+/// A throwaway PostgreSQL database on the server named by `AGENTGATE_BENCH_PG` (such as
+/// `postgres://postgres@127.0.0.1:5432`), dropped with this value; `None` without that variable
+/// (the daemon then uses SQLite). Created with `psql`.
+pub struct PgDb {
+    server: String,
+    name: String,
+}
+
+impl PgDb {
+    pub fn create() -> Option<PgDb> {
+        let server = std::env::var("AGENTGATE_BENCH_PG").ok()?;
+        let name = format!("agt_bench_{}", std::process::id());
+        let db = PgDb { server, name };
+        db.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        db.psql(&format!("CREATE DATABASE {}", db.name));
+        Some(db)
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    fn psql(&self, sql: &str) {
+        let ok = Command::new("psql")
+            .arg(format!("{}/postgres", self.server))
+            .args(["-qAtc", sql])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "psql: {sql}");
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -27,6 +69,12 @@ impl Drop for Daemon {
 
 /// Starts the daemon with `config` as its config file (empty: none), logging warnings only.
 pub fn start(config: &str) -> Daemon {
+    start_on(config, None, None)
+}
+
+/// As [`start`], on the database `url` if given, with `admin` as the owner token when another
+/// instance on the same database created it.
+pub fn start_on(config: &str, url: Option<&str>, admin: Option<&str>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
     let mut command = Command::new(BIN);
@@ -35,6 +83,9 @@ pub fn start(config: &str) -> Daemon {
         .arg(&ready)
         .arg("--data-dir")
         .arg(dir.path().join("data"));
+    if let Some(url) = url {
+        command.arg("--database").arg(url);
+    }
     if !config.is_empty() {
         let file = dir.path().join("config.toml");
         std::fs::write(&file, config).unwrap();
@@ -53,10 +104,13 @@ pub fn start(config: &str) -> Daemon {
         std::thread::sleep(Duration::from_millis(20));
     }
     let addr = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let admin = match admin {
+        Some(admin) => admin.to_owned(),
+        None => std::fs::read_to_string(dir.path().join("data/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    };
     Daemon {
         child,
         base: format!("http://{addr}"),
