@@ -18,6 +18,13 @@ const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, sessi
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
 
+/// The insert's condition: no budget (`$20` null), or the requester's pending requests and their
+/// `old_content` bytes, this one included, within it.
+const BUDGET: &str = "WHERE CAST($20 AS BIGINT) IS NULL OR ( \
+     (SELECT COUNT(*) FROM permissions WHERE status = 'pending' AND requester_actor = $18) < $20 \
+     AND (SELECT COALESCE(SUM(old_content_bytes), 0) FROM permissions \
+          WHERE status = 'pending' AND requester_actor = $18) + $19 <= $21)";
+
 impl This {
     pub(crate) async fn insert_permission(
         &self,
@@ -29,25 +36,13 @@ impl This {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    if let Some(b) = budget {
-                        let (pending, old_content): (i64, i64) = sqlx::query_as(
-                            "SELECT COUNT(*), CAST(COALESCE(SUM(old_content_bytes), 0) AS BIGINT) \
-                             FROM permissions WHERE status = 'pending' AND requester_actor = $1",
-                        )
-                        .bind(&row.requester_actor)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(Error::db)?;
-                        if pending >= b.max_count || old_content + b.adding > b.max_old_content {
-                            return Ok(Inserted::OverBudget {
-                                pending,
-                                old_content,
-                            });
-                        }
-                    }
-                    sqlx::query(&format!(
+                    // The budget is checked by the insert itself (one statement, in the write's
+                    // transaction, so concurrent requests cannot overshoot it); the counts are
+                    // read only to say why a request was refused.
+                    let inserted = sqlx::query(&format!(
                         "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16, $17, $18, $19 {BUDGET}"
                     ))
                     .bind(&row.id)
                     .bind(&row.kind)
@@ -68,9 +63,26 @@ impl This {
                     .bind(&row.message)
                     .bind(&row.requester_actor)
                     .bind(budget.map_or(0, |b| b.adding))
+                    .bind(budget.map(|b| b.max_count))
+                    .bind(budget.map(|b| b.max_old_content))
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::db)?;
+                    .map_err(Error::db)?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let (pending, old_content): (i64, i64) = sqlx::query_as(
+                            "SELECT COUNT(*), CAST(COALESCE(SUM(old_content_bytes), 0) AS BIGINT) \
+                             FROM permissions WHERE status = 'pending' AND requester_actor = $1",
+                        )
+                        .bind(&row.requester_actor)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(Error::db)?;
+                        return Ok(Inserted::OverBudget {
+                            pending,
+                            old_content,
+                        });
+                    }
                     append_audit(conn, audit).await.map(Inserted::Stored)
                 })
             })
