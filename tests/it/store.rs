@@ -341,6 +341,34 @@ async fn requests_budgets_decisions_and_approvals() {
         (req1.status.as_str(), req1.message.as_deref()),
         ("allowed", Some("ok"))
     );
+    // The decided request's budget is free again: one more fits.
+    let out = s
+        .insert_permission(
+            &permission("req_3", "tok_r", "pending", 8),
+            Vec::new(),
+            budget(40),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, Inserted::Stored(_)), "{out:?}");
+    let out = s
+        .insert_permission(
+            &permission("req_4", "tok_r", "pending", 9),
+            Vec::new(),
+            budget(0),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            Inserted::OverBudget {
+                pending: 2,
+                old_content: 80
+            }
+        ),
+        "{out:?}"
+    );
     assert!(
         s.add_approval("req_1", "tok_z", "carol", at(7), Vec::new())
             .await

@@ -18,13 +18,6 @@ const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, sessi
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
 
-/// The insert's condition: no budget (`$20` null), or the requester's pending requests and their
-/// `old_content` bytes, this one included, within it.
-const BUDGET: &str = "WHERE CAST($20 AS BIGINT) IS NULL OR ( \
-     (SELECT COUNT(*) FROM permissions WHERE status = 'pending' AND requester_actor = $18) < $20 \
-     AND (SELECT COALESCE(SUM(old_content_bytes), 0) FROM permissions \
-          WHERE status = 'pending' AND requester_actor = $18) + $19 <= $21)";
-
 impl This {
     pub(crate) async fn insert_permission(
         &self,
@@ -36,13 +29,21 @@ impl This {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    // The budget is checked by the insert itself (one statement, in the write's
-                    // transaction, so concurrent requests cannot overshoot it); the counts are
-                    // read only to say why a request was refused.
-                    let inserted = sqlx::query(&format!(
+                    // The budget is one row per requester, claimed in the write's transaction
+                    // (so concurrent requests cannot overshoot it) before the request is stored.
+                    if let Some(b) = budget
+                        && !claim_budget(conn, &row.requester_actor, b).await?
+                    {
+                        let (pending, old_content) = pending_of(conn, &row.requester_actor).await?;
+                        return Ok(Inserted::OverBudget {
+                            pending,
+                            old_content,
+                        });
+                    }
+                    sqlx::query(&format!(
                         "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                         $16, $17, $18, $19 {BUDGET}"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16, $17, $18, $19)"
                     ))
                     .bind(&row.id)
                     .bind(&row.kind)
@@ -63,26 +64,9 @@ impl This {
                     .bind(&row.message)
                     .bind(&row.requester_actor)
                     .bind(budget.map_or(0, |b| b.adding))
-                    .bind(budget.map(|b| b.max_count))
-                    .bind(budget.map(|b| b.max_old_content))
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::db)?
-                    .rows_affected();
-                    if inserted == 0 {
-                        let (pending, old_content): (i64, i64) = sqlx::query_as(
-                            "SELECT COUNT(*), CAST(COALESCE(SUM(old_content_bytes), 0) AS BIGINT) \
-                             FROM permissions WHERE status = 'pending' AND requester_actor = $1",
-                        )
-                        .bind(&row.requester_actor)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(Error::db)?;
-                        return Ok(Inserted::OverBudget {
-                            pending,
-                            old_content,
-                        });
-                    }
+                    .map_err(Error::db)?;
                     append_audit(conn, audit).await.map(Inserted::Stored)
                 })
             })
@@ -176,22 +160,33 @@ impl This {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let changed = sqlx::query(
+                    let changed: Option<(Option<String>, i64)> = sqlx::query_as(
                         "UPDATE permissions SET status = $1, decided_at = $2, decided_by = $3, message = $4 \
-                         WHERE id = $5 AND status = 'pending'",
+                         WHERE id = $5 AND status = 'pending' \
+                         RETURNING requester_actor, old_content_bytes",
                     )
                     .bind(&decided.status)
                     .bind(decided.at.as_millis())
                     .bind(&decided.by)
                     .bind(&decided.message)
                     .bind(&decided.id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(Error::db)?;
+                    let Some((actor, old_content)) = changed else {
+                        return Ok(None);
+                    };
+                    // No longer pending: its budget is free again.
+                    sqlx::query(
+                        "UPDATE pending_budgets SET pending = pending - 1, \
+                         old_content = CASE WHEN old_content > $2 THEN old_content - $2 ELSE 0 END \
+                         WHERE requester_actor = $1 AND pending > 0",
+                    )
+                    .bind(actor)
+                    .bind(old_content)
                     .execute(&mut *conn)
                     .await
-                    .map_err(Error::db)?
-                    .rows_affected();
-                    if changed == 0 {
-                        return Ok(None);
-                    }
+                    .map_err(Error::db)?;
                     insert_rules(conn, &new_rules).await?;
                     append_audit(conn, audit).await.map(Some)
                 })
@@ -379,6 +374,43 @@ impl This {
             .map_err(Error::db)?;
         Ok(head.and_then(|h| parse_head(&h)))
     }
+}
+
+/// Counts one more pending request (and its `old_content` bytes) against its requester's budget,
+/// if it fits. `false`: it does not, and nothing changed.
+async fn claim_budget(conn: &mut Conn, actor: &str, b: PendingBudget) -> Result<bool, Error> {
+    if b.max_count < 1 || b.adding > b.max_old_content {
+        return Ok(false);
+    }
+    let claimed = sqlx::query(
+        "INSERT INTO pending_budgets (requester_actor, pending, old_content) VALUES ($1, 1, $2) \
+         ON CONFLICT (requester_actor) DO UPDATE \
+         SET pending = pending_budgets.pending + 1, \
+             old_content = pending_budgets.old_content + excluded.old_content \
+         WHERE pending_budgets.pending < $3 \
+           AND pending_budgets.old_content + excluded.old_content <= $4",
+    )
+    .bind(actor)
+    .bind(b.adding)
+    .bind(b.max_count)
+    .bind(b.max_old_content)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db)?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
+/// A requester's pending requests and their `old_content` bytes.
+async fn pending_of(conn: &mut Conn, actor: &str) -> Result<(i64, i64), Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT pending, old_content FROM pending_budgets WHERE requester_actor = $1",
+    )
+    .bind(actor)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::db)?;
+    Ok(row.unwrap_or((0, 0)))
 }
 
 async fn approvers(conn: &mut Conn, permission_id: &str) -> Result<Vec<String>, Error> {
