@@ -1,10 +1,12 @@
 //! The durable store: one interface, one implementation per database.
 //!
 //! Owns persistence and nothing else: no policy, no HTTP. Domain modules (`auth`, `broker`,
-//! `oauth`) call it; `http` never does. [`Store`] is an enum over backends (SQLite now, PostgreSQL
-//! next) so handlers stay non-generic and no `dyn` is needed. Every change that is audited is
-//! written with its audit entries in one transaction of one writer, and the committed entries
-//! are broadcast to the event streams (`subscribe_audit`).
+//! `oauth`) call it; `http` never does. [`Store`] is an enum over backends (SQLite, PostgreSQL) so
+//! handlers stay non-generic and no `dyn` is needed; `delegate!` writes each method's `match`.
+//! The statements are `sql/`, compiled once per backend; `sqlite/` and `postgres/` hold what
+//! differs. Every change that is audited is written with its audit entries in one transaction of
+//! the instance's writer, and the committed entries are broadcast to the event streams
+//! (`subscribe_audit`; on PostgreSQL every instance's, in order).
 
 mod chain;
 pub mod oauth;
