@@ -257,7 +257,7 @@ impl Broker {
             requester_id: who.token_id.clone(),
             requester_actor: who.actor().to_owned(),
             requester_name: who.name.clone(),
-            status: status.as_str().to_owned(),
+            status,
             created_at: now,
             deadline,
             approvals_required: i64::from(decision.approvals),
@@ -367,7 +367,7 @@ impl Broker {
             .collect();
         let decided = Decided {
             id: id.to_owned(),
-            status: status.as_str().to_owned(),
+            status,
             at: now,
             by: to_json(by),
             message,

@@ -67,7 +67,7 @@ impl Broker {
         if row.requester_actor == who.actor() {
             return Err(Error::SelfApproval);
         }
-        if row.status != "pending" {
+        if row.status != Status::Pending {
             return Err(Error::AlreadyDecided(Box::new(self.view(row).await?)));
         }
         if reply.decision == Verdict::Allow
@@ -266,7 +266,7 @@ impl Broker {
         loop {
             let page = self
                 .store
-                .list_permissions(Some("pending"), cursor.take(), MAX_PAGE)
+                .list_permissions(Some(Status::Pending), cursor.take(), MAX_PAGE)
                 .await?;
             let last = page.last().map(|r| (r.created_at, r.id.clone()));
             for row in page.iter().filter(|r| r.requester_actor != creator) {

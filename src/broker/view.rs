@@ -69,7 +69,7 @@ impl Broker {
             .permission(id)
             .await?
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        if row.status == "pending" && row.deadline.is_some_and(|d| d <= self.clock.now()) {
+        if row.status == Status::Pending && row.deadline.is_some_and(|d| d <= self.clock.now()) {
             self.expire(&row.id).await?;
             return self
                 .store
@@ -91,7 +91,7 @@ impl Broker {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = self
             .store
-            .list_permissions(status.map(Status::as_str), page_cursor(cursor)?, limit + 1)
+            .list_permissions(status, page_cursor(cursor)?, limit + 1)
             .await?;
         self.page(rows, limit).await
     }
@@ -135,8 +135,7 @@ impl Broker {
         } else {
             Vec::new()
         };
-        let status = Status::parse(&row.status)
-            .ok_or_else(|| Error::Corrupt(format!("status `{}`", row.status)))?;
+        let status = row.status;
         let kind = Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == row.kind)

@@ -147,7 +147,7 @@ impl Broker {
         // for the answer.
         let row = self.load_for(who, id).await?;
         let now = tokio::time::Instant::now();
-        if row.status != "pending" || now >= until || *self.stopping.borrow() {
+        if row.status != Status::Pending || now >= until || *self.stopping.borrow() {
             return Ok(Look::Done(Box::new(self.view(row).await?)));
         }
         Ok(Look::Park(match row.deadline {

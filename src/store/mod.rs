@@ -12,11 +12,13 @@ mod chain;
 pub mod oauth;
 mod postgres;
 mod sqlite;
+mod types;
 mod url;
 pub mod web;
 
 use agentgate_policy::ScopeSet;
 
+use crate::api::Status;
 use crate::clock::Timestamp;
 
 pub use postgres::PgStore;
@@ -198,7 +200,7 @@ pub struct TokenRow {
 }
 
 /// A stored permission request. JSON columns stay text here; `broker` owns their shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PermissionRow {
     /// `req_…`.
     pub id: String,
@@ -223,7 +225,7 @@ pub struct PermissionRow {
     /// Its name.
     pub requester_name: String,
     /// pending, allowed, denied or timeout.
-    pub status: String,
+    pub status: Status,
     /// When it was asked.
     pub created_at: Timestamp,
     /// When a pending request times out; `None`: never.
@@ -244,7 +246,7 @@ pub struct Decided {
     /// The request.
     pub id: String,
     /// allowed, denied or timeout.
-    pub status: String,
+    pub status: Status,
     /// When.
     pub at: Timestamp,
     /// Provenance (JSON).
@@ -254,7 +256,7 @@ pub struct Decided {
 }
 
 /// A stored rule (remembered or added through the API).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RuleRow {
     /// Rule id.
     pub id: String,
@@ -322,7 +324,7 @@ pub enum Inserted {
 }
 
 /// An appended audit entry; `seq` doubles as the SSE event id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     /// Position in the chain, from 1.
     pub seq: i64,
@@ -446,7 +448,7 @@ impl Store {
         pub async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error>;
 
         /// Requests in creation order, optionally of one status, after a cursor.
-        pub async fn list_permissions(&self, status: Option<&str>, after: Option<(Timestamp, String)>, limit: i64) -> Result<Vec<PermissionRow>, Error>;
+        pub async fn list_permissions(&self, status: Option<Status>, after: Option<(Timestamp, String)>, limit: i64) -> Result<Vec<PermissionRow>, Error>;
 
         /// Decided requests, newest first, before `before` (created_at, id).
         pub async fn decided_permissions(&self, before: Option<(Timestamp, String)>, limit: i64) -> Result<Vec<PermissionRow>, Error>;

@@ -35,13 +35,14 @@ pub struct ClientRow {
 }
 
 /// Remembered consent: these scopes for this client without the consent page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GrantRow {
     /// `grt_…`.
     pub id: String,
     /// The client.
     pub client_id: String,
     /// What the owner allowed.
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     /// When.
     pub created_at: Timestamp,
@@ -50,9 +51,10 @@ pub struct GrantRow {
 }
 
 /// An authorization code. Only its SHA-256 is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CodeRow {
     /// SHA-256 of the code.
+    #[sqlx(try_from = "Vec<u8>")]
     pub code_hash: [u8; 32],
     /// The client it was issued to.
     pub client_id: String,
@@ -63,6 +65,7 @@ pub struct CodeRow {
     /// The resource (audience) its tokens are for.
     pub resource: String,
     /// Granted scopes.
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     /// The family its exchange creates.
     pub family_id: String,
@@ -73,7 +76,7 @@ pub struct CodeRow {
 }
 
 /// One authorization and all the tokens refreshed from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FamilyRow {
     /// `fam_…`.
     pub id: String,
@@ -82,6 +85,7 @@ pub struct FamilyRow {
     /// The audience of every access token in it.
     pub resource: String,
     /// Granted scopes.
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     /// The code exchange.
     pub created_at: Timestamp,

@@ -6,15 +6,17 @@ use super::{Error, NewAudit, Store, delegate};
 use crate::clock::Timestamp;
 
 /// A stored web session. The cookie's secret is never stored, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     /// Stable id, `ses_…` (shown as the approver's credential id).
     pub id: String,
     /// SHA-256 of the cookie's secret.
+    #[sqlx(try_from = "Vec<u8>")]
     pub secret_hash: [u8; 32],
     /// Who signed in: `owner (web)` or the pairing's name.
     pub name: String,
     /// Scopes, exactly as for an API token.
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     /// The per-session CSRF token.
     pub csrf: String,
@@ -31,15 +33,17 @@ pub struct SessionRow {
 }
 
 /// A stored pairing link. The code is never stored, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PairingRow {
     /// Stable id, `pair_…`.
     pub id: String,
     /// A name for the device (`phone`).
     pub name: String,
     /// SHA-256 of the link's code.
+    #[sqlx(try_from = "Vec<u8>")]
     pub code_hash: [u8; 32],
     /// Scopes the paired session gets.
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     /// Creation time.
     pub created_at: Timestamp,

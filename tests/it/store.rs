@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use agentgate::api::Status;
 use agentgate::clock::Timestamp;
 use agentgate::store::oauth::{
     ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
@@ -18,21 +19,38 @@ use agentgate_policy::{Scope, ScopeSet};
 /// A store on a fresh database of the selected backend.
 struct Fixture {
     store: Store,
+    url: String,
     _dir: tempfile::TempDir,
     _db: Option<crate::pg::TestDb>,
+}
+
+impl Fixture {
+    /// Runs one statement behind the store's back, as someone editing the database would.
+    async fn edit(&self, sql: &str) {
+        if self._db.is_some() {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
 }
 
 async fn open() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::pg::TestDb::if_selected();
-    let url = match &db {
-        Some(db) => DatabaseUrl::parse(&db.url()).unwrap(),
-        None => DatabaseUrl::Sqlite(dir.path().join("store.db")),
+    let raw = match &db {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}", dir.path().join("store.db").display()),
     };
-    let store = Store::open(&url).await.unwrap();
+    let store = Store::open(&DatabaseUrl::parse(&raw).unwrap())
+        .await
+        .unwrap();
     assert_eq!(store.is_shared(), db.is_some());
     Fixture {
         store,
+        url: raw,
         _dir: dir,
         _db: db,
     }
@@ -86,7 +104,7 @@ fn permission(id: &str, requester: &str, status: &str, created: i64) -> Permissi
         requester_id: requester.into(),
         requester_actor: requester.into(),
         requester_name: "agent".into(),
-        status: status.into(),
+        status: Status::parse(status).unwrap(),
         created_at: at(created),
         deadline: (status == "pending").then(|| at(created + 60_000)),
         approvals_required: 1,
@@ -185,6 +203,45 @@ async fn tokens_names_revocation_and_the_last_admin() {
 }
 
 #[tokio::test]
+async fn a_row_edited_into_nonsense_is_reported_corrupt_not_misread() {
+    let f = open().await;
+    let s = &f.store;
+    s.insert_token(&token("tok_a", "owner", &[Scope::Admin]), Vec::new())
+        .await
+        .unwrap();
+    f.edit("UPDATE tokens SET scopes = 'admin,superuser' WHERE id = 'tok_a'")
+        .await;
+    let err = s
+        .token_by_hash(&token("tok_a", "", &[]).secret_hash)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt(why) if why.contains("superuser")),
+        "{err:?}"
+    );
+    let session = SessionRow {
+        id: "ses_1".into(),
+        secret_hash: [1; 32],
+        name: "owner (web)".into(),
+        scopes: scopes(&[Scope::Approve]),
+        csrf: "csrf".into(),
+        pairing_id: None,
+        created_at: at(0),
+        last_seen_at: at(0),
+        expires_at: at(1),
+        revoked_at: None,
+    };
+    s.insert_session(&session, Vec::new()).await.unwrap();
+    f.edit("UPDATE web_sessions SET scopes = 'root' WHERE id = 'ses_1'")
+        .await;
+    let err = s.session_by_hash(&[1; 32]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt(why) if why.contains("scopes")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn oauth_access_tokens_keep_their_binding() {
     let f = open().await;
     let s = &f.store;
@@ -261,7 +318,10 @@ async fn requests_budgets_decisions_and_approvals() {
         ["req_0", "req_1", "req_2"]
     );
     assert_eq!(
-        ids(s.list_permissions(Some("pending"), None, 10).await.unwrap()),
+        ids(s
+            .list_permissions(Some(Status::Pending), None, 10)
+            .await
+            .unwrap()),
         ["req_1", "req_2"]
     );
     assert_eq!(
@@ -316,7 +376,7 @@ async fn requests_budgets_decisions_and_approvals() {
     };
     let decided = |status: &str| Decided {
         id: "req_1".into(),
-        status: status.into(),
+        status: Status::parse(status).unwrap(),
         at: at(6),
         by: r#"{"source":"person"}"#.into(),
         message: Some("ok".into()),

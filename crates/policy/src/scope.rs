@@ -168,10 +168,42 @@ impl fmt::Display for ScopeSet {
     }
 }
 
+/// The form [`Display`](fmt::Display) writes: names separated by commas (none: empty).
+impl FromStr for ScopeSet {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .filter(|name| !name.is_empty())
+            .map(str::parse::<Scope>)
+            .collect()
+    }
+}
+
+impl TryFrom<String> for ScopeSet {
+    type Error = UnknownScope;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_set_reads_back_what_it_writes() {
+        for set in [
+            ScopeSet::EMPTY,
+            [Scope::Admin].into_iter().collect(),
+            [Scope::Read, Scope::Request].into_iter().collect(),
+        ] {
+            assert_eq!(set.to_string().parse::<ScopeSet>(), Ok(set));
+        }
+        assert!("read,bogus".parse::<ScopeSet>().is_err());
+    }
 
     fn any_scope() -> impl Strategy<Value = Scope> {
         (0..Scope::ALL.len()).prop_map(|i| Scope::ALL[i])

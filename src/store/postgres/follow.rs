@@ -75,7 +75,7 @@ async fn read_after(pool: &PgPool, last: i64) -> Result<Vec<AuditRow>, crate::st
     .fetch_all(pool)
     .await
     .map_err(crate::store::Error::db)?;
-    rows.iter().map(super::broker::audit_from_row).collect()
+    rows.iter().map(super::column::decode).collect()
 }
 
 /// Wakes the reader on every announcement, and after every reconnection (announcements may have

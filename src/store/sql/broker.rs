@@ -3,17 +3,21 @@
 //! Every state change is one transaction that also appends its audit entries, so a decision that
 //! cannot be audited is not made (it fails closed).
 
-use sqlx::Row;
-
 use super::audit::{append_audit, record_head};
-use super::column::{corrupt, opt_ts, ts};
-use super::{Conn, DbRow, This};
+use super::column::decode;
+use super::{Conn, This};
+use crate::api::Status;
 use crate::clock::Timestamp;
 use crate::store::chain::{AUDIT_HEAD, parse_head, parse_head_mac};
 use crate::store::{
     AuditRow, Conflict, Decided, Error, Inserted, NewAudit, PendingBudget, PermissionRow, RuleRow,
 };
 
+/// What a request is read as: who asked as an actor defaults to the token that asked (rows from
+/// before the column).
+const PERMISSION_SELECT: &str = "id, kind, summary, body, targets, agent, session, workspace, \
+     requester_id, requester_name, status, created_at, deadline, approvals_required, decided_at, \
+     decided_by, message, COALESCE(requester_actor, requester_id) AS requester_actor";
 const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
@@ -55,7 +59,7 @@ impl This {
                     .bind(&row.workspace)
                     .bind(&row.requester_id)
                     .bind(&row.requester_name)
-                    .bind(&row.status)
+                    .bind(row.status)
                     .bind(row.created_at.as_millis())
                     .bind(row.deadline.map(Timestamp::as_millis))
                     .bind(row.approvals_required)
@@ -75,25 +79,25 @@ impl This {
 
     pub(crate) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {
         let row = sqlx::query(&format!(
-            "SELECT {PERMISSION_COLUMNS} FROM permissions WHERE id = $1"
+            "SELECT {PERMISSION_SELECT} FROM permissions WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(Error::db)?;
-        row.as_ref().map(permission_from_row).transpose()
+        row.as_ref().map(decode::<PermissionRow>).transpose()
     }
 
     pub(crate) async fn list_permissions(
         &self,
-        status: Option<&str>,
+        status: Option<Status>,
         after: Option<(Timestamp, String)>,
         limit: i64,
     ) -> Result<Vec<PermissionRow>, Error> {
         let (after_at, after_id) =
             after.map_or((i64::MIN, String::new()), |(t, id)| (t.as_millis(), id));
         let rows = sqlx::query(&format!(
-            "SELECT {PERMISSION_COLUMNS} FROM permissions \
+            "SELECT {PERMISSION_SELECT} FROM permissions \
              WHERE ($1 IS NULL OR status = $1) AND (created_at, id) > ($2, $3) \
              ORDER BY created_at, id LIMIT $4"
         ))
@@ -104,7 +108,7 @@ impl This {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::db)?;
-        rows.iter().map(permission_from_row).collect()
+        rows.iter().map(decode::<PermissionRow>).collect()
     }
 
     pub(crate) async fn decided_permissions(
@@ -115,7 +119,7 @@ impl This {
         let (before_at, before_id) =
             before.map_or((i64::MAX, String::new()), |(t, id)| (t.as_millis(), id));
         let rows = sqlx::query(&format!(
-            "SELECT {PERMISSION_COLUMNS} FROM permissions \
+            "SELECT {PERMISSION_SELECT} FROM permissions \
              WHERE status != 'pending' AND (created_at, id) < ($1, $2) \
              ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
@@ -125,7 +129,7 @@ impl This {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::db)?;
-        rows.iter().map(permission_from_row).collect()
+        rows.iter().map(decode::<PermissionRow>).collect()
     }
 
     pub(crate) async fn due_permissions(&self, now: Timestamp) -> Result<Vec<String>, Error> {
@@ -165,7 +169,7 @@ impl This {
                          WHERE id = $5 AND status = 'pending' \
                          RETURNING requester_actor, old_content_bytes",
                     )
-                    .bind(&decided.status)
+                    .bind(decided.status)
                     .bind(decided.at.as_millis())
                     .bind(&decided.by)
                     .bind(&decided.message)
@@ -254,16 +258,7 @@ impl This {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(Error::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(RuleRow {
-                    id: r.try_get("id").map_err(corrupt)?,
-                    spec: r.try_get("spec").map_err(corrupt)?,
-                    origin: r.try_get("origin").map_err(corrupt)?,
-                    created_at: Timestamp::from_millis(r.try_get("created_at").map_err(corrupt)?),
-                })
-            })
-            .collect()
+        rows.iter().map(decode::<RuleRow>).collect()
     }
 
     pub(crate) async fn add_rules(
@@ -322,7 +317,7 @@ impl This {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::db)?;
-        rows.iter().map(audit_from_row).collect()
+        rows.iter().map(decode::<AuditRow>).collect()
     }
 
     /// The recorded head's HMAC, in keyed mode.
@@ -440,42 +435,4 @@ async fn insert_rules(conn: &mut Conn, rules: &[RuleRow]) -> Result<(), Error> {
             })?;
     }
     Ok(())
-}
-
-fn permission_from_row(r: &DbRow) -> Result<PermissionRow, Error> {
-    Ok(PermissionRow {
-        id: r.try_get("id").map_err(corrupt)?,
-        kind: r.try_get("kind").map_err(corrupt)?,
-        summary: r.try_get("summary").map_err(corrupt)?,
-        body: r.try_get("body").map_err(corrupt)?,
-        targets: r.try_get("targets").map_err(corrupt)?,
-        agent: r.try_get("agent").map_err(corrupt)?,
-        session: r.try_get("session").map_err(corrupt)?,
-        workspace: r.try_get("workspace").map_err(corrupt)?,
-        requester_actor: r
-            .try_get::<Option<String>, _>("requester_actor")
-            .map_err(corrupt)?
-            .map_or_else(|| r.try_get("requester_id").map_err(corrupt), Ok)?,
-        requester_id: r.try_get("requester_id").map_err(corrupt)?,
-        requester_name: r.try_get("requester_name").map_err(corrupt)?,
-        status: r.try_get("status").map_err(corrupt)?,
-        created_at: ts(r, "created_at")?,
-        deadline: opt_ts(r, "deadline")?,
-        approvals_required: r.try_get("approvals_required").map_err(corrupt)?,
-        decided_at: opt_ts(r, "decided_at")?,
-        decided_by: r.try_get("decided_by").map_err(corrupt)?,
-        message: r.try_get("message").map_err(corrupt)?,
-    })
-}
-
-pub(crate) fn audit_from_row(r: &DbRow) -> Result<AuditRow, Error> {
-    Ok(AuditRow {
-        seq: r.try_get("seq").map_err(corrupt)?,
-        at: ts(r, "at")?,
-        event: r.try_get("event").map_err(corrupt)?,
-        subject: r.try_get("subject").map_err(corrupt)?,
-        data: r.try_get("data").map_err(corrupt)?,
-        prev_hash: r.try_get("prev_hash").map_err(corrupt)?,
-        hash: r.try_get("hash").map_err(corrupt)?,
-    })
 }

@@ -1,11 +1,10 @@
-//! Decoding stored columns: a value that does not decode makes the row corrupt. Compiled once per
-//! backend.
+//! Decoding rows: through `sqlx::FromRow` (the rows derive it; `store/types.rs` makes our own types
+//! columns), and a value that does not decode makes the row corrupt. Compiled once per backend.
 
-use agentgate_policy::{Scope, ScopeSet};
-use sqlx::Row;
+use agentgate_policy::ScopeSet;
+use sqlx::{FromRow, Row};
 
 use super::DbRow;
-use crate::clock::Timestamp;
 use crate::store::Error;
 
 /// A decoding failure as a corrupt row.
@@ -13,31 +12,32 @@ pub(crate) fn corrupt(e: sqlx::Error) -> Error {
     Error::Corrupt(e.to_string())
 }
 
-/// A Unix-milliseconds column.
-pub(crate) fn ts(row: &DbRow, col: &str) -> Result<Timestamp, Error> {
-    Ok(Timestamp::from_millis(row.try_get(col).map_err(corrupt)?))
+/// A row as `T`.
+pub(crate) fn decode<T>(row: &DbRow) -> Result<T, Error>
+where
+    T: for<'r> FromRow<'r, DbRow>,
+{
+    T::from_row(row).map_err(corrupt)
 }
 
-/// A nullable Unix-milliseconds column.
-pub(crate) fn opt_ts(row: &DbRow, col: &str) -> Result<Option<Timestamp>, Error> {
-    let v: Option<i64> = row.try_get(col).map_err(corrupt)?;
-    Ok(v.map(Timestamp::from_millis))
+/// A column as `T`.
+pub(crate) fn get<'r, T>(row: &'r DbRow, col: &str) -> Result<T, Error>
+where
+    T: sqlx::Decode<'r, super::Db> + sqlx::Type<super::Db>,
+{
+    row.try_get(col).map_err(corrupt)
 }
 
 /// A SHA-256 column.
 pub(crate) fn hash32(row: &DbRow, col: &str) -> Result<[u8; 32], Error> {
-    let hash: Vec<u8> = row.try_get(col).map_err(corrupt)?;
+    let hash: Vec<u8> = get(row, col)?;
     hash.try_into()
         .map_err(|_| Error::Corrupt(format!("{col} is not 32 bytes")))
 }
 
 /// The comma-separated `scopes` column.
 pub(crate) fn scopes(row: &DbRow) -> Result<ScopeSet, Error> {
-    let scopes: String = row.try_get("scopes").map_err(corrupt)?;
-    scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|e| Error::Corrupt(e.to_string()))
+    let text: String = get(row, "scopes")?;
+    text.parse()
+        .map_err(|e: agentgate_policy::UnknownScope| Error::Corrupt(e.to_string()))
 }

@@ -1,9 +1,7 @@
 //! The OAuth authorization server's clients, grants, codes, families and refresh tokens.
 //! Compiled once per backend.
 
-use sqlx::Row;
-
-use super::column::{corrupt, hash32, opt_ts, scopes, ts};
+use super::column::{decode, get};
 use super::{Conn, DbRow, This};
 use crate::clock::Timestamp;
 use crate::store::oauth::{
@@ -181,7 +179,7 @@ impl This {
             .fetch_all(&self.pool)
             .await
             .map_err(Error::db)?;
-        rows.iter().map(grant_from_row).collect()
+        rows.iter().map(decode::<GrantRow>).collect()
     }
 
     pub(crate) async fn revoke_grant(
@@ -205,7 +203,7 @@ impl This {
                         .await
                         .map_err(Error::db)?
                         .ok_or(Error::NotFound)?;
-                    grant_from_row(&row)
+                    decode::<GrantRow>(&row)
                 })
             },
             audit,
@@ -247,7 +245,7 @@ impl This {
                         .await
                         .map_err(Error::db)?;
                     if let Some(row) = fresh {
-                        let code = code_from_row(&row)?;
+                        let code = decode::<CodeRow>(&row)?;
                         return Ok(CodeUse::Fresh(code));
                     }
                     let family: Option<String> =
@@ -289,9 +287,9 @@ impl This {
                     let Some(found) = found else {
                         return Ok(RefreshUse::Invalid);
                     };
-                    let family_id: String = found.try_get("family_id").map_err(corrupt)?;
-                    let expires_at = ts(&found, "expires_at")?;
-                    let used_at = opt_ts(&found, "used_at")?;
+                    let family_id: String = get(&found, "family_id")?;
+                    let expires_at: Timestamp = get(&found, "expires_at")?;
+                    let used_at: Option<Timestamp> = get(&found, "used_at")?;
                     let sql = format!("SELECT {FAMILY_COLUMNS} FROM oauth_families WHERE id = $1");
                     let family = sqlx::query(&sql)
                         .bind(&family_id)
@@ -299,7 +297,7 @@ impl This {
                         .await
                         .map_err(Error::db)?
                         .as_ref()
-                        .map(family_from_row)
+                        .map(decode::<FamilyRow>)
                         .transpose()?;
                     let Some(family) = family.filter(|f| f.revoked_at.is_none()) else {
                         return Ok(RefreshUse::Invalid);
@@ -486,12 +484,12 @@ async fn revoke_family(
 }
 
 fn strings(row: &DbRow, col: &str) -> Result<Vec<String>, Error> {
-    let text: String = row.try_get(col).map_err(corrupt)?;
+    let text: String = get(row, col)?;
     serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
 }
 
 fn client_from_row(row: &DbRow) -> Result<ClientRow, Error> {
-    let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(corrupt)?;
+    let secret: Option<Vec<u8>> = get(row, "secret_hash")?;
     let secret_hash = match secret {
         None => None,
         Some(bytes) => Some(
@@ -501,51 +499,16 @@ fn client_from_row(row: &DbRow) -> Result<ClientRow, Error> {
         ),
     };
     Ok(ClientRow {
-        id: row.try_get("id").map_err(corrupt)?,
+        id: get(row, "id")?,
         secret_hash,
-        name: row.try_get("name").map_err(corrupt)?,
+        name: get(row, "name")?,
         redirect_uris: strings(row, "redirect_uris")?,
-        auth_method: row.try_get("auth_method").map_err(corrupt)?,
-        application_type: row.try_get("application_type").map_err(corrupt)?,
+        auth_method: get(row, "auth_method")?,
+        application_type: get(row, "application_type")?,
         grant_types: strings(row, "grant_types")?,
-        scope: row.try_get("scope").map_err(corrupt)?,
-        metadata: row.try_get("metadata").map_err(corrupt)?,
-        created_at: ts(row, "created_at")?,
-        deleted_at: opt_ts(row, "deleted_at")?,
-    })
-}
-
-fn grant_from_row(row: &DbRow) -> Result<GrantRow, Error> {
-    Ok(GrantRow {
-        id: row.try_get("id").map_err(corrupt)?,
-        client_id: row.try_get("client_id").map_err(corrupt)?,
-        scopes: scopes(row)?,
-        created_at: ts(row, "created_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-    })
-}
-
-fn code_from_row(row: &DbRow) -> Result<CodeRow, Error> {
-    Ok(CodeRow {
-        code_hash: hash32(row, "code_hash")?,
-        client_id: row.try_get("client_id").map_err(corrupt)?,
-        redirect_uri: row.try_get("redirect_uri").map_err(corrupt)?,
-        code_challenge: row.try_get("code_challenge").map_err(corrupt)?,
-        resource: row.try_get("resource").map_err(corrupt)?,
-        scopes: scopes(row)?,
-        family_id: row.try_get("family_id").map_err(corrupt)?,
-        created_at: ts(row, "created_at")?,
-        expires_at: ts(row, "expires_at")?,
-    })
-}
-
-fn family_from_row(row: &DbRow) -> Result<FamilyRow, Error> {
-    Ok(FamilyRow {
-        id: row.try_get("id").map_err(corrupt)?,
-        client_id: row.try_get("client_id").map_err(corrupt)?,
-        resource: row.try_get("resource").map_err(corrupt)?,
-        scopes: scopes(row)?,
-        created_at: ts(row, "created_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
+        scope: get(row, "scope")?,
+        metadata: get(row, "metadata")?,
+        created_at: get(row, "created_at")?,
+        deleted_at: get(row, "deleted_at")?,
     })
 }

@@ -1,9 +1,8 @@
 //! Tokens and settings. Compiled once per backend.
 
 use agentgate_policy::Scope;
-use sqlx::Row;
 
-use super::column::{corrupt, hash32, opt_ts, scopes, ts};
+use super::column::{get, hash32, scopes};
 use super::{Conn, DbRow, This};
 use crate::clock::Timestamp;
 use crate::store::{Conflict, Error, NewAudit, OAuthBinding, TokenRow};
@@ -162,7 +161,7 @@ pub(crate) async fn insert_token(conn: &mut Conn, row: &TokenRow) -> Result<(), 
         return Err(Error::Conflict(Conflict::TokenName));
     }
     let oauth = row.oauth.as_ref();
-    let admin = row.scopes.iter().any(|s| s == Scope::Admin);
+    let admin = row.scopes.contains(Scope::Admin);
     sqlx::query(
         "INSERT INTO tokens (id, name, secret_hash, scopes, admin, created_at, expires_at, \
          last_used_at, revoked_at, created_by, client_id, audience, family_id, person) \
@@ -202,27 +201,27 @@ const LIVE_NAME_INDEX: &str = "tokens_live_name";
 
 pub(crate) fn token_from_row(row: &DbRow) -> Result<TokenRow, Error> {
     Ok(TokenRow {
-        id: row.try_get("id").map_err(corrupt)?,
-        name: row.try_get("name").map_err(corrupt)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
         secret_hash: hash32(row, "secret_hash")?,
         scopes: scopes(row)?,
-        created_at: ts(row, "created_at")?,
-        expires_at: opt_ts(row, "expires_at")?,
-        last_used_at: opt_ts(row, "last_used_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-        created_by: row.try_get("created_by").map_err(corrupt)?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+        created_by: get(row, "created_by")?,
         oauth: oauth_binding(row)?,
-        person: row.try_get("person").map_err(corrupt)?,
+        person: get(row, "person")?,
     })
 }
 
 fn oauth_binding(row: &DbRow) -> Result<Option<OAuthBinding>, Error> {
-    let client_id: Option<String> = row.try_get("client_id").map_err(corrupt)?;
+    let client_id: Option<String> = get(row, "client_id")?;
     let Some(client_id) = client_id else {
         return Ok(None);
     };
-    let audience: Option<String> = row.try_get("audience").map_err(corrupt)?;
-    let family_id: Option<String> = row.try_get("family_id").map_err(corrupt)?;
+    let audience: Option<String> = get(row, "audience")?;
+    let family_id: Option<String> = get(row, "family_id")?;
     match (audience, family_id) {
         (Some(audience), Some(family_id)) => Ok(Some(OAuthBinding {
             client_id,

@@ -1,9 +1,7 @@
 //! Web sessions and pairing links. Compiled once per backend.
 
-use sqlx::Row;
-
-use super::column::{corrupt, hash32, opt_ts, scopes, ts};
-use super::{Conn, Db, DbRow, This};
+use super::column::decode;
+use super::{Conn, Db, This};
 use crate::clock::Timestamp;
 use crate::store::web::{Failures, PairingRow, SessionRow};
 use crate::store::{Error, NewAudit};
@@ -37,7 +35,7 @@ impl This {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::db)?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(decode::<SessionRow>).transpose()
     }
 
     pub(crate) async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
@@ -104,7 +102,7 @@ impl This {
                     let Some(row) = row else {
                         return Ok(None);
                     };
-                    let pairing = pairing_from_row(&row)?;
+                    let pairing = decode::<PairingRow>(&row)?;
                     let created = session(&pairing);
                     insert_session(&mut *conn, &created).await?;
                     Ok(Some((pairing, created)))
@@ -124,7 +122,7 @@ impl This {
             .fetch_all(&self.pool)
             .await
             .map_err(Error::db)?;
-        rows.iter().map(pairing_from_row).collect()
+        rows.iter().map(decode::<PairingRow>).collect()
     }
 
     pub(crate) async fn revoke_pairing(
@@ -219,35 +217,6 @@ where
     .await
     .map_err(Error::db)?;
     Ok(())
-}
-
-fn session_from_row(row: &DbRow) -> Result<SessionRow, Error> {
-    Ok(SessionRow {
-        id: row.try_get("id").map_err(corrupt)?,
-        secret_hash: hash32(row, "secret_hash")?,
-        name: row.try_get("name").map_err(corrupt)?,
-        scopes: scopes(row)?,
-        csrf: row.try_get("csrf").map_err(corrupt)?,
-        pairing_id: row.try_get("pairing_id").map_err(corrupt)?,
-        created_at: ts(row, "created_at")?,
-        last_seen_at: ts(row, "last_seen_at")?,
-        expires_at: ts(row, "expires_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-    })
-}
-
-fn pairing_from_row(row: &DbRow) -> Result<PairingRow, Error> {
-    Ok(PairingRow {
-        id: row.try_get("id").map_err(corrupt)?,
-        name: row.try_get("name").map_err(corrupt)?,
-        code_hash: hash32(row, "code_hash")?,
-        scopes: scopes(row)?,
-        created_at: ts(row, "created_at")?,
-        expires_at: ts(row, "expires_at")?,
-        created_by: row.try_get("created_by").map_err(corrupt)?,
-        redeemed_at: opt_ts(row, "redeemed_at")?,
-        revoked_at: opt_ts(row, "revoked_at")?,
-    })
 }
 
 impl This {
