@@ -350,7 +350,8 @@ struct ServeArgs {
     /// Address to listen on
     #[arg(long, env = "AGENTGATE_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
-    /// Database URL [default: sqlite://<data-dir>/agentgate.db]
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE [default:
+    /// sqlite://<data-dir>/agentgate.db]
     #[arg(
         long = "database",
         env = "AGENTGATE_DATABASE_URL",

@@ -421,8 +421,10 @@ impl Store {
         }
     }
 
-    /// Tells the event streams about committed entries. The broker calls it for its own writes,
-    /// once the rules they saved are in force; every other audited write publishes by itself.
+    /// Tells the event streams about committed entries (on PostgreSQL, the follower does that for
+    /// every instance's entries; this tells only what follows this instance's own writes). The
+    /// broker calls it for its own writes, once the rules they saved are in force; every other
+    /// audited write publishes by itself.
     pub fn publish(&self, rows: &[AuditRow]) {
         match self {
             Store::Sqlite(s) => s.publish(rows),
