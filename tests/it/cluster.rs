@@ -159,6 +159,17 @@ impl Cluster {
         )
     }
 
+    /// An agent asks instance `i` to run `command`, waiting `timeout` seconds at most for a person.
+    async fn ask(&self, i: usize, agent: &str, command: &str, timeout: u64) -> Value {
+        let body =
+            json!({"kind": "shell", "command": command, "agent": "opencode", "timeout": timeout});
+        let (status, v) = self
+            .call(i, Method::POST, "/api/v1/permissions", agent, Some(body))
+            .await;
+        assert!(matches!(status.as_u16(), 200 | 202), "{status} {v}");
+        v
+    }
+
     /// The ids of pending requests, as instance `i` lists them.
     async fn pending(&self, i: usize) -> Vec<String> {
         let (status, v) = self
@@ -378,16 +389,8 @@ async fn rules_and_sign_ins_made_on_one_instance_hold_on_the_other() {
         return;
     };
     let (agent, _) = c.token(0, "agent", &["request"]).await;
-    let ask = |i: usize| {
-        c.call(
-            i,
-            Method::POST,
-            "/api/v1/permissions",
-            &agent,
-            Some(json!({"kind": "shell", "command": "ls -la", "agent": "opencode"})),
-        )
-    };
-    assert_eq!(ask(1).await.1["status"], "pending");
+    let ask = |i: usize| c.ask(i, &agent, "ls -la", 120);
+    assert_eq!(ask(1).await["status"], "pending");
     let (status, v) = c
         .call(
             0,
@@ -399,7 +402,7 @@ async fn rules_and_sign_ins_made_on_one_instance_hold_on_the_other() {
         .await;
     assert_eq!(status, 201, "{v}");
     let started = Instant::now();
-    while ask(1).await.1["status"] != "allowed" {
+    while ask(1).await["status"] != "allowed" {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "B never put A's rule in force"
@@ -478,15 +481,7 @@ async fn a_timeout_fires_once_and_the_chain_stays_one_chain_under_concurrent_wri
     };
     let (agent, _) = c.token(0, "agent", &["request"]).await;
     // Three instances' expirers race for the same deadline.
-    let (_, v) = c
-        .call(
-            1,
-            Method::POST,
-            "/api/v1/permissions",
-            &agent,
-            Some(json!({"kind": "shell", "command": "sleep", "timeout": 1})),
-        )
-        .await;
+    let v = c.ask(1, &agent, "sleep", 1).await;
     let timed = v["id"].as_str().unwrap().to_owned();
     // Meanwhile every instance writes at once.
     let mut writers = Vec::new();
@@ -553,15 +548,7 @@ async fn an_instance_killed_mid_wait_loses_nothing_and_another_answers_its_waite
     };
     let (agent, _) = c.token(0, "agent", &["request"]).await;
     let (approver, _) = c.token(1, "approver", &["approve"]).await;
-    let (_, v) = c
-        .call(
-            0,
-            Method::POST,
-            "/api/v1/permissions",
-            &agent,
-            Some(json!({"kind": "shell", "command": "make a", "timeout": 600})),
-        )
-        .await;
+    let v = c.ask(0, &agent, "make a", 600).await;
     let id = v["id"].as_str().unwrap().to_owned();
     let deadline = v["deadline"].clone();
     // SIGKILL: no shutdown, no goodbye.
