@@ -403,7 +403,8 @@ fn the_cli_explains_a_missing_daemon_and_a_missing_token() {
     assert!(stderr(&out).contains("no token"), "{}", stderr(&out));
 }
 
-fn serve_fails(args: &[&str], config: Option<&str>) -> String {
+/// Runs `serve` with `args`, expecting it to refuse before writing anything; returns its stderr.
+pub(crate) fn serve_fails(args: &[&str], config: Option<&str>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")

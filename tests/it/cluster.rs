@@ -159,6 +159,11 @@ impl Cluster {
         )
     }
 
+    /// `GET path` on instance `i`, as the owner.
+    async fn get(&self, i: usize, path: &str) -> (StatusCode, Value) {
+        self.call(i, Method::GET, path, &self.admin, None).await
+    }
+
     /// An agent asks instance `i` to run `command`, waiting `timeout` seconds at most for a person.
     async fn ask(&self, i: usize, agent: &str, command: &str, timeout: u64) -> Value {
         let body =
@@ -172,15 +177,7 @@ impl Cluster {
 
     /// The ids of pending requests, as instance `i` lists them.
     async fn pending(&self, i: usize) -> Vec<String> {
-        let (status, v) = self
-            .call(
-                i,
-                Method::GET,
-                "/api/v1/permissions?status=pending",
-                &self.admin,
-                None,
-            )
-            .await;
+        let (status, v) = self.get(i, "/api/v1/permissions?status=pending").await;
         assert_eq!(status, 200, "{v}");
         v["permissions"]
             .as_array()
@@ -192,15 +189,7 @@ impl Cluster {
 
     /// The audit entries (all of them), as instance `i` lists them.
     async fn audit(&self, i: usize) -> Vec<Value> {
-        let (status, v) = self
-            .call(
-                i,
-                Method::GET,
-                "/api/v1/audit?limit=1000",
-                &self.admin,
-                None,
-            )
-            .await;
+        let (status, v) = self.get(i, "/api/v1/audit?limit=1000").await;
         assert_eq!(status, 200, "{v}");
         v["entries"].as_array().unwrap().clone()
     }
@@ -324,15 +313,7 @@ async fn a_request_asked_on_one_instance_is_answered_on_another_and_every_stream
     assert_eq!(first, (decided, "permission.decided".to_owned()));
     // Both list the same decision.
     for i in 0..2 {
-        let (_, v) = c
-            .call(
-                i,
-                Method::GET,
-                &format!("/api/v1/permissions/{id}"),
-                &c.admin,
-                None,
-            )
-            .await;
+        let (_, v) = c.get(i, &format!("/api/v1/permissions/{id}")).await;
         assert_eq!(v["status"], "allowed", "instance {i}");
     }
 }
@@ -504,15 +485,7 @@ async fn a_timeout_fires_once_and_the_chain_stays_one_chain_under_concurrent_wri
     }
     let started = Instant::now();
     loop {
-        let (_, v) = c
-            .call(
-                2,
-                Method::GET,
-                &format!("/api/v1/permissions/{timed}"),
-                &c.admin,
-                None,
-            )
-            .await;
+        let (_, v) = c.get(2, &format!("/api/v1/permissions/{timed}")).await;
         if v["status"] == "timeout" {
             break;
         }
@@ -533,9 +506,7 @@ async fn a_timeout_fires_once_and_the_chain_stays_one_chain_under_concurrent_wri
     let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gaps");
     for i in 0..3 {
-        let (status, v) = c
-            .call(i, Method::GET, "/api/v1/audit/verify", &c.admin, None)
-            .await;
+        let (status, v) = c.get(i, "/api/v1/audit/verify").await;
         assert_eq!(status, 200);
         assert_eq!(v["ok"], true, "instance {i}: {v}");
     }
@@ -598,18 +569,8 @@ async fn an_instance_killed_mid_wait_loses_nothing_and_another_answers_its_waite
     assert_eq!(v["message"], "not now");
     // A comes back and agrees.
     c.instances[0] = Instance::start(&c._db, ASK_SHELL);
-    let (_, v) = c
-        .call(
-            0,
-            Method::GET,
-            &format!("/api/v1/permissions/{id}"),
-            &c.admin,
-            None,
-        )
-        .await;
+    let (_, v) = c.get(0, &format!("/api/v1/permissions/{id}")).await;
     assert_eq!(v["status"], "denied");
-    let (_, v) = c
-        .call(0, Method::GET, "/api/v1/audit/verify", &c.admin, None)
-        .await;
+    let (_, v) = c.get(0, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");
 }

@@ -276,6 +276,27 @@ where
     }
 }
 
+/// One JSON-RPC message POSTed to an MCP endpoint at `path` (`/mcp`, `/mcp/{server}`), accepting a
+/// JSON or an SSE answer, in `session` if given.
+pub fn mcp_request(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let req = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    match session {
+        Some(s) => req.header("mcp-session-id", s),
+        None => req,
+    }
+}
+
 /// The JSON-RPC answer in an MCP response body: the SSE `data:` message that carries an `id`,
 /// or the body itself when it is plain JSON.
 pub fn mcp_answer(text: &str) -> Value {

@@ -30,16 +30,10 @@ async fn call(
     session: Option<&str>,
     body: Value,
 ) -> (u16, Option<String>, Value) {
-    let mut req = app
-        .http
-        .post(format!("{}/mcp/{server}", app.base))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
-    let r = req.send().await.unwrap();
+    let r = crate::harness::mcp_request(app, &format!("/mcp/{server}"), token, session, &body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let session = r
         .headers()
@@ -107,6 +101,29 @@ async fn tool(app: &TestApp, token: &str, session: &str, name: &str, args: Value
     answer
 }
 
+/// `tools/list` through the gateway.
+async fn tool_list(app: &TestApp, token: &str, session: &str) -> Value {
+    let (_, _, list) = call(
+        app,
+        "up",
+        token,
+        Some(session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    list
+}
+
+/// The tool names a `tools/list` answer lists.
+fn names_of(list: &Value) -> Vec<&str> {
+    list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
+}
+
 fn text(answer: &Value) -> String {
     answer["result"]["content"][0]["text"]
         .as_str()
@@ -164,20 +181,8 @@ path = "{src}/**"
     );
 
     // The tool a rule denies outright is not listed.
-    let (_, _, list) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-    )
-    .await;
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let list = tool_list(&app, &agent, &session).await;
+    let names = names_of(&list);
     assert!(
         names.contains(&"echo") && names.contains(&"write_file"),
         "{list}"
@@ -579,20 +584,8 @@ annotations = {{ destructive = true }}
     // `request`: the broker decides it like any other.
     let answer = tool(&app, &agent, &session, "reply", json!({"text": "ok"})).await;
     assert_eq!(text(&answer), "replied ok", "{answer}");
-    let (_, _, list) = call(
-        &app,
-        "up",
-        &agent,
-        Some(&session),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-    )
-    .await;
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let list = tool_list(&app, &agent, &session).await;
+    let names = names_of(&list);
     assert!(
         !names.contains(&"write_file") && names.contains(&"echo"),
         "{names:?}"

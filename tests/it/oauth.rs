@@ -227,15 +227,7 @@ pub async fn owner_cookie(app: &TestApp) -> String {
 
 /// An MCP JSON-RPC call; the response may be JSON or one SSE event.
 async fn mcp(app: &TestApp, token: &str, session: Option<&str>, body: Value) -> (Reply, Value) {
-    let mut req = app
-        .http
-        .post(format!("{}/mcp", app.base))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
+    let req = crate::harness::mcp_request(app, "/mcp", token, session, &body);
     let r = reply(req.send().await.unwrap()).await;
     let value = crate::harness::mcp_answer(&r.text);
     (r, value)

@@ -1,4 +1,3 @@
-#![allow(clippy::disallowed_methods)] // a child process that must exit: short sleeps while polling
 //! PostgreSQL's failures, each with its clear answer (run in the PostgreSQL pass): a database
 //! that is missing, unreachable or migrated by a newer agentgate stops start-up with the reason;
 //! every connection terminated under the daemon (`pg_terminate_backend`) is replaced: the writer
@@ -6,7 +5,6 @@
 //! with `Retry-After` (never a 500 or a hang), and the event stream carries on. Stopping and restarting the server, a wrong password and SIGKILL under load
 //! need a private server: `bench/pg-faults`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,41 +12,8 @@ use serde_json::{Value, json};
 use crate::harness::{Behind, Bind, spawn_app};
 use crate::pg::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentgate");
-
-/// Runs `serve` on `url`, expecting it to refuse; returns what it printed.
 fn serve_refuses(url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            url,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .env("XDG_CONFIG_HOME", dir.path().join("cfg"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve did not stop on {url}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    assert!(!status.success(), "serve should refuse {url}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    crate::cli::serve_fails(&["--listen", "127.0.0.1:0", "--database", url], None)
 }
 
 #[test]
