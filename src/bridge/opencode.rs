@@ -162,7 +162,16 @@ impl Link {
             Ok(r) => r.header("accept", "text/event-stream"),
             Err(e) => return e,
         };
-        let mut response = match request.send().await {
+        // The head must come within the call timeout (the stream then lasts): a server that
+        // accepts the connection while still starting must not hold the bridge for ever.
+        let sent = tokio::time::timeout(CALL_TIMEOUT, request.send()).await;
+        let Ok(sent) = sent else {
+            return format!(
+                "GET {path} did not answer within {} s",
+                CALL_TIMEOUT.as_secs()
+            );
+        };
+        let mut response = match sent {
             Ok(r) => r,
             Err(e) if e.is_connect() => {
                 return format!(
