@@ -102,6 +102,7 @@ pub fn denial_words(view: &PermissionView) -> String {
             "No one answered the permission request in time (timed out).".into()
         }
         (Status::Pending, _) => "The permission request is still waiting for a person.".into(),
+        (Status::Cancelled, _) => "The request was withdrawn before anyone answered it.".into(),
         (_, Some(Source::Rule)) => format!(
             "Denied by agentgate policy{}",
             view.decided_by

@@ -83,6 +83,9 @@ pub enum Status {
     Denied,
     /// Nobody answered in time; the outcome is deny.
     Timeout,
+    /// The requester withdrew it before anyone answered (an MCP client cancelled its call); the
+    /// action never ran.
+    Cancelled,
 }
 
 impl Status {
@@ -93,6 +96,7 @@ impl Status {
             Status::Allowed => "allowed",
             Status::Denied => "denied",
             Status::Timeout => "timeout",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -103,6 +107,7 @@ impl Status {
             Status::Allowed,
             Status::Denied,
             Status::Timeout,
+            Status::Cancelled,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -122,6 +127,8 @@ pub enum Source {
     /// Answered in the agent's own interface (opencode's TUI or web UI), not through agentgate:
     /// recorded as what happened there, never as a decision of ours.
     Upstream,
+    /// The requester withdrew the request (an MCP client's `notifications/cancelled`).
+    Requester,
 }
 
 /// The provenance of a decision.

@@ -154,10 +154,25 @@ impl Broker {
         })
     }
 
+    /// Closes a pending request that its requester withdrew (`who`, e.g. an MCP client that
+    /// cancelled its call; `note` says why): recorded as `cancelled`, never as anyone's decision.
+    /// `false`: it was no longer pending.
+    pub async fn withdraw(&self, id: &str, who: &str, note: Option<String>) -> Result<bool, Error> {
+        let by = DecidedBy {
+            source: Source::Requester,
+            rule: None,
+            approver: Some(who.to_owned()),
+            approvers: Vec::new(),
+            auto_resolved: false,
+            reason: Some(format!("withdrawn by {who}")),
+        };
+        self.settle(id, Status::Cancelled, &by, note, &[], self.clock.now())
+            .await
+    }
+
     /// Closes a pending request that was answered in the agent's own interface (`upstream`,
-    /// e.g. opencode's TUI), or that the agent withdrew (`note` says why): recorded with that
-    /// provenance, never as a person's decision through agentgate. `false`: it was no longer
-    /// pending.
+    /// e.g. opencode's TUI): recorded with that provenance, never as a person's decision through
+    /// agentgate. `false`: it was no longer pending.
     pub async fn answered_upstream(
         &self,
         id: &str,

@@ -434,7 +434,7 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
-    // `request` reserves 1 and 2 for denied and timed out; its errors exit 3.
+    // `request` reserves 1, 2 and 5 for denied, timed out and withdrawn; its errors exit 3.
     let error_code = if matches!(cli.command, Command::Request(_)) {
         3
     } else {

@@ -23,6 +23,8 @@ pub const EXIT_ALLOWED: u8 = 0;
 pub const EXIT_DENIED: u8 = 1;
 /// Nobody answered in time.
 pub const EXIT_TIMEOUT: u8 = 2;
+/// Withdrawn by its requester before anyone answered.
+pub const EXIT_CANCELLED: u8 = 5;
 /// Still pending (no `--wait`).
 pub const EXIT_PENDING: u8 = 4;
 
@@ -224,6 +226,7 @@ pub(super) async fn run(client: &Client, json: bool, command: BrokerCommand) -> 
                 Status::Allowed => EXIT_ALLOWED,
                 Status::Denied => EXIT_DENIED,
                 Status::Timeout => EXIT_TIMEOUT,
+                Status::Cancelled => EXIT_CANCELLED,
                 Status::Pending => EXIT_PENDING,
             })
         }

@@ -46,6 +46,7 @@ enum StatusFilter {
     Allowed,
     Denied,
     Timeout,
+    Cancelled,
     All,
 }
 
@@ -101,6 +102,7 @@ pub async fn list_permissions(
         StatusFilter::Allowed => Some(Status::Allowed),
         StatusFilter::Denied => Some(Status::Denied),
         StatusFilter::Timeout => Some(Status::Timeout),
+        StatusFilter::Cancelled => Some(Status::Cancelled),
     };
     let page = state
         .broker

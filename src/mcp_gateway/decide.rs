@@ -141,7 +141,7 @@ where
             },
             () = cancelled.cancelled() => {
                 let _ = broker
-                    .answered_upstream(&view.id, false, "the MCP client", Some("the client cancelled the call".into()))
+                    .withdraw(&view.id, "the MCP client", Some("the client cancelled the call".into()))
                     .await;
                 return Verdict::Cancelled;
             }

@@ -359,8 +359,18 @@ async fn a_waiting_call_reports_progress_and_a_cancel_clears_the_inbox() {
         (view["status"] != "pending").then_some(view)
     })
     .await;
-    assert_eq!(gone["status"], "denied", "{gone}");
+    assert_eq!(gone["status"], "cancelled", "{gone}");
+    assert_eq!(gone["decided_by"]["source"], "requester", "{gone}");
     assert_eq!(gone["message"], "the client cancelled the call", "{gone}");
+    let cancelled = app
+        .get("/api/v1/permissions?status=cancelled", Some(&app.admin))
+        .await
+        .json();
+    assert_eq!(
+        cancelled["permissions"][0]["id"],
+        id.as_str(),
+        "{cancelled}"
+    );
     let left = app
         .get("/api/v1/permissions?status=pending", Some(&app.admin))
         .await

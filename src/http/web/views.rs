@@ -559,6 +559,7 @@ fn decided_words(p: &PermissionView) -> String {
         Status::Allowed => "Allowed",
         Status::Denied => "Denied",
         Status::Timeout => "Timed out (denied)",
+        Status::Cancelled => "Withdrawn",
         Status::Pending => "Pending",
     };
     let by = match &p.decided_by {
@@ -573,6 +574,7 @@ fn decided_words(p: &PermissionView) -> String {
             (Source::Upstream, Some(name), _) => {
                 format!(" in {name} itself (answered there, not through agentgate)")
             }
+            (Source::Requester, Some(name), _) => format!(" by {name}, before anyone answered"),
             _ => String::new(),
         },
     };

@@ -129,3 +129,88 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
 async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), Error> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    /// 0010 rebuilds `permissions` (and `approvals`) to admit `cancelled`: a file migrated by the
+    /// previous release keeps every row and its references, and foreign keys still hold.
+    #[tokio::test]
+    async fn the_cancelled_rebuild_keeps_rows_and_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old");
+        std::fs::create_dir(&old).unwrap();
+        for entry in std::fs::read_dir("migrations/sqlite").unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0010" {
+                std::fs::copy(&path, old.join(name)).unwrap();
+            }
+        }
+        let file = dir.path().join("agentgate.db");
+        let options = super::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&mut conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tokens (id, name, secret_hash, scopes, created_at) \
+               VALUES ('tok_a', 'a', x'01', 'request', 1); \
+             INSERT INTO permissions (id, kind, summary, body, targets, requester_id, \
+               requester_name, status, created_at, old_content_bytes) VALUES \
+               ('p1', 'shell', 's', '{}', '[]', 'tok_a', 'a', 'pending', 1, 7), \
+               ('p2', 'shell', 's', '{}', '[]', 'tok_a', 'a', 'allowed', 2, 0); \
+             INSERT INTO approvals VALUES ('p2', 'tok_a', 'a', 3);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let refused = sqlx::query("UPDATE permissions SET status = 'cancelled' WHERE id = 'p1'")
+            .execute(&mut conn)
+            .await;
+        assert!(refused.is_err(), "the old CHECK refuses `cancelled`");
+        conn.close().await.unwrap();
+
+        let store = super::SqliteStore::open(&file).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT id, status, old_content_bytes FROM permissions ORDER BY id")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("p1".into(), "pending".into(), 7),
+                ("p2".into(), "allowed".into(), 0)
+            ]
+        );
+        sqlx::query("UPDATE permissions SET status = 'cancelled' WHERE id = 'p1'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let approvals: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE permission_id = 'p2'")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(approvals, 1);
+        let dangling = sqlx::query("INSERT INTO approvals VALUES ('nope', 'tok_a', 'a', 4)")
+            .execute(&mut *conn)
+            .await;
+        assert!(dangling.is_err(), "approvals still reference permissions");
+        let bogus = sqlx::query("UPDATE permissions SET status = 'maybe' WHERE id = 'p2'")
+            .execute(&mut *conn)
+            .await;
+        assert!(bogus.is_err(), "the CHECK still holds");
+    }
+}

@@ -165,7 +165,7 @@
   }
 
   function words(status, by, message) {
-    const what = { allowed: 'Allowed', denied: 'Denied', timeout: 'Timed out (denied)' }[status] || status;
+    const what = { allowed: 'Allowed', denied: 'Denied', timeout: 'Timed out (denied)', cancelled: 'Withdrawn' }[status] || status;
     let who = '';
     if (by) {
       if (by.source === 'person' && by.approver) who = ' by ' + by.approver;
