@@ -722,6 +722,66 @@ async fn always_allowing_a_tool_call_remembers_its_arguments() {
     other.abort();
 }
 
+/// What is forwarded is the call that was decided, as the client wrote it: the upstream's stdin
+/// (copied by `tee`) carries the client's `arguments` bytes, key order and UTF-8 included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arguments_forwarded_are_the_bytes_the_client_sent() {
+    let Some(python) = python() else { return };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/upstream.py");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().canonicalize().unwrap();
+    let raw = dir.join("stdin.log");
+    let shell = format!(
+        "tee -a '{}' | exec '{}' '{}'",
+        raw.display(),
+        python.display(),
+        script.display()
+    );
+    let app = spawn_app_with(&format!(
+        "[[mcp_server]]\nname = \"up\"\ncommand = \"sh\"\nargs = [\"-c\", {shell:?}]\n\n\
+         [[rules]]\naction = \"allow\"\nkind = \"tool\"\npattern = \"up__write_file\"\n"
+    ))
+    .await;
+    let (agent, _) = app.create_token("agent", &["request"], Value::Null).await;
+    let (session, _) = open(&app, &agent).await;
+    let target = dir.join("out.txt");
+    // Not in sorted order, with non-ASCII text and escapes a serializer could respell.
+    let arguments = format!(
+        r#"{{"path":"{}","content":"naïve — \"quoted\"\n\ttab"}}"#,
+        target.display()
+    );
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{{"name":"write_file","arguments":{arguments}}}}}"#
+    );
+    let r = app
+        .http
+        .post(format!("{}/mcp/up", app.base))
+        .bearer_auth(&agent)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer = crate::harness::mcp_answer(&r.text().await.unwrap());
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "naïve — \"quoted\"\n\ttab"
+    );
+    let seen = std::fs::read_to_string(&raw).unwrap();
+    let line = seen
+        .lines()
+        .find(|l| l.contains("\"tools/call\""))
+        .expect("the call reached the upstream");
+    assert!(
+        line.contains(&format!("\"arguments\":{arguments}")),
+        "forwarded: {line}\nsent arguments: {arguments}"
+    );
+}
+
 /// A streamable-HTTP upstream (the Python SDK's server): each client session opens its own
 /// upstream session; calls are decided as for stdio; a dead URL is a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
