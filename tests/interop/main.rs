@@ -682,6 +682,57 @@ pattern = "everything__*"
         elicited["text"].as_str().unwrap().contains("Ada Lovelace"),
         "{elicited}"
     );
+    // Requests from the server to the client (sampling, roots) are the client's to answer; its
+    // logging messages reach the client at the level the client set. (Steps of the Python
+    // client.)
+    if approval == Approval::Click {
+        let sampling = &steps["everything/sampling"];
+        assert_eq!(
+            sampling["sampled"].as_array().unwrap().len(),
+            1,
+            "{sampling}"
+        );
+        assert!(
+            sampling["sampled"][0]
+                .as_str()
+                .unwrap()
+                .contains("what is six times seven?"),
+            "{sampling}"
+        );
+        assert_eq!(sampling["is_error"], false, "{sampling}");
+        assert!(
+            sampling["text"]
+                .as_str()
+                .unwrap()
+                .contains("sampled by the client: 42"),
+            "{sampling}"
+        );
+        let roots = &steps["everything/roots"];
+        assert_eq!(roots["is_error"], false, "{roots}");
+        assert!(
+            roots["text"]
+                .as_str()
+                .unwrap()
+                .contains("file:///work/agentgate-root"),
+            "{roots}"
+        );
+        let logging = &steps["everything/logging"];
+        assert_eq!(logging["is_error"], false, "{logging}");
+        // The simulated messages ("Error-level message", "Alert level-message", …), not only
+        // the server's own note that it received the roots.
+        assert!(
+            logging["logged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["data"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('-', " ")
+                    .contains("level message")),
+            "no simulated logging message reached the client: {logging}"
+        );
+    }
     // The upstream's progress notifications reach the client, tied to its call.
     if let Some(progress) = steps.get("everything/progress") {
         assert_eq!(progress["is_error"], false, "{progress}");

@@ -3,8 +3,10 @@ gateway (`/mcp/{name}`): signs in through OAuth for each upstream (its own resou
 - fs (@modelcontextprotocol/server-filesystem): reads a file (allowed by a rule on `path`), lists
   tools (a denied one is missing), calls a denied tool anyway, and writes a file (asked: this
   call waits until a person approves it in the inbox);
-- everything (@modelcontextprotocol/server-everything): triggers an elicitation, which reaches
-  this client, and whose answer reaches the server.
+- everything (@modelcontextprotocol/server-everything): triggers an elicitation, a sampling
+  request and a roots request, which reach this client and whose answers reach the server; sets
+  the logging level and turns the server's logging on, whose messages reach this client; follows
+  a long call's progress.
 Prints one JSON object per step; exits non-zero on any failure.
 
 usage: gateway_client.py BASE_URL PASSPHRASE DIRECTORY
@@ -81,10 +83,38 @@ async def everything(base, passphrase):
         asked.append(params.message)
         return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
 
+    sampled = []
+
+    async def sample(context, params):
+        sampled.append(params.messages[0].content.text)
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="sampled by the client: 42"),
+            model="scripted-model",
+            stop_reason="endTurn",
+        )
+
+    async def roots(context):
+        return types.ListRootsResult(
+            roots=[types.Root(uri="file:///work/agentgate-root", name="the client's root")]
+        )
+
+    logged = []
+
+    async def log(params):
+        logged.append({"level": params.level, "data": params.data})
+
     async with httpx2.AsyncClient(auth=provider, timeout=120) as http:
         url = f"{base}/mcp/everything"
         async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write, elicitation_callback=elicit) as s:
+            async with ClientSession(
+                read,
+                write,
+                elicitation_callback=elicit,
+                sampling_callback=sample,
+                list_roots_callback=roots,
+                logging_callback=log,
+            ) as s:
                 init = await s.initialize()
                 say("everything/initialize", server=init.server_info.name)
                 tools = await s.list_tools()
@@ -108,6 +138,34 @@ async def everything(base, passphrase):
                     progress_callback=on_progress,
                 )
                 say("everything/progress", progress=progress, is_error=bool(long.is_error))
+                result = await s.call_tool(
+                    "trigger-sampling-request", {"prompt": "what is six times seven?", "maxTokens": 20}
+                )
+                say(
+                    "everything/sampling",
+                    sampled=sampled,
+                    is_error=bool(result.is_error),
+                    text=text_of(result),
+                )
+                result = await s.call_tool("get-roots-list", {})
+                say("everything/roots", is_error=bool(result.is_error), text=text_of(result))
+                await s.set_logging_level("debug")
+                started = await s.call_tool("toggle-simulated-logging", {})
+                # The server logs one message at once, then one every 5 s.
+                def simulated():
+                    return [m for m in logged if "level message" in str(m["data"]).replace("-", " ")]
+
+                for _ in range(100):
+                    if simulated():
+                        break
+                    await asyncio.sleep(0.1)
+                await s.call_tool("toggle-simulated-logging", {})
+                say(
+                    "everything/logging",
+                    logged=logged,
+                    is_error=bool(started.is_error),
+                    text=text_of(started),
+                )
 
 
 async def main(base, passphrase, directory):
