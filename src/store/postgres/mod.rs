@@ -51,7 +51,10 @@ type This = PgStore;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The advisory lock every instance's writer holds while it appends to the audit chain.
+#[cfg_attr(not(test), allow(dead_code))] // spelled out in BEGIN_BATCH; a test holds them equal
 const CHAIN_LOCK: i64 = 0x6167_656e_7467_6174; // "agentgat"
+/// A batch's beginning: its transaction, then the chain's lock ([`CHAIN_LOCK`], in decimal).
+const BEGIN_BATCH: &str = "BEGIN; SELECT pg_advisory_xact_lock(7018690069353947508)";
 /// The channel commits announce new audit entries on.
 const CHANNEL: &str = "agentgate_audit";
 /// How long a request waits for a free connection before it is refused (503).
@@ -170,13 +173,8 @@ fn refused(e: sqlx::Error) -> Error {
 /// Begins a writer batch holding the audit chain's lock, and forgets the cached head: another
 /// instance may have appended since.
 async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
-    sqlx::query("BEGIN")
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHAIN_LOCK)
-        .execute(&mut *conn)
+    // One round trip: a simple query may hold both statements.
+    sqlx::Executor::execute(&mut *conn, BEGIN_BATCH)
         .await
         .map_err(Error::db)?;
     chain::restore(Head::default());
@@ -192,4 +190,105 @@ async fn announce(conn: &mut Conn, seq: i64) -> Result<(), Error> {
         .await
         .map_err(Error::db)?;
     Ok(())
+}
+
+/// A new request and its audit entries in one statement, so one round trip: the budget claim,
+/// the request and the entries are data-modifying CTEs, each conditional on the one before. A
+/// request over its requester's budget stores nothing (and the chain does not move).
+async fn store_request(
+    conn: &mut Conn,
+    row: crate::store::PermissionRow,
+    audit: Vec<crate::store::NewAudit>,
+    budget: Option<crate::store::PendingBudget>,
+) -> Result<crate::store::Inserted, Error> {
+    use crate::clock::Timestamp;
+    if let Some(b) = budget
+        && !broker::could_fit(b)
+    {
+        return broker::over_budget(conn, &row.requester_actor).await;
+    }
+    let entries = audit::chain_entries(conn, audit).await?;
+    let columns = broker::PERMISSION_COLUMNS;
+    let stored: i64 = sqlx::query_scalar(&format!(
+        "WITH claim AS ( \
+             INSERT INTO pending_budgets (requester_actor, pending, old_content) \
+             SELECT $18, 1, $19 WHERE $20 \
+             ON CONFLICT (requester_actor) DO UPDATE \
+             SET pending = pending_budgets.pending + 1, \
+                 old_content = pending_budgets.old_content + excluded.old_content \
+             WHERE pending_budgets.pending < $21 \
+               AND pending_budgets.old_content + excluded.old_content <= $22 \
+             RETURNING 1), \
+         admitted AS (SELECT 1 WHERE NOT $20 OR EXISTS (SELECT 1 FROM claim)), \
+         stored AS ( \
+             INSERT INTO permissions ({columns}, old_content_bytes) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                    $18, $19 FROM admitted \
+             RETURNING 1), \
+         chained AS ( \
+             INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) \
+             SELECT * FROM UNNEST($23::BIGINT[], $24::BIGINT[], $25::TEXT[], $26::TEXT[], \
+                                  $27::TEXT[], $28::BYTEA[], $29::BYTEA[]) \
+             WHERE EXISTS (SELECT 1 FROM stored)) \
+         SELECT COUNT(*) FROM stored"
+    ))
+    .bind(&row.id)
+    .bind(&row.kind)
+    .bind(&row.summary)
+    .bind(&row.body)
+    .bind(&row.targets)
+    .bind(&row.agent)
+    .bind(&row.session)
+    .bind(&row.workspace)
+    .bind(&row.requester_id)
+    .bind(&row.requester_name)
+    .bind(row.status)
+    .bind(row.created_at.as_millis())
+    .bind(row.deadline.map(Timestamp::as_millis))
+    .bind(row.approvals_required)
+    .bind(row.decided_at.map(Timestamp::as_millis))
+    .bind(&row.decided_by)
+    .bind(&row.message)
+    .bind(&row.requester_actor)
+    .bind(budget.map_or(0, |b| b.adding))
+    .bind(budget.is_some())
+    .bind(budget.map_or(0, |b| b.max_count))
+    .bind(budget.map_or(0, |b| b.max_old_content))
+    .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.event.clone()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.subject.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(entries.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.prev_hash.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(entries.iter().map(|e| e.hash.clone()).collect::<Vec<_>>())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db)?;
+    if stored == 0 {
+        return broker::over_budget(conn, &row.requester_actor).await;
+    }
+    audit::chained(&entries);
+    Ok(crate::store::Inserted::Stored(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_batch_takes_the_chain_lock() {
+        assert!(
+            super::BEGIN_BATCH.ends_with(&format!("pg_advisory_xact_lock({})", super::CHAIN_LOCK)),
+            "{}",
+            super::BEGIN_BATCH
+        );
+    }
 }

@@ -13,6 +13,32 @@ pub(crate) async fn append_audit(
     conn: &mut Conn,
     entries: Vec<NewAudit>,
 ) -> Result<Vec<AuditRow>, Error> {
+    let rows = chain_entries(conn, entries).await?;
+    for row in &rows {
+        sqlx::query(
+            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(row.seq)
+        .bind(row.at.as_millis())
+        .bind(&row.event)
+        .bind(&row.subject)
+        .bind(&row.data)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::Backend)?;
+    }
+    chained(&rows);
+    Ok(rows)
+}
+
+/// The rows `entries` become at the end of the chain, hashed but not yet written: the caller
+/// writes them in its transaction, then calls [`chained`].
+pub(crate) async fn chain_entries(
+    conn: &mut Conn,
+    entries: Vec<NewAudit>,
+) -> Result<Vec<AuditRow>, Error> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
@@ -39,33 +65,26 @@ pub(crate) async fn append_audit(
             e.subject.as_deref(),
             &e.data,
         );
-        sqlx::query(
-            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(seq)
-        .bind(e.at.as_millis())
-        .bind(e.event)
-        .bind(&e.subject)
-        .bind(&e.data)
-        .bind(&prev)
-        .bind(&hash[..])
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::Backend)?;
         out.push(AuditRow {
             seq,
             at: e.at,
             event: e.event.to_owned(),
             subject: e.subject,
             data: e.data,
-            prev_hash: prev.clone(),
+            prev_hash: prev,
             hash: hash.to_vec(),
         });
         prev = hash.to_vec();
     }
-    // The recorded head is written once per batch, just before its commit.
-    set_head(seq, prev);
     Ok(out)
+}
+
+/// `rows` (from [`chain_entries`]) are written: the chain's head moves to the last of them. The
+/// recorded head is written once per batch, just before its commit.
+pub(crate) fn chained(rows: &[AuditRow]) {
+    if let Some(last) = rows.last() {
+        set_head(last.seq, last.hash.clone());
+    }
 }
 
 /// Records the chain's head in `settings` (in the writer's transaction), so verification notices

@@ -18,7 +18,7 @@ use crate::store::{
 const PERMISSION_SELECT: &str = "id, kind, summary, body, targets, agent, session, workspace, \
      requester_id, requester_name, status, created_at, deadline, approvals_required, decided_at, \
      decided_by, message, COALESCE(requester_actor, requester_id) AS requester_actor";
-const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
+pub(super) const PERMISSION_COLUMNS: &str = "id, kind, summary, body, targets, agent, session, workspace, requester_id, \
      requester_name, status, created_at, deadline, approvals_required, decided_at, decided_by, message, \
      requester_actor";
 
@@ -31,49 +31,7 @@ impl This {
     ) -> Result<Inserted, Error> {
         let row = row.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    // The budget is one row per requester, claimed in the write's transaction
-                    // (so concurrent requests cannot overshoot it) before the request is stored.
-                    if let Some(b) = budget
-                        && !claim_budget(conn, &row.requester_actor, b).await?
-                    {
-                        let (pending, old_content) = pending_of(conn, &row.requester_actor).await?;
-                        return Ok(Inserted::OverBudget {
-                            pending,
-                            old_content,
-                        });
-                    }
-                    sqlx::query(&format!(
-                        "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                         $16, $17, $18, $19)"
-                    ))
-                    .bind(&row.id)
-                    .bind(&row.kind)
-                    .bind(&row.summary)
-                    .bind(&row.body)
-                    .bind(&row.targets)
-                    .bind(&row.agent)
-                    .bind(&row.session)
-                    .bind(&row.workspace)
-                    .bind(&row.requester_id)
-                    .bind(&row.requester_name)
-                    .bind(row.status)
-                    .bind(row.created_at.as_millis())
-                    .bind(row.deadline.map(Timestamp::as_millis))
-                    .bind(row.approvals_required)
-                    .bind(row.decided_at.map(Timestamp::as_millis))
-                    .bind(&row.decided_by)
-                    .bind(&row.message)
-                    .bind(&row.requester_actor)
-                    .bind(budget.map_or(0, |b| b.adding))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(Error::db)?;
-                    append_audit(conn, audit).await.map(Inserted::Stored)
-                })
-            })
+            .write(move |conn| Box::pin(super::store_request(conn, row, audit, budget)))
             .await
     }
 
@@ -371,10 +329,71 @@ impl This {
     }
 }
 
+/// Stores a new request with its audit entries, within the requester's pending budget if it has
+/// one, statement by statement (SQLite, where a statement costs no round trip; PostgreSQL does it
+/// in one: `postgres::store_request`).
+#[allow(dead_code)]
+pub(super) async fn store_request_in_steps(
+    conn: &mut Conn,
+    row: PermissionRow,
+    audit: Vec<NewAudit>,
+    budget: Option<PendingBudget>,
+) -> Result<Inserted, Error> {
+    // The budget is one row per requester, claimed in the write's transaction (so concurrent
+    // requests cannot overshoot it) before the request is stored.
+    if let Some(b) = budget
+        && !claim_budget(conn, &row.requester_actor, b).await?
+    {
+        return over_budget(conn, &row.requester_actor).await;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19)"
+    ))
+    .bind(&row.id)
+    .bind(&row.kind)
+    .bind(&row.summary)
+    .bind(&row.body)
+    .bind(&row.targets)
+    .bind(&row.agent)
+    .bind(&row.session)
+    .bind(&row.workspace)
+    .bind(&row.requester_id)
+    .bind(&row.requester_name)
+    .bind(row.status)
+    .bind(row.created_at.as_millis())
+    .bind(row.deadline.map(Timestamp::as_millis))
+    .bind(row.approvals_required)
+    .bind(row.decided_at.map(Timestamp::as_millis))
+    .bind(&row.decided_by)
+    .bind(&row.message)
+    .bind(&row.requester_actor)
+    .bind(budget.map_or(0, |b| b.adding))
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db)?;
+    append_audit(conn, audit).await.map(Inserted::Stored)
+}
+
+/// The answer to a request over its requester's budget: what the requester already holds.
+pub(super) async fn over_budget(conn: &mut Conn, actor: &str) -> Result<Inserted, Error> {
+    let (pending, old_content) = pending_of(conn, actor).await?;
+    Ok(Inserted::OverBudget {
+        pending,
+        old_content,
+    })
+}
+
+/// Whether a request could fit its budget at all (with nothing else pending).
+pub(super) fn could_fit(b: PendingBudget) -> bool {
+    b.max_count >= 1 && b.adding <= b.max_old_content
+}
+
 /// Counts one more pending request (and its `old_content` bytes) against its requester's budget,
 /// if it fits. `false`: it does not, and nothing changed.
 async fn claim_budget(conn: &mut Conn, actor: &str, b: PendingBudget) -> Result<bool, Error> {
-    if b.max_count < 1 || b.adding > b.max_old_content {
+    if !could_fit(b) {
         return Ok(false);
     }
     let claimed = sqlx::query(

@@ -73,9 +73,10 @@ impl Writer {
     }
 }
 
-async fn exec(conn: &mut Conn, sql: &str) -> Result<(), Error> {
-    sqlx::query(sql)
-        .execute(conn)
+/// Runs `sql`, which may be several statements without parameters, in one round trip (a plain
+/// `&str` goes as a simple query, which may hold several statements).
+async fn exec(conn: &mut Conn, sql: &'static str) -> Result<(), Error> {
+    sqlx::Executor::execute(conn, sql)
         .await
         .map(|_| ())
         .map_err(Error::db)
@@ -152,35 +153,47 @@ async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool 
     let mut dones = Vec::with_capacity(batch.len());
     let mut broken: Option<Error> = None;
     // A lone write needs no savepoint: if it fails, the whole transaction is rolled back and
-    // its caller gets its own error.
+    // its caller gets its own error. Otherwise each write has its own savepoint; ending one and
+    // opening the next take one round trip together.
     let single = batch.len() == 1;
+    let last = batch.len().saturating_sub(1);
     let mut lone_failed = false;
-    for job in batch {
-        let before = chain::snapshot();
-        if !single && let Err(e) = exec(conn, "SAVEPOINT w").await {
-            broken = Some(e);
-            break;
+    if !single && let Err(e) = exec(conn, "SAVEPOINT w").await {
+        broken = Some(e);
+    }
+    for (i, job) in batch.into_iter().enumerate() {
+        if broken.is_some() {
+            // Never run: its caller hears the batch's error.
+            let (_, done) = job(Err(Error::Unavailable(
+                "the write transaction failed".into(),
+            )))
+            .await;
+            dones.push(done);
+            continue;
         }
+        let before = chain::snapshot();
         let (ok, done) = job(Ok(&mut *conn)).await;
-        let end = match (ok, single) {
-            (true, true) => Ok(()),
-            (true, false) => exec(conn, "RELEASE w").await,
-            (false, true) => {
+        let end = match (ok, single, i == last) {
+            (true, true, _) => Ok(()),
+            (true, false, false) => exec(conn, "RELEASE w; SAVEPOINT w").await,
+            (true, false, true) => exec(conn, "RELEASE w").await,
+            (false, true, _) => {
                 lone_failed = true;
                 Ok(())
             }
-            (false, false) => {
+            (false, false, is_last) => {
                 chain::restore(before);
-                match exec(conn, "ROLLBACK TO w").await {
-                    Ok(()) => exec(conn, "RELEASE w").await,
-                    Err(e) => Err(e),
+                if !is_last {
+                    // The savepoint stays, for the next write.
+                    exec(conn, "ROLLBACK TO w").await
+                } else {
+                    exec(conn, "ROLLBACK TO w; RELEASE w").await
                 }
             }
         };
         dones.push(done);
         if let Err(e) = end {
             broken = Some(e);
-            break;
         }
     }
     if lone_failed {

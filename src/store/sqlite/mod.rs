@@ -125,6 +125,10 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
         .map_err(Error::db)
 }
 
+/// A new request and its audit entries, statement by statement: SQLite's statements cost no
+/// round trip.
+use broker::store_request_in_steps as store_request;
+
 /// Nothing to announce: the writer's own instance is the only reader.
 async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), Error> {
     Ok(())
