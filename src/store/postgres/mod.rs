@@ -54,7 +54,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[cfg_attr(not(test), allow(dead_code))] // spelled out in BEGIN_BATCH; a test holds them equal
 const CHAIN_LOCK: i64 = 0x6167_656e_7467_6174; // "agentgat"
 /// A batch's beginning: its transaction, then the chain's lock ([`CHAIN_LOCK`], in decimal).
-const BEGIN_BATCH: &str = "BEGIN; SELECT pg_advisory_xact_lock(7018690069353947508)";
+const BEGIN_BATCH: &str = "BEGIN; SELECT pg_advisory_xact_lock(7018690069353947508); \
+     SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 /// The channel commits announce new audit entries on.
 const CHANNEL: &str = "agentgate_audit";
 /// How long a request waits for a free connection before it is refused (503).
@@ -170,26 +171,45 @@ fn refused(e: sqlx::Error) -> Error {
     }
 }
 
-/// Begins a writer batch holding the audit chain's lock, and forgets the cached head: another
-/// instance may have appended since.
+/// Begins a writer batch holding the audit chain's lock and reads the chain's head under it
+/// (another instance may have appended since): one round trip.
 async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
-    // One round trip: a simple query may hold both statements.
-    sqlx::Executor::execute(&mut *conn, BEGIN_BATCH)
+    use futures_util::TryStreamExt;
+    use sqlx::Row;
+    let results: Vec<_> = sqlx::Executor::fetch_many(&mut *conn, BEGIN_BATCH)
+        .try_collect()
         .await
         .map_err(Error::db)?;
-    chain::restore(Head::default());
+    // The rows: the lock's (one void column), then the head's, if the chain has entries.
+    let head = results
+        .iter()
+        .filter_map(|r| r.as_ref().right())
+        .find(|row| row.columns().len() == 2);
+    let known = match head {
+        Some(row) => (
+            row.try_get::<i64, _>(0).map_err(Error::Backend)?,
+            row.try_get::<Vec<u8>, _>(1).map_err(Error::Backend)?,
+        ),
+        None => (0, crate::audit::GENESIS.to_vec()),
+    };
+    chain::restore(Head {
+        known: Some(known),
+        dirty: false,
+    });
     Ok(())
 }
 
-/// Tells every instance's follower, at commit, that the chain moved.
-async fn announce(conn: &mut Conn, seq: i64) -> Result<(), Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(seq.to_string())
-        .execute(conn)
+/// Commits a writer batch; if it moved the chain, the same round trip tells every instance's
+/// follower (`NOTIFY` is delivered at commit).
+async fn commit(conn: &mut Conn, moved: Option<i64>) -> Result<(), Error> {
+    let sql = match moved {
+        Some(seq) => format!("SELECT pg_notify('{CHANNEL}', '{seq}'); COMMIT"),
+        None => "COMMIT".to_owned(),
+    };
+    sqlx::Executor::execute(conn, sql.as_str())
         .await
-        .map_err(Error::db)?;
-    Ok(())
+        .map(|_| ())
+        .map_err(Error::db)
 }
 
 /// A new request and its audit entries in one statement, so one round trip: the budget claim,
@@ -286,7 +306,7 @@ mod tests {
     #[test]
     fn a_batch_takes_the_chain_lock() {
         assert!(
-            super::BEGIN_BATCH.ends_with(&format!("pg_advisory_xact_lock({})", super::CHAIN_LOCK)),
+            super::BEGIN_BATCH.contains(&format!("pg_advisory_xact_lock({});", super::CHAIN_LOCK)),
             "{}",
             super::BEGIN_BATCH
         );

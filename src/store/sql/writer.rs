@@ -5,7 +5,7 @@
 //! turns N fsyncs into one without weakening durability: nobody hears "done" before their write
 //! is on disk. Compiled once per backend; the backend says how a batch begins (`begin_batch`:
 //! SQLite takes its write lock, PostgreSQL the audit chain's lock, shared by every instance) and
-//! what the commit announces (`announce`).
+//! how it commits (`commit`: PostgreSQL announces the chain's new head with it).
 //!
 //! A connection that fails (the database restarted, the backend was terminated) is dropped and a
 //! new one taken for the next batch; while none can be had, writes fail at once with
@@ -208,21 +208,19 @@ async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool 
         return rolled_back.is_ok();
     }
     let head = chain::snapshot();
+    let mut moved = None;
     if broken.is_none()
         && head.dirty
         && let Some((seq, hash)) = &head.known
     {
-        let recorded = match audit::record_head(conn, *seq, hash, key.get()).await {
-            Ok(()) => super::announce(conn, *seq).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = recorded {
-            broken = Some(e);
+        match audit::record_head(conn, *seq, hash, key.get()).await {
+            Ok(()) => moved = Some(*seq),
+            Err(e) => broken = Some(e),
         }
     }
     let outcome = match broken {
         Some(e) => Err(e),
-        None => exec(conn, "COMMIT").await,
+        None => super::commit(conn, moved).await,
     };
     let healthy = match &outcome {
         Ok(()) => {

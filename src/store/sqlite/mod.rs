@@ -129,9 +129,12 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
 /// round trip.
 use broker::store_request_in_steps as store_request;
 
-/// Nothing to announce: the writer's own instance is the only reader.
-async fn announce(_conn: &mut Conn, _seq: i64) -> Result<(), Error> {
-    Ok(())
+/// Commits a writer batch. Nothing to announce: the writer's own instance is the only reader.
+async fn commit(conn: &mut Conn, _moved: Option<i64>) -> Result<(), Error> {
+    sqlx::Executor::execute(conn, "COMMIT")
+        .await
+        .map(|_| ())
+        .map_err(Error::db)
 }
 
 #[cfg(test)]
