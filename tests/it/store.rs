@@ -457,6 +457,77 @@ async fn requests_budgets_decisions_and_approvals() {
     assert_eq!(s.rules().await.unwrap().len(), 1);
 }
 
+/// A write that fails among others of its batch (here a request whose id is taken): where each
+/// write has its own savepoint (SQLite) it alone fails; where a new request is one statement
+/// without one (PostgreSQL) its batch is rolled back and told to try again. Either way nothing
+/// is half-written, the chain has exactly the stored requests' entries, and the store goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_among_others_leaves_nothing_half_written() {
+    let f = open().await;
+    let s = f.store.clone();
+    s.insert_token(&token("tok_r", "agent", &[Scope::Request]), Vec::new())
+        .await
+        .unwrap();
+    let create = |s: Store, id: String, created: i64| async move {
+        let out = s
+            .insert_permission(
+                &permission(&id, "tok_r", "pending", created),
+                entry("permission.created", &id),
+                None,
+            )
+            .await;
+        (id, out)
+    };
+    create(s.clone(), "taken".into(), 1).await.1.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let id = if i == 32 {
+                "taken".to_owned()
+            } else {
+                format!("req_{i}")
+            };
+            tokio::spawn(create(s.clone(), id, 10 + i))
+        })
+        .collect();
+    let (mut stored, mut retry) = (1, 0);
+    for t in tasks {
+        let (id, out) = t.await.unwrap();
+        let row = s.permission(&id).await.unwrap();
+        match out {
+            Ok(_) => {
+                assert_ne!(id, "taken", "a taken id was stored twice");
+                assert!(row.is_some(), "{id}: acknowledged but not stored");
+                stored += 1;
+            }
+            Err(_) if id == "taken" => {}
+            Err(e) => {
+                assert!(e.is_unavailable(), "{id}: {e}");
+                assert!(row.is_none(), "{id}: refused but stored");
+                retry += 1;
+            }
+        }
+    }
+    eprintln!("stored {stored}, told to try again {retry}");
+    let chain = s.audit_after(0, 1000).await.unwrap();
+    assert_eq!(chain.len(), stored, "one entry per stored request");
+    let mut prev = agentgate::audit::GENESIS.to_vec();
+    for (n, e) in chain.iter().enumerate() {
+        assert_eq!(e.seq, n as i64 + 1);
+        assert_eq!(e.prev_hash, prev);
+        let hash = agentgate::audit::chain_hash(
+            &prev,
+            e.seq,
+            e.at.as_millis(),
+            &e.event,
+            e.subject.as_deref(),
+            &e.data,
+        );
+        assert_eq!(e.hash, hash.to_vec(), "entry {} is not chained", e.seq);
+        prev = e.hash.clone();
+    }
+    create(s.clone(), "after".into(), 100).await.1.unwrap();
+}
+
 #[tokio::test]
 async fn the_audit_chain_its_head_the_key_and_the_streams() {
     let f = open().await;

@@ -212,6 +212,9 @@ async fn commit(conn: &mut Conn, moved: Option<i64>) -> Result<(), Error> {
         .map_err(Error::db)
 }
 
+/// Whether `store_request` is one statement (which needs no savepoint of its own).
+const ONE_STATEMENT_REQUESTS: bool = true;
+
 /// A new request and its audit entries in one statement, so one round trip: the budget claim,
 /// the request and the entries are data-modifying CTEs, each conditional on the one before. A
 /// request over its requester's budget stores nothing (and the chain does not move).

@@ -30,9 +30,17 @@ impl This {
         budget: Option<PendingBudget>,
     ) -> Result<Inserted, Error> {
         let row = row.clone();
-        self.writer
-            .write(move |conn| Box::pin(super::store_request(conn, row, audit, budget)))
-            .await
+        if super::ONE_STATEMENT_REQUESTS {
+            self.writer
+                .write_unguarded(move |conn| {
+                    Box::pin(super::store_request(conn, row, audit, budget))
+                })
+                .await
+        } else {
+            self.writer
+                .write(move |conn| Box::pin(super::store_request(conn, row, audit, budget)))
+                .await
+        }
     }
 
     pub(crate) async fn permission(&self, id: &str) -> Result<Option<PermissionRow>, Error> {

@@ -20,8 +20,17 @@ use crate::store::Error;
 use crate::store::chain::{self, AuditKey, HEAD, Head};
 
 type Done = Box<dyn FnOnce(Option<Error>) + Send>;
-type Job =
+type Run =
     Box<dyn for<'c> FnOnce(Result<&'c mut Conn, Error>) -> BoxFuture<'c, (bool, Done)> + Send>;
+
+/// A write waiting for its batch. `guarded`: it runs in a savepoint of its own, so its failure
+/// undoes only it; an unguarded write (one statement that fails only when the database does)
+/// saves that round trip, and its failure rolls back its whole batch, whose callers are told to
+/// try again.
+struct Job {
+    run: Run,
+    guarded: bool,
+}
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 256;
@@ -48,8 +57,27 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, Error>> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// As [`Writer::write`], without a savepoint: for a write that is one statement, which fails
+    /// only when the database does (then its whole batch is rolled back and told to try again).
+    #[allow(dead_code)] // PostgreSQL's; SQLite's savepoints cost no round trip
+    pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, Error>> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, F>(&self, f: F, guarded: bool) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, Error>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
-        let job: Job = Box::new(move |conn| {
+        let run: Run = Box::new(move |conn| {
             Box::pin(async move {
                 let result = match conn {
                     Ok(conn) => f(conn).await,
@@ -66,7 +94,7 @@ impl Writer {
             })
         });
         self.jobs
-            .send(job)
+            .send(Job { run, guarded })
             .await
             .map_err(|_| Error::WriterStopped)?;
         rx.await.map_err(|_| Error::WriterStopped)?
@@ -85,7 +113,7 @@ async fn exec(conn: &mut Conn, sql: &'static str) -> Result<(), Error> {
 /// Fails a batch that could not start: nothing of it was written.
 async fn fail(batch: Vec<Job>, error: &Error) {
     for job in batch {
-        let (_, done) = job(Err(error.again())).await;
+        let (_, done) = (job.run)(Err(error.again())).await;
         done(None);
     }
 }
@@ -153,18 +181,23 @@ async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool 
     let mut dones = Vec::with_capacity(batch.len());
     let mut broken: Option<Error> = None;
     // A lone write needs no savepoint: if it fails, the whole transaction is rolled back and
-    // its caller gets its own error. Otherwise each write has its own savepoint; ending one and
-    // opening the next take one round trip together.
+    // its caller gets its own error. Otherwise each guarded write has its own savepoint; ending
+    // one and opening the next take one round trip together.
     let single = batch.len() == 1;
-    let last = batch.len().saturating_sub(1);
+    let guards: Vec<bool> = batch.iter().map(|j| j.guarded && !single).collect();
     let mut lone_failed = false;
-    if !single && let Err(e) = exec(conn, "SAVEPOINT w").await {
-        broken = Some(e);
-    }
     for (i, job) in batch.into_iter().enumerate() {
+        let guarded = guards[i];
+        if broken.is_none()
+            && guarded
+            && (i == 0 || !guards[i - 1])
+            && let Err(e) = exec(conn, "SAVEPOINT w").await
+        {
+            broken = Some(e);
+        }
         if broken.is_some() {
             // Never run: its caller hears the batch's error.
-            let (_, done) = job(Err(Error::Unavailable(
+            let (_, done) = (job.run)(Err(Error::Unavailable(
                 "the write transaction failed".into(),
             )))
             .await;
@@ -172,26 +205,33 @@ async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool 
             continue;
         }
         let before = chain::snapshot();
-        let (ok, done) = job(Ok(&mut *conn)).await;
-        let end = match (ok, single, i == last) {
-            (true, true, _) => Ok(()),
-            (true, false, false) => exec(conn, "RELEASE w; SAVEPOINT w").await,
-            (true, false, true) => exec(conn, "RELEASE w").await,
-            (false, true, _) => {
+        let (ok, done) = (job.run)(Ok(&mut *conn)).await;
+        dones.push(done);
+        let next_guarded = guards.get(i + 1).copied().unwrap_or(false);
+        let end = match (ok, guarded) {
+            (true, false) => Ok(()),
+            (false, false) if single => {
                 lone_failed = true;
                 Ok(())
             }
-            (false, false, is_last) => {
+            (false, false) => {
+                tracing::warn!("a write without a savepoint failed; its batch is rolled back");
+                Err(Error::Unavailable(
+                    "a write of the same batch failed".into(),
+                ))
+            }
+            // The savepoint stays open for a guarded write next.
+            (true, true) if next_guarded => exec(conn, "RELEASE w; SAVEPOINT w").await,
+            (true, true) => exec(conn, "RELEASE w").await,
+            (false, true) => {
                 chain::restore(before);
-                if !is_last {
-                    // The savepoint stays, for the next write.
+                if next_guarded {
                     exec(conn, "ROLLBACK TO w").await
                 } else {
                     exec(conn, "ROLLBACK TO w; RELEASE w").await
                 }
             }
         };
-        dones.push(done);
         if let Err(e) = end {
             broken = Some(e);
         }

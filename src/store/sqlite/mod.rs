@@ -128,6 +128,8 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
 /// A new request and its audit entries, statement by statement: SQLite's statements cost no
 /// round trip.
 use broker::store_request_in_steps as store_request;
+/// Whether `store_request` is one statement (which needs no savepoint of its own).
+const ONE_STATEMENT_REQUESTS: bool = false;
 
 /// Commits a writer batch. Nothing to announce: the writer's own instance is the only reader.
 async fn commit(conn: &mut Conn, _moved: Option<i64>) -> Result<(), Error> {
