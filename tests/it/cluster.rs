@@ -574,3 +574,176 @@ async fn an_instance_killed_mid_wait_loses_nothing_and_another_answers_its_waite
     let (_, v) = c.get(0, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// OAuth across instances behind one public address (`allowed_hosts`, as a load balancer in
+/// front of both would present). The consent form is answered on the instance that showed it
+/// (it holds the form: README); everything after crosses instances: a code issued by A is
+/// redeemed on B, and replaying it on A ends what B issued for it; a refresh token rotated on A
+/// and reused on B after the grace period ends the whole family on both.
+#[tokio::test]
+async fn oauth_codes_and_refresh_families_hold_across_instances() {
+    use crate::oauth::{CHALLENGE, REDIRECT, VERIFIER, form_fields};
+    const PUBLIC: &str = "gate.test:8443";
+    const PASSPHRASE: &str = "correct horse battery staple";
+    let Some(c) = cluster(2, &format!("allowed_hosts = [\"{PUBLIC}\"]\n")) else {
+        return;
+    };
+    let origin = format!("http://{PUBLIC}");
+    let (status, v) = c
+        .call(
+            0,
+            Method::PUT,
+            "/api/v1/passphrase",
+            &c.admin,
+            Some(json!({"passphrase": PASSPHRASE})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // Every request goes to one instance with the public Host, as through the balancer.
+    let at = |i: usize, method: Method, path: &str| {
+        c.http
+            .request(method, format!("{}{path}", c.instances[i].url))
+            .header("host", PUBLIC)
+    };
+    let registered: Value = at(0, Method::POST, "/register")
+        .json(
+            &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+                      "grant_types": ["authorization_code", "refresh_token"],
+                      "client_name": "Cluster Agent"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client = registered["client_id"].as_str().unwrap().to_owned();
+    // Consent on A: the code.
+    let consent = || async {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", "st4te")
+            .append_pair("code_challenge", CHALLENGE)
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let page = at(0, Method::GET, &format!("/authorize?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let (authz, csrf) = form_fields(&page.text().await.unwrap());
+        let answered = at(0, Method::POST, "/authorize")
+            .header("origin", &origin)
+            .form(&[
+                ("authz", authz.as_str()),
+                ("csrf", csrf.as_str()),
+                ("passphrase", PASSPHRASE),
+                ("decision", "approve"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answered.status(), 303);
+        let location = answered.headers()["location"].to_str().unwrap().to_owned();
+        url::Url::parse(&location)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no code in {location}"))
+    };
+    let token = |i: usize, form: Vec<(&'static str, String)>| async move {
+        let r = at(i, Method::POST, "/token")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    };
+    let redeem = |code: String| {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client),
+            ("resource", &format!("{origin}/mcp")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect::<Vec<_>>()
+    };
+    let refresh = |r: &Value| {
+        vec![
+            ("grant_type", "refresh_token".to_owned()),
+            (
+                "refresh_token",
+                r["refresh_token"].as_str().unwrap().to_owned(),
+            ),
+            ("client_id", client.clone()),
+        ]
+    };
+    let mcp_status = |i: usize, r: &Value| {
+        at(i, Method::POST, "/mcp")
+            .bearer_auth(r["access_token"].as_str().unwrap())
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                     "clientInfo": {"name": "cluster", "version": "1"}}}))
+            .send()
+    };
+    let refused_within_a_second = |i: usize, r: Value| async move {
+        let started = Instant::now();
+        while mcp_status(i, &r).await.unwrap().status() != 401 {
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "instance {i} still accepts an access token that was ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    // A code issued by A is redeemed on B; replayed on A, it is refused and what B issued ends.
+    let code = consent().await;
+    let (status, first) = token(1, redeem(code.clone())).await;
+    assert_eq!(status, 200, "the code issued by A, redeemed on B: {first}");
+    assert_eq!(mcp_status(1, &first).await.unwrap().status(), 200);
+    let (status, replay) = token(0, redeem(code)).await;
+    assert_eq!(
+        (status, &replay["error"]),
+        (400, &json!("invalid_grant")),
+        "{replay}"
+    );
+    let (status, dead) = token(1, refresh(&first)).await;
+    assert_eq!(
+        status, 400,
+        "the replayed code's refresh token lives on: {dead}"
+    );
+    refused_within_a_second(1, first).await;
+
+    // Rotated on A, the old refresh token reused on B: the family ends on both.
+    let (status, second) = token(1, redeem(consent().await)).await;
+    assert_eq!(status, 200, "{second}");
+    let (status, rotated) = token(0, refresh(&second)).await;
+    assert_eq!(status, 200, "refreshed on A: {rotated}");
+    assert_eq!(mcp_status(1, &rotated).await.unwrap().status(), 200);
+    // Within the grace period (5 s, for a client's retry) a reuse is not yet theft, on either.
+    let (status, retried) = token(1, refresh(&second)).await;
+    assert_eq!(status, 200, "a retry within the grace period: {retried}");
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let (status, reused) = token(1, refresh(&second)).await;
+    assert_eq!(
+        (status, &reused["error"]),
+        (400, &json!("invalid_grant")),
+        "{reused}"
+    );
+    let (status, after) = token(0, refresh(&rotated)).await;
+    assert_eq!(
+        status, 400,
+        "the rotated token outlived its family: {after}"
+    );
+    refused_within_a_second(0, rotated).await;
+}

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::harness::{Behind, Reply, TestApp, spawn_app, spawn_app_with};
 
 const PASSPHRASE: &str = "correct horse battery";
-const REDIRECT: &str = "http://127.0.0.1:53682/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn reply(resp: reqwest::Response) -> Reply {
     Reply {
