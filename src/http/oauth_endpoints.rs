@@ -223,9 +223,12 @@ pub async fn consent(
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let pending = match state.oauth.take_form(field("authz"), field("csrf")) {
+    let pending = match state.oauth.take_form(field("authz"), field("csrf")).await {
         Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(oauth::Error::InvalidRequest(text)) => {
+            return error_page(StatusCode::BAD_REQUEST, &text);
+        }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let approve = match field("decision") {
         "approve" => true,

@@ -171,38 +171,47 @@ impl OAuth {
             }
             pending.one_click = remembered && owner_signed_in;
         }
-        self.hold(pending.clone());
+        self.hold(&pending).await?;
         Ok(Authorize::Consent(Box::new(pending)))
     }
 
-    pub(super) fn hold(&self, pending: Pending) {
-        let now = self.clock.now();
-        if let Ok(mut map) = self.pending.lock() {
-            map.retain(|_, p| p.expires_at > now);
-            if map.len() >= MAX_PENDING
-                && let Some(oldest) = map
-                    .values()
-                    .min_by_key(|p| p.expires_at)
-                    .map(|p| p.id.clone())
-            {
-                map.remove(&oldest);
-            }
-            map.insert(pending.id.clone(), pending);
-        }
+    /// Keeps the consent form in the store, so the answer may come through any instance.
+    pub(super) async fn hold(&self, pending: &Pending) -> Result<(), Error> {
+        let row = ConsentFormRow {
+            id: pending.id.clone(),
+            csrf_hash: TokenHash::of(&pending.csrf).0.to_vec(),
+            // Strings and a flag: serialising cannot fail.
+            request: serde_json::to_string(&Held::of(pending)).unwrap_or_default(),
+            expires_at: pending.expires_at,
+        };
+        let max = i64::try_from(MAX_PENDING).unwrap_or(i64::MAX);
+        self.store
+            .hold_consent_form(&row, self.clock.now(), max)
+            .await?;
+        Ok(())
     }
 
     /// The pending authorization a consent form answers, if `csrf` is its current token. The
     /// token is used up: the pending authorization gets a new one (for the form shown again
     /// after a wrong passphrase), so a replayed form fails.
-    pub fn take_form(&self, pending_id: &str, csrf: &str) -> Result<Pending, ConsentError> {
-        let now = self.clock.now();
-        let mut map = self.pending.lock().map_err(|_| ConsentError::Stale)?;
-        let entry = map.get_mut(pending_id).ok_or(ConsentError::Stale)?;
-        if entry.expires_at <= now || !bool::from(entry.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
-            return Err(ConsentError::Stale);
+    pub async fn take_form(&self, pending_id: &str, csrf: &str) -> Result<Pending, Error> {
+        let stale = || Error::InvalidRequest(ConsentError::Stale.to_string());
+        if pending_id.is_empty() || csrf.is_empty() {
+            return Err(stale());
         }
-        entry.csrf = random("csrf_").map_err(|_| ConsentError::Stale)?;
-        Ok(entry.clone())
+        let next = random("csrf_")?;
+        let row = self
+            .store
+            .take_consent_form(
+                pending_id,
+                &TokenHash::of(csrf).0,
+                &TokenHash::of(&next).0,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or_else(stale)?;
+        let held: Held = serde_json::from_str(&row.request).map_err(|_| stale())?;
+        held.pending(row.id, next, row.expires_at).ok_or_else(stale)
     }
 
     /// The owner answered (the passphrase already checked for an approval): the redirect to send.
@@ -212,12 +221,7 @@ impl OAuth {
         approve: bool,
         remember: bool,
     ) -> Result<String, Error> {
-        let removed = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|mut map| map.remove(&pending.id));
-        if removed.is_none() {
+        if !self.store.end_consent_form(&pending.id).await? {
             return Err(Error::InvalidRequest(ConsentError::Stale.to_string()));
         }
         let answer = Answer {

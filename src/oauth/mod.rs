@@ -17,7 +17,7 @@ pub mod resource;
 mod token;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentgate_policy::{Scope, ScopeSet};
@@ -25,7 +25,6 @@ use serde::Serialize;
 
 pub use crate::api::{ClientInfo, GrantInfo};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::api::events;
@@ -33,7 +32,7 @@ use crate::auth::secret::{self, TokenHash};
 use crate::auth::{Authenticator, Principal};
 use crate::clock::{Clock, Timestamp};
 use crate::store::oauth::{
-    ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
+    ClientRow, CodeRow, CodeUse, ConsentFormRow, FamilyRow, GrantRow, RefreshRow, RefreshUse,
 };
 use crate::store::{self, NewAudit, OAuthBinding, Store, TokenRow};
 
@@ -248,7 +247,8 @@ pub struct AuthorizeParams {
     pub prompt: Option<String>,
 }
 
-/// A consent waiting for the owner's answer. Held in memory: it lives minutes.
+/// A consent waiting for the owner's answer: a row of the store (`oauth_consent_forms`) for its
+/// few minutes, so any instance may take the answer.
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// The pending authorization's id (in the form).
@@ -276,6 +276,56 @@ pub struct Pending {
     /// is never processed without a person in the browser).
     pub one_click: bool,
     expires_at: Timestamp,
+}
+
+/// What a consent form's row keeps of its [`Pending`] (the id, the CSRF token's hash and the
+/// expiry are columns).
+#[derive(Serialize, serde::Deserialize)]
+struct Held {
+    client_id: String,
+    client_name: Option<String>,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    scope: String,
+    resource: String,
+    issuer: String,
+    one_click: bool,
+}
+
+impl Held {
+    fn of(p: &Pending) -> Held {
+        Held {
+            client_id: p.client_id.clone(),
+            client_name: p.client_name.clone(),
+            redirect_uri: p.redirect_uri.clone(),
+            state: p.state.clone(),
+            code_challenge: p.code_challenge.clone(),
+            scope: scope_string(&p.scopes),
+            resource: p.resource.clone(),
+            issuer: p.issuer.clone(),
+            one_click: p.one_click,
+        }
+    }
+
+    /// The pending authorization again, with its new CSRF token; `None` if the scopes no longer
+    /// parse (a row edited behind our back).
+    fn pending(self, id: String, csrf: String, expires_at: Timestamp) -> Option<Pending> {
+        Some(Pending {
+            id,
+            csrf,
+            client_id: self.client_id,
+            client_name: self.client_name,
+            redirect_uri: self.redirect_uri,
+            state: self.state,
+            code_challenge: self.code_challenge,
+            scopes: parse_scopes(Some(&self.scope)).ok()?,
+            resource: self.resource,
+            issuer: self.issuer,
+            one_click: self.one_click,
+            expires_at,
+        })
+    }
 }
 
 /// What `GET /authorize` leads to.
@@ -348,7 +398,6 @@ pub struct OAuth {
     clock: Clock,
     auth: Arc<Authenticator>,
     settings: Settings,
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl OAuth {
@@ -359,7 +408,6 @@ impl OAuth {
             clock,
             auth,
             settings,
-            pending: Mutex::new(HashMap::new()),
         }
     }
 

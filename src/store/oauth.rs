@@ -130,6 +130,21 @@ pub enum RefreshUse {
 }
 
 /// The registration caps (see [`Store::insert_client`]).
+/// A consent form shown and not yet answered: what the authorization asked, as JSON the
+/// `oauth` module reads back, and the hash of the form's current single-use CSRF token. A row,
+/// so the form may be answered through any instance.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsentFormRow {
+    /// `authz_…`, the form's `authz` field.
+    pub id: String,
+    /// SHA-256 of the form's current CSRF token.
+    pub csrf_hash: Vec<u8>,
+    /// The pending authorization (JSON).
+    pub request: String,
+    /// After this the form is refused.
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ClientCap {
     /// Most live clients.
@@ -183,6 +198,17 @@ impl Store {
         /// Stores, in one transaction, a new family (for a code exchange), an access token and a
         /// refresh token. Fails with [`Error::NotFound`] if the family has been revoked meanwhile.
         pub async fn issue_tokens(&self, family: Option<&FamilyRow>, access: &TokenRow, refresh: &RefreshRow) -> Result<(), Error>;
+
+        /// Keeps a consent form until it is answered or expires; the expired ones go, and the
+        /// oldest beyond `max` held.
+        pub async fn hold_consent_form(&self, row: &ConsentFormRow, now: Timestamp, max: i64) -> Result<(), Error>;
+
+        /// The consent form `id`, if `csrf_hash` is its current token's and it has not expired;
+        /// its token is replaced by `next_csrf_hash` in the same step (a form is answered once).
+        pub async fn take_consent_form(&self, id: &str, csrf_hash: &[u8; 32], next_csrf_hash: &[u8; 32], now: Timestamp) -> Result<Option<ConsentFormRow>, Error>;
+
+        /// Ends a consent form (it was answered). `false`: it was already gone.
+        pub async fn end_consent_form(&self, id: &str) -> Result<bool, Error>;
 
         /// RFC 7009: revokes the access token or the refresh token (with its family) that hashes to
         /// `hash`, if it belongs to `client_id`. Returns the revoked access-token ids (none when

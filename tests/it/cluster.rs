@@ -576,10 +576,9 @@ async fn an_instance_killed_mid_wait_loses_nothing_and_another_answers_its_waite
 }
 
 /// OAuth across instances behind one public address (`allowed_hosts`, as a load balancer in
-/// front of both would present). The consent form is answered on the instance that showed it
-/// (it holds the form: README); everything after crosses instances: a code issued by A is
-/// redeemed on B, and replaying it on A ends what B issued for it; a refresh token rotated on A
-/// and reused on B after the grace period ends the whole family on both.
+/// front of both would present): the consent form shown by A is answered on B, a code issued by
+/// one is redeemed on the other, and replaying it ends what was issued for it; a refresh token
+/// rotated on A and reused on B after the grace period ends the whole family on both.
 #[tokio::test]
 async fn oauth_codes_and_refresh_families_hold_across_instances() {
     use crate::oauth::{CHALLENGE, REDIRECT, VERIFIER, form_fields};
@@ -618,7 +617,7 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
         .await
         .unwrap();
     let client = registered["client_id"].as_str().unwrap().to_owned();
-    // Consent on A: the code.
+    // The consent form shown by A, answered on B: the code.
     let consent = || async {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")
@@ -634,7 +633,7 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
             .unwrap();
         assert_eq!(page.status(), 200);
         let (authz, csrf) = form_fields(&page.text().await.unwrap());
-        let answered = at(0, Method::POST, "/authorize")
+        let answered = at(1, Method::POST, "/authorize")
             .header("origin", &origin)
             .form(&[
                 ("authz", authz.as_str()),
@@ -706,12 +705,12 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
         }
     };
 
-    // A code issued by A is redeemed on B; replayed on A, it is refused and what B issued ends.
+    // A code issued by B is redeemed on A; replayed on B... (and the other way round below).
     let code = consent().await;
-    let (status, first) = token(1, redeem(code.clone())).await;
-    assert_eq!(status, 200, "the code issued by A, redeemed on B: {first}");
+    let (status, first) = token(0, redeem(code.clone())).await;
+    assert_eq!(status, 200, "the code issued by B, redeemed on A: {first}");
     assert_eq!(mcp_status(1, &first).await.unwrap().status(), 200);
-    let (status, replay) = token(0, redeem(code)).await;
+    let (status, replay) = token(1, redeem(code)).await;
     assert_eq!(
         (status, &replay["error"]),
         (400, &json!("invalid_grant")),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use agentgate::api::Status;
 use agentgate::clock::Timestamp;
 use agentgate::store::oauth::{
-    ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
+    ClientCap, ClientRow, CodeRow, CodeUse, ConsentFormRow, FamilyRow, GrantRow, RefreshRow,
+    RefreshUse,
 };
 use agentgate::store::web::{Failures, PairingRow, SessionRow};
 use agentgate::store::{
@@ -714,6 +715,60 @@ async fn passphrase_failures_are_claimed_by_compare_and_set() {
         .unwrap();
     assert_eq!(s.passphrase_failures("127.0.0.1").await.unwrap(), None);
     assert_eq!(s.passphrase_failures("::1").await.unwrap(), None);
+}
+
+/// Consent forms: held (expired ones and the oldest beyond the cap go), taken once per CSRF
+/// token (which the take replaces), ended once.
+#[tokio::test]
+async fn consent_forms_are_taken_once_per_token_and_ended_once() {
+    let f = open().await;
+    let s = &f.store;
+    let hash =
+        |t: &str| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes()).into() };
+    let form = |id: &str, csrf: &str, expires: i64| ConsentFormRow {
+        id: id.into(),
+        csrf_hash: hash(csrf).to_vec(),
+        request: format!(r#"{{"form":"{id}"}}"#),
+        expires_at: at(expires),
+    };
+    for (id, expires) in [("authz_old", 50), ("authz_1", 1000), ("authz_2", 2000)] {
+        s.hold_consent_form(&form(id, "c0", expires), at(0), 3)
+            .await
+            .unwrap();
+    }
+    // Held at 100 with a cap of 3: the expired one goes, then the oldest beyond the cap.
+    s.hold_consent_form(&form("authz_3", "c0", 3000), at(100), 2)
+        .await
+        .unwrap();
+    let take = |id: &'static str, csrf: &'static str, next: &'static str, now: i64| async move {
+        s.take_consent_form(id, &hash(csrf), &hash(next), at(now))
+            .await
+            .unwrap()
+    };
+    assert!(
+        take("authz_old", "c0", "c1", 10).await.is_none(),
+        "expired and gone"
+    );
+    assert!(
+        take("authz_1", "c0", "c1", 100).await.is_none(),
+        "beyond the cap"
+    );
+    let taken = take("authz_2", "c0", "c1", 100).await.unwrap();
+    assert_eq!(taken.request, r#"{"form":"authz_2"}"#);
+    assert_eq!(taken.csrf_hash, hash("c1").to_vec());
+    assert!(
+        take("authz_2", "c0", "c2", 100).await.is_none(),
+        "a used token"
+    );
+    assert!(
+        take("authz_2", "c1", "c2", 2000).await.is_none(),
+        "at its expiry"
+    );
+    assert!(take("authz_2", "c1", "c2", 1999).await.is_some());
+    assert!(take("authz_3", "wrong", "c2", 100).await.is_none());
+    assert!(s.end_consent_form("authz_2").await.unwrap());
+    assert!(!s.end_consent_form("authz_2").await.unwrap(), "ended once");
+    assert!(take("authz_2", "c2", "c3", 100).await.is_none());
 }
 
 fn client(id: &str, created: i64) -> ClientRow {

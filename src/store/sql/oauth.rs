@@ -5,7 +5,8 @@ use super::column::{decode, get};
 use super::{Conn, DbRow, This};
 use crate::clock::Timestamp;
 use crate::store::oauth::{
-    ClientCap, ClientRow, CodeRow, CodeUse, FamilyRow, GrantRow, RefreshRow, RefreshUse,
+    ClientCap, ClientRow, CodeRow, CodeUse, ConsentFormRow, FamilyRow, GrantRow, RefreshRow,
+    RefreshUse,
 };
 use crate::store::{Conflict, Error, NewAudit, TokenRow};
 
@@ -22,6 +23,71 @@ const NEVER_AUTHORIZED: &str = "NOT EXISTS (SELECT 1 FROM oauth_codes c \
      WHERE g.client_id = oauth_clients.id)";
 
 impl This {
+    pub(crate) async fn hold_consent_form(
+        &self,
+        row: &ConsentFormRow,
+        now: Timestamp,
+        max: i64,
+    ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(Error::db)?;
+        sqlx::query("DELETE FROM oauth_consent_forms WHERE expires_at <= $1")
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db)?;
+        sqlx::query(
+            "DELETE FROM oauth_consent_forms WHERE id NOT IN (SELECT id FROM oauth_consent_forms \
+             ORDER BY expires_at DESC, id DESC LIMIT $1)",
+        )
+        .bind(max.saturating_sub(1).max(0))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db)?;
+        sqlx::query(
+            "INSERT INTO oauth_consent_forms (id, csrf_hash, request, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&row.id)
+        .bind(&row.csrf_hash)
+        .bind(&row.request)
+        .bind(row.expires_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db)?;
+        tx.commit().await.map_err(Error::db)
+    }
+
+    pub(crate) async fn take_consent_form(
+        &self,
+        id: &str,
+        csrf_hash: &[u8; 32],
+        next_csrf_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<ConsentFormRow>, Error> {
+        sqlx::query_as(
+            "UPDATE oauth_consent_forms SET csrf_hash = $1 \
+             WHERE id = $2 AND csrf_hash = $3 AND expires_at > $4 \
+             RETURNING id, csrf_hash, request, expires_at",
+        )
+        .bind(&next_csrf_hash[..])
+        .bind(id)
+        .bind(&csrf_hash[..])
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db)
+    }
+
+    pub(crate) async fn end_consent_form(&self, id: &str) -> Result<bool, Error> {
+        let ended = sqlx::query("DELETE FROM oauth_consent_forms WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db)?
+            .rows_affected();
+        Ok(ended == 1)
+    }
+
     pub(crate) async fn insert_client(
         &self,
         row: &ClientRow,
