@@ -224,7 +224,6 @@ async fn store_request(
     audit: Vec<crate::store::NewAudit>,
     budget: Option<crate::store::PendingBudget>,
 ) -> Result<crate::store::Inserted, Error> {
-    use crate::clock::Timestamp;
     if let Some(b) = budget
         && !broker::could_fit(b)
     {
@@ -232,7 +231,7 @@ async fn store_request(
     }
     let entries = audit::chain_entries(conn, audit).await?;
     let columns = broker::PERMISSION_COLUMNS;
-    let stored: i64 = sqlx::query_scalar(&format!(
+    let sql = format!(
         "WITH claim AS ( \
              INSERT INTO pending_budgets (requester_actor, pending, old_content) \
              SELECT $18, 1, $19 WHERE $20 \
@@ -254,49 +253,33 @@ async fn store_request(
                                   $27::TEXT[], $28::BYTEA[], $29::BYTEA[]) \
              WHERE EXISTS (SELECT 1 FROM stored)) \
          SELECT COUNT(*) FROM stored"
-    ))
-    .bind(&row.id)
-    .bind(&row.kind)
-    .bind(&row.summary)
-    .bind(&row.body)
-    .bind(&row.targets)
-    .bind(&row.agent)
-    .bind(&row.session)
-    .bind(&row.workspace)
-    .bind(&row.requester_id)
-    .bind(&row.requester_name)
-    .bind(row.status)
-    .bind(row.created_at.as_millis())
-    .bind(row.deadline.map(Timestamp::as_millis))
-    .bind(row.approvals_required)
-    .bind(row.decided_at.map(Timestamp::as_millis))
-    .bind(&row.decided_by)
-    .bind(&row.message)
-    .bind(&row.requester_actor)
-    .bind(budget.map_or(0, |b| b.adding))
-    .bind(budget.is_some())
-    .bind(budget.map_or(0, |b| b.max_count))
-    .bind(budget.map_or(0, |b| b.max_old_content))
-    .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.event.clone()).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.subject.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(entries.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.prev_hash.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(entries.iter().map(|e| e.hash.clone()).collect::<Vec<_>>())
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(Error::db)?;
+    );
+    let query = broker::bind_permission(sqlx::query(&sql), &row, budget.map_or(0, |b| b.adding));
+    let stored: i64 = query
+        .bind(budget.is_some())
+        .bind(budget.map_or(0, |b| b.max_count))
+        .bind(budget.map_or(0, |b| b.max_old_content))
+        .bind(entries.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.event.clone()).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.subject.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(entries.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.prev_hash.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(entries.iter().map(|e| e.hash.clone()).collect::<Vec<_>>())
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| sqlx::Row::try_get(&r, 0))
+        .map_err(Error::db)?;
     if stored == 0 {
         return broker::over_budget(conn, &row.requester_actor).await;
     }

@@ -5,7 +5,7 @@
 
 use super::audit::{append_audit, record_head};
 use super::column::decode;
-use super::{Conn, This};
+use super::{Conn, Db, This};
 use crate::api::Status;
 use crate::clock::Timestamp;
 use crate::store::chain::{AUDIT_HEAD, parse_head, parse_head_mac};
@@ -354,34 +354,47 @@ pub(super) async fn store_request_in_steps(
     {
         return over_budget(conn, &row.requester_actor).await;
     }
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
          $16, $17, $18, $19)"
-    ))
-    .bind(&row.id)
-    .bind(&row.kind)
-    .bind(&row.summary)
-    .bind(&row.body)
-    .bind(&row.targets)
-    .bind(&row.agent)
-    .bind(&row.session)
-    .bind(&row.workspace)
-    .bind(&row.requester_id)
-    .bind(&row.requester_name)
-    .bind(row.status)
-    .bind(row.created_at.as_millis())
-    .bind(row.deadline.map(Timestamp::as_millis))
-    .bind(row.approvals_required)
-    .bind(row.decided_at.map(Timestamp::as_millis))
-    .bind(&row.decided_by)
-    .bind(&row.message)
-    .bind(&row.requester_actor)
-    .bind(budget.map_or(0, |b| b.adding))
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::db)?;
+    );
+    bind_permission(sqlx::query(&sql), &row, budget.map_or(0, |b| b.adding))
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db)?;
     append_audit(conn, audit).await.map(Inserted::Stored)
+}
+
+type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+/// Binds a new request's columns as `$1`…`$18` ([`PERMISSION_COLUMNS`]) and its `old_content`
+/// bytes as `$19`.
+pub(super) fn bind_permission<'q>(
+    query: Query<'q>,
+    row: &'q PermissionRow,
+    old_content: i64,
+) -> Query<'q> {
+    query
+        .bind(&row.id)
+        .bind(&row.kind)
+        .bind(&row.summary)
+        .bind(&row.body)
+        .bind(&row.targets)
+        .bind(&row.agent)
+        .bind(&row.session)
+        .bind(&row.workspace)
+        .bind(&row.requester_id)
+        .bind(&row.requester_name)
+        .bind(row.status)
+        .bind(row.created_at.as_millis())
+        .bind(row.deadline.map(Timestamp::as_millis))
+        .bind(row.approvals_required)
+        .bind(row.decided_at.map(Timestamp::as_millis))
+        .bind(&row.decided_by)
+        .bind(&row.message)
+        .bind(&row.requester_actor)
+        .bind(old_content)
 }
 
 /// The answer to a request over its requester's budget: what the requester already holds.
