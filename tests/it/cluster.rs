@@ -705,7 +705,8 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
         }
     };
 
-    // A code issued by B is redeemed on A; replayed on B... (and the other way round below).
+    // The code (its form answered on B) is redeemed on A; replayed on B, it is refused, and
+    // what A issued for it ends on both.
     let code = consent().await;
     let (status, first) = token(0, redeem(code.clone())).await;
     assert_eq!(status, 200, "the code issued by B, redeemed on A: {first}");
@@ -723,7 +724,7 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
     );
     refused_within_a_second(1, first).await;
 
-    // Rotated on A, the old refresh token reused on B: the family ends on both.
+    // Redeemed on B, rotated on A, the old refresh token reused on B: the family ends on both.
     let (status, second) = token(1, redeem(consent().await)).await;
     assert_eq!(status, 200, "{second}");
     let (status, rotated) = token(0, refresh(&second)).await;
