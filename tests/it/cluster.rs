@@ -581,7 +581,7 @@ async fn an_instance_killed_mid_wait_loses_nothing_and_another_answers_its_waite
 /// rotated on A and reused on B after the grace period ends the whole family on both.
 #[tokio::test]
 async fn oauth_codes_and_refresh_families_hold_across_instances() {
-    use crate::oauth::{CHALLENGE, REDIRECT, VERIFIER, form_fields};
+    use crate::oauth::{REDIRECT, VERIFIER, authorize_query, form_fields, public_registration};
     const PUBLIC: &str = "gate.test:8443";
     const PASSPHRASE: &str = "correct horse battery staple";
     let Some(c) = cluster(2, &format!("allowed_hosts = [\"{PUBLIC}\"]\n")) else {
@@ -605,11 +605,7 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
             .header("host", PUBLIC)
     };
     let registered: Value = at(0, Method::POST, "/register")
-        .json(
-            &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-                      "grant_types": ["authorization_code", "refresh_token"],
-                      "client_name": "Cluster Agent"}),
-        )
+        .json(&public_registration())
         .send()
         .await
         .unwrap()
@@ -619,14 +615,7 @@ async fn oauth_codes_and_refresh_families_hold_across_instances() {
     let client = registered["client_id"].as_str().unwrap().to_owned();
     // The consent form shown by A, answered on B: the code.
     let consent = || async {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &client)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("state", "st4te")
-            .append_pair("code_challenge", CHALLENGE)
-            .append_pair("code_challenge_method", "S256")
-            .finish();
+        let query = authorize_query(&client, &[]);
         let page = at(0, Method::GET, &format!("/authorize?{query}"))
             .send()
             .await

@@ -285,12 +285,25 @@ pub fn mcp_request(
     session: Option<&str>,
     body: &Value,
 ) -> reqwest::RequestBuilder {
+    mcp_raw_request(app, path, token, session, body.to_string())
+}
+
+/// As [`mcp_request`], with the body as written (bytes a serializer would not produce, or
+/// malformed JSON).
+pub fn mcp_raw_request(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    session: Option<&str>,
+    body: String,
+) -> reqwest::RequestBuilder {
     let req = app
         .http
         .post(format!("{}{path}", app.base))
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
-        .json(body);
+        .header("content-type", "application/json")
+        .body(body);
     match session {
         Some(s) => req.header("mcp-session-id", s),
         None => req,

@@ -461,17 +461,16 @@ pattern = "up__*"
     .await;
     assert!(unknown.get("error").is_some(), "{unknown}");
     // Malformed JSON-RPC: a 4xx, nothing relayed.
-    let r = app
-        .http
-        .post(format!("{}/mcp/up", app.base))
-        .bearer_auth(&agent)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &session)
-        .body("{\"jsonrpc\": \"2.0\", \"id\": ")
-        .send()
-        .await
-        .unwrap();
+    let r = crate::harness::mcp_raw_request(
+        &app,
+        "/mcp/up",
+        &agent,
+        Some(&session),
+        "{\"jsonrpc\": \"2.0\", \"id\": ".into(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     // Huge arguments (past the body limit): refused from the declared length, before a byte of
     // the body is read or anything is asked.
@@ -753,14 +752,7 @@ async fn the_arguments_forwarded_are_the_bytes_the_client_sent() {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{{"name":"write_file","arguments":{arguments}}}}}"#
     );
-    let r = app
-        .http
-        .post(format!("{}/mcp/up", app.base))
-        .bearer_auth(&agent)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &session)
-        .body(body)
+    let r = crate::harness::mcp_raw_request(&app, "/mcp/up", &agent, Some(&session), body)
         .send()
         .await
         .unwrap();

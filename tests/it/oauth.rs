@@ -14,7 +14,7 @@ use crate::harness::{Behind, Reply, TestApp, spawn_app, spawn_app_with};
 const PASSPHRASE: &str = "correct horse battery";
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn reply(resp: reqwest::Response) -> Reply {
     Reply {
@@ -66,18 +66,19 @@ async fn register(app: &TestApp, body: Value) -> Reply {
     .await
 }
 
+/// A public client's registration, as an MCP client sends it.
+pub fn public_registration() -> Value {
+    json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+           "grant_types": ["authorization_code", "refresh_token"], "client_name": "Test Agent"})
+}
+
 async fn public_client(app: &TestApp) -> String {
-    let r = register(
-        app,
-        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-               "grant_types": ["authorization_code", "refresh_token"], "client_name": "Test Agent"}),
-    )
-    .await;
+    let r = register(app, public_registration()).await;
     assert_eq!(r.status, 201, "{}", r.text);
     r.json()["client_id"].as_str().unwrap().to_owned()
 }
 
-fn authorize_query(client: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_query(client: &str, extra: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
         .append_pair("client_id", client)

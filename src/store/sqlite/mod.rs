@@ -125,8 +125,8 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
         .map_err(Error::db)
 }
 
-/// A new request and its audit entries, statement by statement: SQLite's statements cost no
-/// round trip.
+// A new request and its audit entries, statement by statement: SQLite's statements cost no
+// round trip (PostgreSQL writes them in one: `postgres::store_request`).
 use broker::store_request_in_steps as store_request;
 /// Whether `store_request` is one statement (which needs no savepoint of its own).
 const ONE_STATEMENT_REQUESTS: bool = false;
