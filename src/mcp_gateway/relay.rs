@@ -33,6 +33,10 @@ use super::upstream::{ProgressTokens, Upstream};
 use crate::auth::Principal;
 use crate::broker::Broker;
 
+/// How long a call's progress token stays the client's after the upstream answered: rmcp may
+/// still be handing on a progress notification the upstream sent before its answer.
+const PROGRESS_GRACE: Duration = Duration::from_secs(2);
+
 /// The server side of one client session.
 pub struct Relay {
     server: Arc<McpServer>,
@@ -307,10 +311,24 @@ impl Relay {
             .get_progress_token()
             .map(|theirs| self.tokens.map(handle.progress_token.clone(), theirs));
         tokio::select! {
-            answer = handle.await_response() => answer.map_err(|e| match e {
-                rmcp::service::ServiceError::McpError(e) => e,
-                other => self.gone(other),
-            }),
+            answer = handle.await_response() => {
+                // rmcp hands the upstream's notifications to tasks of their own but delivers its
+                // response at once, so the last progress notification may still be on its way:
+                // it keeps the client's token a little longer, and the answer waits its turn.
+                if let Some(mapped) = mapped {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(PROGRESS_GRACE).await;
+                        drop(mapped);
+                    });
+                }
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+                answer.map_err(|e| match e {
+                    rmcp::service::ServiceError::McpError(e) => e,
+                    other => self.gone(other),
+                })
+            }
             () = context.ct.cancelled() => {
                 let _ = peer
                     .notify_cancelled(CancelledNotificationParam::new(
