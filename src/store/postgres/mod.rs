@@ -199,11 +199,12 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
     Ok(())
 }
 
-/// Commits a writer batch; if it moved the chain, the same round trip tells every instance's
-/// follower (`NOTIFY` is delivered at commit).
-async fn commit(conn: &mut Conn, moved: Option<i64>) -> Result<(), Error> {
+/// Commits a writer batch; if it moved the chain (`moved`: the new head's seq and the statement
+/// that records it), the same round trip records the head and tells every instance's follower
+/// (`NOTIFY` is delivered at commit).
+async fn commit(conn: &mut Conn, moved: Option<(i64, String)>) -> Result<(), Error> {
     let sql = match moved {
-        Some(seq) => format!("SELECT pg_notify('{CHANNEL}', '{seq}'); COMMIT"),
+        Some((seq, head)) => format!("{head}; SELECT pg_notify('{CHANNEL}', '{seq}'); COMMIT"),
         None => "COMMIT".to_owned(),
     };
     sqlx::Executor::execute(conn, sql.as_str())

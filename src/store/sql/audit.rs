@@ -3,7 +3,7 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{Conn, This};
+use super::{Conn, Db, This};
 use crate::audit;
 use crate::store::chain::{self, AUDIT_HEAD, cached_head, set_head};
 use crate::store::{AuditRow, Error, NewAudit};
@@ -14,23 +14,53 @@ pub(crate) async fn append_audit(
     entries: Vec<NewAudit>,
 ) -> Result<Vec<AuditRow>, Error> {
     let rows = chain_entries(conn, entries).await?;
-    for row in &rows {
-        sqlx::query(
-            "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(row.seq)
-        .bind(row.at.as_millis())
-        .bind(&row.event)
-        .bind(&row.subject)
-        .bind(&row.data)
-        .bind(&row.prev_hash)
-        .bind(&row.hash)
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let sql = insert_rows(rows.len(), 1);
+    bind_rows(sqlx::query(&sql), &rows)
         .execute(&mut *conn)
         .await
         .map_err(Error::Backend)?;
-    }
     chained(&rows);
     Ok(rows)
+}
+
+/// A query of this backend with its arguments.
+pub(crate) type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+/// Columns bound per audit row by [`bind_rows`].
+const AUDIT_PARAMS: usize = 7;
+
+/// One `INSERT` of `n` audit rows (one round trip), their parameters numbered from `$first`.
+pub(crate) fn insert_rows(n: usize, first: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let p: Vec<String> = (0..AUDIT_PARAMS)
+                .map(|c| format!("${}", first + i * AUDIT_PARAMS + c))
+                .collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit (seq, at, event, subject, data, prev_hash, hash) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Binds `rows` in the order [`insert_rows`] numbers them.
+pub(crate) fn bind_rows<'q>(mut query: Query<'q>, rows: &'q [AuditRow]) -> Query<'q> {
+    for row in rows {
+        query = query
+            .bind(row.seq)
+            .bind(row.at.as_millis())
+            .bind(&row.event)
+            .bind(&row.subject)
+            .bind(&row.data)
+            .bind(&row.prev_hash)
+            .bind(&row.hash);
+    }
+    query
 }
 
 /// The rows `entries` become at the end of the chain, hashed but not yet written: the caller
@@ -85,6 +115,24 @@ pub(crate) fn chained(rows: &[AuditRow]) {
     if let Some(last) = rows.last() {
         set_head(last.seq, last.hash.clone());
     }
+}
+
+/// The statement that records the chain's head in `settings`, for the writer to send with its
+/// `COMMIT` in one round trip. Its only values are digits, hex and `:` (see
+/// [`chain::head_record`]), so it is written inline; anything else is refused.
+pub(crate) fn head_statement(
+    seq: i64,
+    hash: &[u8],
+    key: Option<&[u8; 32]>,
+) -> Result<String, Error> {
+    let record = chain::head_record(seq, hash, key);
+    if !record.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+        return Err(Error::Corrupt(format!("audit head record `{record}`")));
+    }
+    Ok(format!(
+        "INSERT INTO settings (key, value, updated_at) VALUES ('{AUDIT_HEAD}', '{record}', 0) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+    ))
 }
 
 /// Records the chain's head in `settings` (in the writer's transaction), so verification notices

@@ -3,9 +3,9 @@
 //! Every state change is one transaction that also appends its audit entries, so a decision that
 //! cannot be audited is not made (it fails closed).
 
-use super::audit::{append_audit, record_head};
+use super::audit::{Query, append_audit, record_head};
 use super::column::decode;
-use super::{Conn, Db, This};
+use super::{Conn, This};
 use crate::api::Status;
 use crate::clock::Timestamp;
 use crate::store::chain::{AUDIT_HEAD, parse_head, parse_head_mac};
@@ -337,37 +337,6 @@ impl This {
     }
 }
 
-/// Stores a new request with its audit entries, within the requester's pending budget if it has
-/// one, statement by statement (SQLite, where a statement costs no round trip; PostgreSQL does it
-/// in one: `postgres::store_request`).
-#[allow(dead_code)]
-pub(super) async fn store_request_in_steps(
-    conn: &mut Conn,
-    row: PermissionRow,
-    audit: Vec<NewAudit>,
-    budget: Option<PendingBudget>,
-) -> Result<Inserted, Error> {
-    // The budget is one row per requester, claimed in the write's transaction (so concurrent
-    // requests cannot overshoot it) before the request is stored.
-    if let Some(b) = budget
-        && !claim_budget(conn, &row.requester_actor, b).await?
-    {
-        return over_budget(conn, &row.requester_actor).await;
-    }
-    let sql = format!(
-        "INSERT INTO permissions ({PERMISSION_COLUMNS}, old_content_bytes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19)"
-    );
-    bind_permission(sqlx::query(&sql), &row, budget.map_or(0, |b| b.adding))
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::db)?;
-    append_audit(conn, audit).await.map(Inserted::Stored)
-}
-
-type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
-
 /// Binds a new request's columns as `$1`…`$18` ([`PERMISSION_COLUMNS`]) and its `old_content`
 /// bytes as `$19`.
 pub(super) fn bind_permission<'q>(
@@ -409,31 +378,6 @@ pub(super) async fn over_budget(conn: &mut Conn, actor: &str) -> Result<Inserted
 /// Whether a request could fit its budget at all (with nothing else pending).
 pub(super) fn could_fit(b: PendingBudget) -> bool {
     b.max_count >= 1 && b.adding <= b.max_old_content
-}
-
-/// Counts one more pending request (and its `old_content` bytes) against its requester's budget,
-/// if it fits. `false`: it does not, and nothing changed.
-async fn claim_budget(conn: &mut Conn, actor: &str, b: PendingBudget) -> Result<bool, Error> {
-    if !could_fit(b) {
-        return Ok(false);
-    }
-    let claimed = sqlx::query(
-        "INSERT INTO pending_budgets (requester_actor, pending, old_content) VALUES ($1, 1, $2) \
-         ON CONFLICT (requester_actor) DO UPDATE \
-         SET pending = pending_budgets.pending + 1, \
-             old_content = pending_budgets.old_content + excluded.old_content \
-         WHERE pending_budgets.pending < $3 \
-           AND pending_budgets.old_content + excluded.old_content <= $4",
-    )
-    .bind(actor)
-    .bind(b.adding)
-    .bind(b.max_count)
-    .bind(b.max_old_content)
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::db)?
-    .rows_affected();
-    Ok(claimed == 1)
 }
 
 /// A requester's pending requests and their `old_content` bytes.

@@ -248,13 +248,14 @@ async fn commit_batch(conn: &mut Conn, batch: Vec<Job>, key: &AuditKey) -> bool 
         return rolled_back.is_ok();
     }
     let head = chain::snapshot();
+    // The chain's new head is recorded by the commit's own round trip.
     let mut moved = None;
     if broken.is_none()
         && head.dirty
         && let Some((seq, hash)) = &head.known
     {
-        match audit::record_head(conn, *seq, hash, key.get()).await {
-            Ok(()) => moved = Some(*seq),
+        match audit::head_statement(*seq, hash, key.get()) {
+            Ok(statement) => moved = Some((*seq, statement)),
             Err(e) => broken = Some(e),
         }
     }

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 
 use super::chain::AuditKey;
-use super::{AuditRow, Error};
+use super::{AuditRow, Error, Inserted, NewAudit, PendingBudget, PermissionRow};
 
 #[path = "../sql/audit.rs"]
 mod audit;
@@ -125,15 +125,80 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
         .map_err(Error::db)
 }
 
-// A new request and its audit entries, statement by statement: SQLite's statements cost no
-// round trip (PostgreSQL writes them in one: `postgres::store_request`).
-use broker::store_request_in_steps as store_request;
 /// Whether `store_request` is one statement (which needs no savepoint of its own).
 const ONE_STATEMENT_REQUESTS: bool = false;
 
-/// Commits a writer batch. Nothing to announce: the writer's own instance is the only reader.
-async fn commit(conn: &mut Conn, _moved: Option<i64>) -> Result<(), Error> {
-    sqlx::Executor::execute(conn, "COMMIT")
+/// Stores a new request with its audit entries, within the requester's pending budget if it has
+/// one: the budget claim, then the request and its entries in one round trip to the connection's
+/// worker thread (PostgreSQL does all of it in one statement).
+async fn store_request(
+    conn: &mut Conn,
+    row: PermissionRow,
+    audit: Vec<NewAudit>,
+    budget: Option<PendingBudget>,
+) -> Result<Inserted, Error> {
+    // The budget is one row per requester, claimed in the write's transaction (so concurrent
+    // requests cannot overshoot it) before the request is stored.
+    if let Some(b) = budget
+        && !claim_budget(conn, &row.requester_actor, b).await?
+    {
+        return broker::over_budget(conn, &row.requester_actor).await;
+    }
+    // The request and its entries go in one round trip: two statements, whose parameters are
+    // numbered across both (`$20` on are the entries').
+    let rows = audit::chain_entries(conn, audit).await?;
+    let mut sql = format!(
+        "INSERT INTO permissions ({}, old_content_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19)",
+        broker::PERMISSION_COLUMNS
+    );
+    if !rows.is_empty() {
+        sql = format!("{sql}; {}", audit::insert_rows(rows.len(), 20));
+    }
+    let query = broker::bind_permission(sqlx::query(&sql), &row, budget.map_or(0, |b| b.adding));
+    audit::bind_rows(query, &rows)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::db)?;
+    audit::chained(&rows);
+    Ok(Inserted::Stored(rows))
+}
+
+/// Counts one more pending request (and its `old_content` bytes) against its requester's budget,
+/// if it fits. `false`: it does not, and nothing changed.
+async fn claim_budget(conn: &mut Conn, actor: &str, b: PendingBudget) -> Result<bool, Error> {
+    if !broker::could_fit(b) {
+        return Ok(false);
+    }
+    let claimed = sqlx::query(
+        "INSERT INTO pending_budgets (requester_actor, pending, old_content) VALUES ($1, 1, $2) \
+         ON CONFLICT (requester_actor) DO UPDATE \
+         SET pending = pending_budgets.pending + 1, \
+             old_content = pending_budgets.old_content + excluded.old_content \
+         WHERE pending_budgets.pending < $3 \
+           AND pending_budgets.old_content + excluded.old_content <= $4",
+    )
+    .bind(actor)
+    .bind(b.adding)
+    .bind(b.max_count)
+    .bind(b.max_old_content)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db)?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
+/// Commits a writer batch, recording the audit chain's new head if it moved (`moved`: its seq
+/// and the statement that records it) in the same round trip. Nothing to announce: the writer's
+/// own instance is the only reader.
+async fn commit(conn: &mut Conn, moved: Option<(i64, String)>) -> Result<(), Error> {
+    let sql = match moved {
+        Some((_, head)) => format!("{head}; COMMIT"),
+        None => "COMMIT".to_owned(),
+    };
+    sqlx::Executor::execute(conn, sql.as_str())
         .await
         .map(|_| ())
         .map_err(Error::db)
