@@ -59,7 +59,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Checkpoints are `checkpointer`'s, beside the writes rather than inside a commit.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -77,6 +79,7 @@ impl SqliteStore {
             .map_err(|e| super::migration_failed(e, &MIGRATOR))?;
         let audit_key = AuditKey::default();
         let writer = writer::Writer::start(&pool, audit_key.clone()).await?;
+        tokio::spawn(checkpointer(pool.clone()));
         let (events, _) = tokio::sync::broadcast::channel(4096);
         Ok(SqliteStore {
             pool,
@@ -123,6 +126,30 @@ async fn begin_batch(conn: &mut Conn) -> Result<(), Error> {
         .await
         .map(|_| ())
         .map_err(Error::db)
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of its
+/// own, until the pool is closed. SQLite would otherwise do it inside whichever commit crosses
+/// 1,000 pages, and that write would wait for it (milliseconds, with its fsync); a passive
+/// checkpoint runs beside the writer without blocking it.
+async fn checkpointer(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; trying again");
+        }
+    }
 }
 
 /// Whether `store_request` is one statement (which needs no savepoint of its own).
@@ -286,5 +313,40 @@ mod tests {
             .execute(&mut *conn)
             .await;
         assert!(bogus.is_err(), "the CHECK still holds");
+    }
+
+    /// Commits never checkpoint (`wal_autocheckpoint = 0`): the checkpointer copies the WAL
+    /// into the database file beside them, within a few ticks.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_beside_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentgate.db");
+        let store = super::SqliteStore::open(&file).await.unwrap();
+        let before = std::fs::metadata(&file).unwrap().len();
+        let entries = (0..200)
+            .map(|i| crate::store::NewAudit {
+                at: crate::clock::Timestamp::from_millis(i),
+                event: "test.entry",
+                subject: None,
+                data: format!("{{\"pad\":\"{}\"}}", "x".repeat(2000)),
+            })
+            .collect();
+        store.append_audit(entries).await.unwrap();
+        let wal = dir.path().join("agentgate.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 400_000, "the entries are in the WAL");
+        let mut grown = false;
+        for _ in 0..50 {
+            if std::fs::metadata(&file).unwrap().len() > before + 400_000 {
+                grown = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(grown, "the checkpointer copied the WAL into the database file");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'test.entry'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 200);
     }
 }
