@@ -62,7 +62,7 @@ impl Writer {
 
     /// As [`Writer::write`], without a savepoint: for a write that is one statement, which fails
     /// only when the database does (then its whole batch is rolled back and told to try again).
-    #[allow(dead_code)] // PostgreSQL's; SQLite's savepoints cost no round trip
+    #[allow(dead_code)] // PostgreSQL's; SQLite keeps a savepoint per write
     pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
