@@ -333,7 +333,10 @@ mod tests {
             .collect();
         store.append_audit(entries).await.unwrap();
         let wal = dir.path().join("agentgate.db-wal");
-        assert!(std::fs::metadata(&wal).unwrap().len() > 400_000, "the entries are in the WAL");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 400_000,
+            "the entries are in the WAL"
+        );
         let mut grown = false;
         for _ in 0..50 {
             if std::fs::metadata(&file).unwrap().len() > before + 400_000 {
@@ -342,11 +345,15 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(grown, "the checkpointer copied the WAL into the database file");
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'test.entry'")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
+        assert!(
+            grown,
+            "the checkpointer copied the WAL into the database file"
+        );
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = 'test.entry'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
         assert_eq!(count, 200);
     }
 }
