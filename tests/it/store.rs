@@ -588,6 +588,27 @@ async fn the_audit_chain_its_head_the_key_and_the_streams() {
         s.audit_head_mac().await.unwrap().unwrap(),
         agentgate::audit::head_mac(&[7; 32], 3, &hash).to_vec()
     );
+    // One append of more rows than one INSERT could bind (7 parameters each: 35,000, past
+    // SQLite's 32,766): every entry stored, in order, each linked to the one before, and the head
+    // signed at the last.
+    let many: Vec<NewAudit> = (0..5_000)
+        .map(|i| NewAudit::of(at(10 + i), "a.many", None, serde_json::json!({"n": i})))
+        .collect();
+    let rows = s.append_audit(many).await.unwrap();
+    assert_eq!(rows.len(), 5_000);
+    let stored = s.audit_after(3, 10_000).await.unwrap();
+    assert_eq!(stored, rows);
+    let mut prev = hash;
+    for (i, e) in stored.iter().enumerate() {
+        assert_eq!(e.seq, 4 + i as i64);
+        assert_eq!(e.prev_hash, prev, "entry {} is not linked", e.seq);
+        prev = e.hash.clone();
+    }
+    assert_eq!(s.audit_head().await.unwrap(), Some((5_003, prev.clone())));
+    assert_eq!(
+        s.audit_head_mac().await.unwrap().unwrap(),
+        agentgate::audit::head_mac(&[7; 32], 5_003, &prev).to_vec()
+    );
 }
 
 #[tokio::test]

@@ -17,11 +17,13 @@ pub(crate) async fn append_audit(
     if rows.is_empty() {
         return Ok(rows);
     }
-    let sql = insert_rows(rows.len(), 1);
-    bind_rows(sqlx::query(&sql), &rows)
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::Backend)?;
+    for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+        let sql = insert_rows(chunk.len(), 1);
+        bind_rows(sqlx::query(&sql), chunk)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::Backend)?;
+    }
     chained(&rows);
     Ok(rows)
 }
@@ -31,6 +33,9 @@ pub(crate) type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::A
 
 /// Columns bound per audit row by [`bind_rows`].
 const AUDIT_PARAMS: usize = 7;
+
+/// Most rows per `INSERT`: 3,500 parameters, well inside SQLite's 32,766 and PostgreSQL's 65,535.
+const MAX_ROWS_PER_INSERT: usize = 500;
 
 /// One `INSERT` of `n` audit rows (one round trip), their parameters numbered from `$first`.
 pub(crate) fn insert_rows(n: usize, first: usize) -> String {
@@ -143,16 +148,11 @@ pub(crate) async fn record_head(
     hash: &[u8],
     key: Option<&[u8; 32]>,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, 0) \
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(AUDIT_HEAD)
-    .bind(chain::head_record(seq, hash, key))
-    .execute(conn)
-    .await
-    .map_err(Error::Backend)?;
-    Ok(())
+    let statement = head_statement(seq, hash, key)?;
+    sqlx::Executor::execute(conn, statement.as_str())
+        .await
+        .map(|_| ())
+        .map_err(Error::Backend)
 }
 
 impl This {
