@@ -66,13 +66,14 @@ pub async fn serve(
         });
         if upgrades {
             // A gateway carries protocol upgrades (WebSockets), which hyper-util's graceful
-            // watcher cannot hold: such a connection is shut down gracefully by hand.
-            let connection = http
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
+            // watcher cannot hold: such a connection is shut down gracefully by hand. Boxed, so
+            // that the task holds it once (pinned in the block, it would be held twice).
+            let mut connection = Box::pin(
+                http.serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades(),
+            );
             let mut stopping = stop.subscribe();
             tokio::spawn(async move {
-                tokio::pin!(connection);
                 let stop = async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 };
