@@ -158,15 +158,8 @@ impl Broker {
     /// cancelled its call; `note` says why): recorded as `cancelled`, never as anyone's decision.
     /// `false`: it was no longer pending.
     pub async fn withdraw(&self, id: &str, who: &str, note: Option<String>) -> Result<bool, Error> {
-        let by = DecidedBy {
-            source: Source::Requester,
-            rule: None,
-            approver: Some(who.to_owned()),
-            approvers: Vec::new(),
-            auto_resolved: false,
-            reason: Some(format!("withdrawn by {who}")),
-        };
-        self.settle(id, Status::Cancelled, &by, note, &[], self.clock.now())
+        let reason = format!("withdrawn by {who}");
+        self.close_from_outside(id, Status::Cancelled, Source::Requester, who, reason, note)
             .await
     }
 
@@ -185,13 +178,29 @@ impl Broker {
         } else {
             Status::Denied
         };
+        let reason = format!("answered in {upstream} itself");
+        self.close_from_outside(id, status, Source::Upstream, upstream, reason, note)
+            .await
+    }
+
+    /// Settles a pending request as `status`, closed by `who` outside agentgate's own replies
+    /// (the requester, or the agent's interface): never recorded as a person's decision.
+    async fn close_from_outside(
+        &self,
+        id: &str,
+        status: Status,
+        source: Source,
+        who: &str,
+        reason: String,
+        note: Option<String>,
+    ) -> Result<bool, Error> {
         let by = DecidedBy {
-            source: Source::Upstream,
+            source,
             rule: None,
-            approver: Some(upstream.to_owned()),
+            approver: Some(who.to_owned()),
             approvers: Vec::new(),
             auto_resolved: false,
-            reason: Some(format!("answered in {upstream} itself")),
+            reason: Some(reason),
         };
         self.settle(id, status, &by, note, &[], self.clock.now())
             .await
