@@ -30,15 +30,13 @@ impl This {
         max: i64,
     ) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(Error::db)?;
-        sqlx::query("DELETE FROM oauth_consent_forms WHERE expires_at <= $1")
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db)?;
+        // The expired forms go, and the oldest of the rest beyond `max - 1`.
         sqlx::query(
-            "DELETE FROM oauth_consent_forms WHERE id NOT IN (SELECT id FROM oauth_consent_forms \
-             ORDER BY expires_at DESC, id DESC LIMIT $1)",
+            "DELETE FROM oauth_consent_forms WHERE expires_at <= $1 \
+             OR id NOT IN (SELECT id FROM oauth_consent_forms WHERE expires_at > $1 \
+             ORDER BY expires_at DESC, id DESC LIMIT $2)",
         )
+        .bind(now.as_millis())
         .bind(max.saturating_sub(1).max(0))
         .execute(&mut *tx)
         .await
