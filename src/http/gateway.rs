@@ -13,9 +13,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -26,24 +26,54 @@ use hyper_util::rt::TokioExecutor;
 use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
-use super::{AppState, HostPolicy, Site};
+use super::{AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
 /// Marks a response that came from the upstream (it keeps its own headers).
 #[derive(Debug, Clone, Copy)]
 pub struct Upstream;
 
-#[derive(Clone)]
-struct Gate {
+/// One gateway's proxy, shared by its listener's connections.
+pub(super) struct Gate {
     app: AppState,
-    gateway: Arc<Gateway>,
-    proxy: Arc<Proxy>,
+    gateway: Gateway,
+    proxy: Proxy,
     client: Client<HttpConnector, Body>,
-    /// Worked out once rather than per request: the upstream's base (no trailing `/`), its
+    /// Worked out once rather than per request: where forwarded requests go, the upstream's
     /// `Host`, and its credential header.
-    base: Arc<str>,
-    authority: Option<HeaderValue>,
+    target: Target,
+    host: Option<HeaderValue>,
     credential: Option<(HeaderName, HeaderValue)>,
+}
+
+/// The upstream's origin, and the path it is mounted under (`http://host:port/prefix`).
+struct Target {
+    authority: Authority,
+    /// Without a trailing `/`; empty when the upstream is at `/`.
+    prefix: String,
+}
+
+impl Target {
+    /// The upstream URI for a request's path and query.
+    fn uri(&self, path: Option<&PathAndQuery>) -> Option<Uri> {
+        let path = path.map_or("/", PathAndQuery::as_str);
+        if !path.starts_with('/') {
+            return None;
+        }
+        let path_and_query = if self.prefix.is_empty() {
+            match path.parse::<PathAndQuery>() {
+                Ok(p) => p,
+                Err(_) => return None,
+            }
+        } else {
+            format!("{}{path}", self.prefix).parse().ok()?
+        };
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).ok()
+    }
 }
 
 /// The site of a gateway with `listen`: the guard with the gateway's own port and body limit,
@@ -65,27 +95,30 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     });
     let gate = Gate {
         app,
-        base: proxy.upstream.as_str().trim_end_matches('/').into(),
-        authority: HeaderValue::from_str(proxy.upstream.authority()).ok(),
+        target: Target {
+            authority: proxy.authority.clone(),
+            prefix: proxy.upstream.path().trim_end_matches('/').to_owned(),
+        },
+        host: HeaderValue::from_str(proxy.upstream.authority()).ok(),
         credential,
-        gateway: Arc::new(gateway),
-        proxy: Arc::new(proxy),
+        gateway,
+        proxy,
         client,
     };
     Site {
-        router: Router::new().fallback(handle).with_state(gate),
+        routes: Routes::Proxy(Arc::new(gate)),
         hosts: Arc::new(hosts),
         max_body,
-        proxied: true,
     }
 }
 
-async fn handle(
-    State(gate): State<Gate>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    match forward(&gate, peer, req).await {
+/// Answers one request that passed the guard: forwarded, or refused in our JSON error shape.
+pub(super) async fn handle(gate: &Gate, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match forward(gate, peer, req).await {
         Ok(response) => response,
         Err((error, caller)) => {
             let mut response = error.into_response();
@@ -99,7 +132,11 @@ async fn handle(
 
 type Refusal = (ApiError, Option<Caller>);
 
-async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Response, Refusal> {
+async fn forward(
+    gate: &Gate,
+    peer: Option<SocketAddr>,
+    mut req: Request,
+) -> Result<Response, Refusal> {
     let name = &gate.gateway.name;
     // Taken before anything else, while the request still owns it.
     let upgrade = req
@@ -150,29 +187,28 @@ async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Resp
     }
     let forwarded = [
         (
-            "x-forwarded-for",
-            HeaderValue::from_str(&peer.ip().to_string()).ok(),
+            X_FORWARDED_FOR,
+            peer.and_then(|p| HeaderValue::from_str(&p.ip().to_string()).ok()),
         ),
-        ("x-forwarded-proto", Some(HeaderValue::from_static("http"))),
-        ("x-forwarded-host", host),
+        (X_FORWARDED_PROTO, Some(HeaderValue::from_static("http"))),
+        (X_FORWARDED_HOST, host),
     ];
     for (k, v) in forwarded {
         if let Some(v) = v {
-            parts.headers.insert(HeaderName::from_static(k), v);
+            parts.headers.insert(k, v);
         }
     }
     if let Some((k, v)) = &gate.credential {
         parts.headers.insert(k.clone(), v.clone());
     }
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("{}{path}", gate.base).parse::<Uri>().map_err(|_| {
+    parts.uri = gate.target.uri(parts.uri.path_and_query()).ok_or_else(|| {
         (
             ApiError::bad_request("invalid_request", "the request URI cannot be forwarded"),
             Some(caller.clone()),
         )
     })?;
-    if let Some(authority) = &gate.authority {
-        parts.headers.insert(header::HOST, authority.clone());
+    if let Some(host) = &gate.host {
+        parts.headers.insert(header::HOST, host.clone());
     }
     let limited = Body::new(http_body_util::Limited::new(
         body,
@@ -219,6 +255,47 @@ async fn forward(gate: &Gate, peer: SocketAddr, mut req: Request) -> Result<Resp
         Body::from_stream(Body::new(incoming).into_data_stream().take_until(ended))
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// Gives a request's header values and URI their own memory, rather than slices of the
+/// connection's read buffer, unless the request asks for an event stream.
+///
+/// hyper parses a request head into its connection's 8 KiB read buffer, and the head's values
+/// point into it. While the request is in flight hyper reads again (to notice the client hanging
+/// up), and with the buffer still shared it takes a new one; the old one is freed when the
+/// forwarded head has been written upstream, and the allocator returns its pages to the system
+/// (which is what keeps parked connections cheap: `src/main.rs`). That is one fresh buffer, one
+/// `madvise` and its page faults per proxied request. With the head copied out here, before hyper
+/// reads again, the buffer is the connection's only user and is used again for the next request.
+///
+/// An event stream is left as hyper made it: such a connection then idles for hours, and the
+/// new buffer it reads into is never written, so it holds no page, where the reused one would.
+pub fn own_head<B>(req: &mut hyper::Request<B>) {
+    let event_stream = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(17)
+            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+    });
+    if event_stream {
+        return;
+    }
+    let shared = std::mem::take(req.headers_mut());
+    let mut owned = HeaderMap::with_capacity(shared.len());
+    let mut name: Option<HeaderName> = None;
+    for (next, value) in shared {
+        if next.is_some() {
+            name = next;
+        }
+        let (Some(name), Ok(mut copy)) = (&name, HeaderValue::from_bytes(value.as_bytes())) else {
+            continue;
+        };
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    *req.headers_mut() = owned;
+    if let Ok(uri) = Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri;
+    }
 }
 
 /// The upstream switched protocols: answer the client's upgrade alike, then carry bytes both
@@ -294,31 +371,33 @@ fn upstream_error(name: &str, upstream: &str, e: &hyper_util::client::legacy::Er
     )
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Names made once, not parsed from text on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
 ];
 
 fn clean_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<String> = headers
+    // The names a `Connection` header lists are hop-by-hop too.
+    let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
+        .filter_map(|v| HeaderName::from_bytes(v.trim().as_bytes()).ok())
         .collect();
-    for name in HOP_BY_HOP {
+    for name in HOP_BY_HOP.iter().chain(&listed) {
         headers.remove(name);
-    }
-    for name in listed {
-        headers.remove(name.as_str());
     }
 }
 
@@ -394,5 +473,68 @@ mod tests {
         left.sort();
         assert_eq!(left, vec!["accept", "cookie"], "{h:?}");
         assert_eq!(h["cookie"], "theme=dark");
+    }
+
+    /// A value whose bytes are a slice of `buffer`, as hyper's parser makes them.
+    fn shared(buffer: &axum::body::Bytes, text: &str) -> HeaderValue {
+        let start = buffer
+            .windows(text.len())
+            .position(|w| w == text.as_bytes())
+            .unwrap();
+        HeaderValue::from_maybe_shared(buffer.slice(start..start + text.len())).unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_head_owns_its_memory_unless_it_asks_for_a_stream() {
+        let buffer = axum::body::Bytes::from_static(
+            b"GET /a?b=1 HTTP/1.1\r\nx-a: one\r\nx-a: two\r\nauthorization: Bearer s\r\n\
+              accept: TEXT/Event-Stream\r\n\r\n",
+        );
+        let head = |accept: bool| {
+            let mut req = hyper::Request::builder().uri("/a?b=1").body(()).unwrap();
+            let h = req.headers_mut();
+            h.append("x-a", shared(&buffer, "one"));
+            h.append("x-a", shared(&buffer, "two"));
+            let mut secret = shared(&buffer, "Bearer s");
+            secret.set_sensitive(true);
+            h.append(header::AUTHORIZATION, secret);
+            if accept {
+                h.append(header::ACCEPT, shared(&buffer, "TEXT/Event-Stream"));
+            }
+            req
+        };
+        let inside = |v: &HeaderValue| buffer.as_ptr_range().contains(&v.as_bytes().as_ptr());
+
+        let mut req = head(false);
+        own_head(&mut req);
+        let values: Vec<_> = req.headers().get_all("x-a").iter().collect();
+        assert_eq!(values, ["one", "two"], "every value, in order");
+        assert!(req.headers().values().all(|v| !inside(v)), "copied out");
+        assert!(req.headers()[header::AUTHORIZATION].is_sensitive());
+        assert_eq!(req.uri(), "/a?b=1");
+
+        let mut req = head(true);
+        own_head(&mut req);
+        assert!(
+            req.headers().values().all(inside),
+            "a stream's head is left alone"
+        );
+    }
+
+    #[test]
+    fn the_upstream_uri_keeps_the_path_and_query_under_the_upstreams_prefix() {
+        let authority: Authority = "127.0.0.1:4096".parse().unwrap();
+        let at = |prefix: &str, path: &str| {
+            let target = Target {
+                authority: authority.clone(),
+                prefix: prefix.into(),
+            };
+            let path: Uri = path.parse().unwrap();
+            target.uri(path.path_and_query()).map(|u| u.to_string())
+        };
+        let at = |prefix, path| at(prefix, path).unwrap_or_default();
+        assert_eq!(at("", "/session?x=1"), "http://127.0.0.1:4096/session?x=1");
+        assert_eq!(at("/v1", "/models"), "http://127.0.0.1:4096/v1/models");
+        assert_eq!(at("", "*"), "", "only a path is forwarded");
     }
 }

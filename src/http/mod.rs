@@ -98,16 +98,28 @@ impl Deref for AppState {
 /// instead of two boxed layers, each with its own copy of the request.
 #[derive(Clone)]
 pub struct Site {
-    router: Router,
+    routes: Routes,
     hosts: Arc<HostPolicy>,
     /// Largest declared body (the daemon's 1 MiB, or a gateway's limit).
     max_body: u64,
-    /// A gateway's listener: the upstream's answers keep their own headers (its web UI sets
-    /// its own security policy); only our own answers get ours.
-    proxied: bool,
 }
 
+/// What answers the requests the guard lets through.
+#[derive(Clone)]
+enum Routes {
+    /// Our own API: the router built from the scope table.
+    Api(Router),
+    /// A gateway's listener: every request goes to the proxy (no router: there is one handler).
+    /// The upstream's answers keep their own headers (its web UI sets its own security policy);
+    /// only our own answers get ours.
+    Proxy(Arc<gateway::Gate>),
+}
 impl Site {
+    /// A gateway's listener, which carries protocol upgrades (WebSockets).
+    pub fn is_proxy(&self) -> bool {
+        matches!(self.routes, Routes::Proxy(_))
+    }
+
     /// Answers one request: log timer → guard (421/400/403/413, preflights) → router → safety
     /// headers → log line. Never fails (errors are answers); the `Result` is hyper's service
     /// shape, so the connection holds this future itself rather than a wrapper around it.
@@ -121,15 +133,18 @@ impl Site {
         let path = log::redacted(req.uri().path());
         let (mut response, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
             guard::Screen::Pass { cors } => {
-                let response = match self.router.call(req).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
+                let response = match &mut self.routes {
+                    Routes::Api(router) => match router.call(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                    Routes::Proxy(gate) => gateway::handle(gate, req).await,
                 };
                 (response, cors)
             }
             guard::Screen::Answer { response, cors } => (response, cors),
         };
-        if !self.proxied || response.extensions().get::<gateway::Upstream>().is_none() {
+        if response.extensions().get::<gateway::Upstream>().is_none() {
             guard::secure(&mut response, cors);
         }
         log::record(&method, &path, started, &response);
@@ -150,14 +165,15 @@ pub fn site(state: AppState) -> Site {
     }
     let hosts = Arc::new(state.hosts.clone());
     Site {
-        router: router
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-            .with_state(state),
+        routes: Routes::Api(
+            router
+                .fallback(not_found)
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+                .with_state(state),
+        ),
         hosts,
         max_body: extract::MAX_BODY as u64,
-        proxied: false,
     }
 }
 
@@ -175,19 +191,20 @@ pub fn openwork_site(state: AppState, principal: Arc<Principal>, hosts: HostPoli
         }
     };
     Site {
-        router: Router::new()
-            .route(
-                "/permission",
-                axum::routing::post(permissions::openwork_permission),
-            )
-            .route_layer(from_fn(as_service))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-            .with_state(state),
+        routes: Routes::Api(
+            Router::new()
+                .route(
+                    "/permission",
+                    axum::routing::post(permissions::openwork_permission),
+                )
+                .route_layer(from_fn(as_service))
+                .fallback(not_found)
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+                .with_state(state),
+        ),
         hosts: Arc::new(hosts),
         max_body: extract::MAX_BODY as u64,
-        proxied: false,
     }
 }
 

@@ -57,8 +57,11 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let site = site.clone();
-        let upgrades = site.proxied;
+        let upgrades = site.is_proxy();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            if upgrades {
+                super::gateway::own_head(&mut request);
+            }
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
