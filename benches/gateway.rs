@@ -181,12 +181,18 @@ fn main() {
         for _ in 0..ROUNDS {
             // One stream at a time, opened just before it is measured (every open stream gets
             // every event).
-            let mut direct = http.get(format!("{upstream}/events")).send().await.unwrap();
+            let mut direct = http
+                .get(format!("{upstream}/events"))
+                .header("accept", "text/event-stream")
+                .send()
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
             let mut a = latencies(&up, &sent, &mut direct).await;
             drop(direct);
             let mut through = http
                 .get(format!("{gw}/events"))
+                .header("accept", "text/event-stream")
                 .bearer_auth(&token)
                 .send()
                 .await
@@ -266,7 +272,14 @@ fn main() {
             let client = reqwest::Client::builder().no_proxy().build().unwrap();
             let (url, t, held) = (format!("{gw}/events"), token.clone(), held.clone());
             tasks.push(tokio::spawn(async move {
-                let r = client.get(url).bearer_auth(t).send().await.unwrap();
+                // As an EventSource (and opencode's own client) asks for a stream.
+                let r = client
+                    .get(url)
+                    .header("accept", "text/event-stream")
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
                 held.lock().unwrap().push((client, r));
             }));

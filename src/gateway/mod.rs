@@ -108,8 +108,7 @@ pub struct Proxy {
     pub listen: SocketAddr,
     /// The upstream's base URL.
     pub upstream: url::Url,
-    /// Its `host:port`, as forwarded requests carry it.
-    pub authority: axum::http::uri::Authority,
+
     /// The upstream's credentials.
     pub credential: Option<Credential>,
     /// Largest request body.
@@ -286,13 +285,6 @@ impl GatewayConfig {
                         "[[gateway]] `{name}`: the proxy speaks plain http to its upstream (a loopback agent server)"
                     ));
                 }
-                let authority = axum::http::uri::Authority::try_from(upstream.authority())
-                    .map_err(|e| {
-                        format!(
-                            "[[gateway]] `{name}`: upstream `{}` has no usable host:port ({e})",
-                            upstream.authority()
-                        )
-                    })?;
                 let credential = match &self.upstream_auth {
                     Some(auth) => Some(auth.credential(name)?),
                     None => None,
@@ -303,7 +295,6 @@ impl GatewayConfig {
                 }
                 Some(Proxy {
                     listen,
-                    authority,
                     upstream,
                     credential,
                     body_limit: match self.body_limit {

@@ -15,17 +15,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
+use super::upstream::{Failed, Pool, Reused};
 use super::{AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
@@ -38,54 +36,39 @@ pub(super) struct Gate {
     app: AppState,
     gateway: Gateway,
     proxy: Proxy,
-    client: Client<HttpConnector, Body>,
-    /// Worked out once rather than per request: where forwarded requests go, the upstream's
-    /// `Host`, and its credential header.
+    pool: Arc<Pool>,
+    /// Worked out once rather than per request: the path the upstream is under, its `Host`,
+    /// and its credential header.
     target: Target,
     host: Option<HeaderValue>,
     credential: Option<(HeaderName, HeaderValue)>,
 }
 
-/// The upstream's origin, and the path it is mounted under (`http://host:port/prefix`).
+/// The path the upstream is mounted under (`http://host:port/prefix`).
 struct Target {
-    authority: Authority,
     /// Without a trailing `/`; empty when the upstream is at `/`.
     prefix: String,
 }
 
 impl Target {
-    /// The upstream URI for a request's path and query.
+    /// The origin-form URI a request's path and query is forwarded as.
     fn uri(&self, path: Option<&PathAndQuery>) -> Option<Uri> {
-        let path = path.map_or("/", PathAndQuery::as_str);
-        if !path.starts_with('/') {
+        let path = path
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if !path.as_str().starts_with('/') {
             return None;
         }
-        let path_and_query = if self.prefix.is_empty() {
-            match path.parse::<PathAndQuery>() {
-                Ok(p) => p,
-                Err(_) => return None,
-            }
-        } else {
-            format!("{}{path}", self.prefix).parse().ok()?
-        };
-        let mut parts = axum::http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).ok()
+        if self.prefix.is_empty() {
+            return Some(Uri::from(path));
+        }
+        format!("{}{path}", self.prefix).parse().ok()
     }
 }
 
 /// The site of a gateway with `listen`: the guard with the gateway's own port and body limit,
 /// then the proxy.
 pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) -> Site {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .http1_read_buf_exact_size(4096)
-        .build(connector);
     let max_body = proxy.body_limit;
     let credential = proxy.credential.as_ref().and_then(|c| {
         Some((
@@ -95,15 +78,14 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     });
     let gate = Gate {
         app,
+        pool: Arc::new(Pool::new(&proxy.upstream)),
         target: Target {
-            authority: proxy.authority.clone(),
             prefix: proxy.upstream.path().trim_end_matches('/').to_owned(),
         },
         host: HeaderValue::from_str(proxy.upstream.authority()).ok(),
         credential,
         gateway,
         proxy,
-        client,
     };
     Site {
         routes: Routes::Proxy(Arc::new(gate)),
@@ -216,7 +198,7 @@ async fn forward(
     ));
     let sent = tokio::time::timeout(
         gate.proxy.timeout,
-        gate.client.request(Request::from_parts(parts, limited)),
+        gate.pool.send(Request::from_parts(parts, limited)),
     )
     .await;
     let upstream_text = gate.proxy.upstream.as_str();
@@ -237,7 +219,9 @@ async fn forward(
         Ok(Err(e)) => return Err((upstream_error(name, upstream_text, &e), Some(caller))),
         Ok(Ok(r)) => r,
     };
+    let mut response = response;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        response.body_mut().keep_out();
         let Some(client) = upgrade else {
             return Err((upstream_error_switch(name), Some(caller)));
         };
@@ -305,7 +289,7 @@ fn switch(
     who: Arc<crate::auth::Principal>,
     caller: Caller,
     client: hyper::upgrade::OnUpgrade,
-    mut response: hyper::Response<hyper::body::Incoming>,
+    mut response: hyper::Response<Reused>,
 ) -> Response {
     let upstream = hyper::upgrade::on(&mut response);
     let ended = access::credential_ended(&gate.app, &who);
@@ -345,7 +329,17 @@ fn upstream_error_switch(name: &str) -> ApiError {
     )
 }
 
-fn upstream_error(name: &str, upstream: &str, e: &hyper_util::client::legacy::Error) -> ApiError {
+fn upstream_error(name: &str, upstream: &str, failed: &Failed) -> ApiError {
+    let e = match failed {
+        Failed::Connect(e) => {
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("gateway `{name}`: cannot connect to the upstream {upstream} ({e})"),
+            );
+        }
+        Failed::Exchange(e) => e,
+    };
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
@@ -356,13 +350,6 @@ fn upstream_error(name: &str, upstream: &str, e: &hyper_util::client::legacy::Er
             );
         }
         source = s.source();
-    }
-    if e.is_connect() {
-        return ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
-            format!("gateway `{name}`: cannot connect to the upstream {upstream}"),
-        );
     }
     ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -523,18 +510,17 @@ mod tests {
 
     #[test]
     fn the_upstream_uri_keeps_the_path_and_query_under_the_upstreams_prefix() {
-        let authority: Authority = "127.0.0.1:4096".parse().unwrap();
         let at = |prefix: &str, path: &str| {
             let target = Target {
-                authority: authority.clone(),
                 prefix: prefix.into(),
             };
             let path: Uri = path.parse().unwrap();
-            target.uri(path.path_and_query()).map(|u| u.to_string())
+            let uri = target.uri(path.path_and_query());
+            uri.map(|u| u.to_string()).unwrap_or_default()
         };
-        let at = |prefix, path| at(prefix, path).unwrap_or_default();
-        assert_eq!(at("", "/session?x=1"), "http://127.0.0.1:4096/session?x=1");
-        assert_eq!(at("/v1", "/models"), "http://127.0.0.1:4096/v1/models");
+        assert_eq!(at("", "/session?x=1"), "/session?x=1");
+        assert_eq!(at("", "http://other:1/session?x=1"), "/session?x=1");
+        assert_eq!(at("/v1", "/models"), "/v1/models");
         assert_eq!(at("", "*"), "", "only a path is forwarded");
     }
 }

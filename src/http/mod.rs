@@ -27,6 +27,7 @@ pub mod serve;
 pub mod surface;
 mod system;
 mod tokens;
+mod upstream;
 mod web;
 
 use std::ops::Deref;

@@ -1,0 +1,350 @@
+//! A gateway's connections to its upstream: HTTP/1.1 keep-alive connections made with hyper's
+//! connection API, the idle ones kept on a stack.
+//!
+//! A gateway has one upstream, so this is lighter than hyper-util's general client, which keys its
+//! pool by origin, boxes every request's future and spawns a task per request to notice when the
+//! connection can be used again. Here a connection goes back on the stack when the response body
+//! that came over it is dropped having been read to its end ([`Reused`]); one whose answer was cut
+//! short, failed, or switched protocols is closed instead. The most recently used connection is
+//! taken first; one idle for [`IDLE_TIMEOUT`] is closed rather than used.
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle connection older than this is closed rather than used.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Most idle connections kept; more are closed.
+pub const MAX_IDLE: usize = 256;
+
+/// Where the upstream listens.
+#[derive(Debug, Clone)]
+enum Address {
+    Ip(SocketAddr),
+    /// A name, resolved on each new connection.
+    Name(String, u16),
+}
+
+/// The connections to one upstream.
+pub struct Pool {
+    address: Address,
+    builder: http1::Builder,
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+/// Why a request did not get an answer from the upstream.
+#[derive(Debug)]
+pub enum Failed {
+    /// No connection could be made.
+    Connect(std::io::Error),
+    /// The connection failed while the request was sent or the answer read (a body over the
+    /// limit is one: its error is among the sources).
+    Exchange(hyper::Error),
+}
+
+impl Pool {
+    /// The connections to `upstream` (an `http` URL with a host).
+    pub fn new(upstream: &url::Url) -> Pool {
+        let port = upstream.port_or_known_default().unwrap_or(80);
+        let address = match upstream.host() {
+            Some(url::Host::Ipv4(ip)) => Address::Ip(SocketAddr::new(IpAddr::V4(ip), port)),
+            Some(url::Host::Ipv6(ip)) => Address::Ip(SocketAddr::new(IpAddr::V6(ip), port)),
+            Some(url::Host::Domain(name)) => Address::Name(name.to_owned(), port),
+            None => Address::Name(String::new(), port),
+        };
+        let mut builder = http1::Builder::new();
+        // Answers are read into 4 KiB: an idle proxied stream holds no more than that here.
+        builder.read_buf_exact_size(Some(4096));
+        Pool {
+            address,
+            builder,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `request` (origin-form URI, its own `Host`) and returns the answer's head; its body
+    /// gives the connection back when read to the end. A request that an idle connection closed
+    /// under (it was never sent) is sent again on another.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<Body>,
+    ) -> Result<Response<Reused>, Failed> {
+        loop {
+            let (mut sender, fresh) = match self.take() {
+                Some(sender) => (sender, false),
+                None => (self.connect().await?, true),
+            };
+            if sender.ready().await.is_err() {
+                if fresh {
+                    return Err(Failed::Connect(std::io::Error::other(
+                        "the new connection closed at once",
+                    )));
+                }
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    return Ok(response.map(|body| Reused {
+                        body,
+                        ended: false,
+                        back: Some((sender, self.clone())),
+                    }));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(Failed::Exchange(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used idle connection, unless it is closed or too old.
+    fn take(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(top) = idle.pop() {
+            if top.since.elapsed() >= IDLE_TIMEOUT {
+                // Every connection below is older still.
+                idle.clear();
+                return None;
+            }
+            if !top.sender.is_closed() {
+                return Some(top.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() >= MAX_IDLE {
+                idle.remove(0);
+            }
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, Failed> {
+        let connecting = async {
+            match &self.address {
+                Address::Ip(addr) => TcpStream::connect(addr).await,
+                Address::Name(name, port) => TcpStream::connect((name.as_str(), *port)).await,
+            }
+        };
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(Failed::Connect(e)),
+            Err(_) => {
+                return Err(Failed::Connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting timed out",
+                )));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = self
+            .builder
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(Failed::Exchange)?;
+        tokio::spawn(async move {
+            // Upgrades: opencode's `/pty` WebSocket is carried over the same connection.
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "an upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// An answer's body from the upstream; dropped having been read to its end, it gives its
+/// connection back to the pool.
+pub struct Reused {
+    body: Incoming,
+    ended: bool,
+    back: Option<(SendRequest<Body>, Arc<Pool>)>,
+}
+
+impl Reused {
+    /// Keeps the connection out of the pool: it switched protocols.
+    pub fn keep_out(&mut self) {
+        self.back = None;
+    }
+}
+
+impl hyper::body::Body for Reused {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            None => self.ended = true,
+            // A connection that failed mid-answer is not used again.
+            Some(Err(_)) => self.back = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Reused {
+    fn drop(&mut self) {
+        let done = hyper::body::Body::is_end_stream(self);
+        if let (true, Some((sender, pool))) = (done, self.back.take()) {
+            pool.put(sender);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An upstream that counts the connections it accepts and answers every request with
+    /// `body`; with `once`, it closes each connection 20 ms after one answer, without saying so
+    /// (as a server whose keep-alive time ran out).
+    async fn upstream(body: &'static [u8], once: bool) -> (url::Url, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                        if s.write_all(head.as_bytes()).await.is_err()
+                            || s.write_all(body).await.is_err()
+                        {
+                            return;
+                        }
+                        if once {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn get() -> Request<Body> {
+        Request::builder()
+            .uri("/")
+            .header("host", "upstream")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_used_again_once_its_answer_is_read_to_the_end() {
+        let (url, accepted) = upstream(b"ok", false).await;
+        let pool = Arc::new(Pool::new(&url));
+        for _ in 0..5 {
+            let answer = pool.send(get()).await.unwrap();
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one kept-alive connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_short_closes_its_connection() {
+        static BIG: [u8; 1 << 20] = [b'x'; 1 << 20];
+        let (url, accepted) = upstream(&BIG, false).await;
+        let pool = Arc::new(Pool::new(&url));
+        let mut answer = pool.send(get()).await.unwrap();
+        answer.body_mut().frame().await.unwrap().unwrap();
+        drop(answer);
+        let answer = pool.send(get()).await.unwrap();
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), BIG.len());
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "the cut one was not reused"
+        );
+        assert_eq!(pool.idle.lock().unwrap().len(), 1, "the whole one was");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_costs_no_request() {
+        let (url, accepted) = upstream(b"ok", true).await;
+        let pool = Arc::new(Pool::new(&url));
+        for _ in 0..5 {
+            let answer = pool
+                .send(get())
+                .await
+                .expect("answered, never a failed exchange");
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+            // The upstream closes it meanwhile.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connect_failure() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let pool = Arc::new(Pool::new(&url));
+        assert!(matches!(pool.send(get()).await, Err(Failed::Connect(_))));
+    }
+}
