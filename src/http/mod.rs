@@ -139,7 +139,10 @@ impl Site {
                         Ok(response) => response,
                         Err(never) => match never {},
                     },
-                    Routes::Proxy(gate) => gateway::handle(gate, req).await,
+                    // Boxed: hyper keeps this future's box for the connection's life, and a
+                    // proxied stream may idle for hours; the proxy's own future (2.3 KB) is
+                    // freed once the answer's head is out.
+                    Routes::Proxy(gate) => Box::pin(gateway::handle(gate, req)).await,
                 };
                 (response, cors)
             }

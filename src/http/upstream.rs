@@ -15,6 +15,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
+use futures_util::FutureExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
@@ -168,12 +169,13 @@ impl Pool {
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(Failed::Exchange)?;
-        tokio::spawn(async move {
-            // Upgrades: opencode's `/pty` WebSocket is carried over the same connection.
-            if let Err(e) = connection.with_upgrades().await {
+        // Upgrades: opencode's `/pty` WebSocket is carried over the same connection. `map`, not
+        // an async block around `.await`, which would hold the connection twice.
+        tokio::spawn(connection.with_upgrades().map(|ended| {
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "an upstream connection ended with an error");
             }
-        });
+        }));
         Ok(sender)
     }
 }
