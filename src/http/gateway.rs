@@ -192,6 +192,8 @@ async fn forward(
     if let Some(host) = &gate.host {
         parts.headers.insert(header::HOST, host.clone());
     }
+    // Each hop speaks its own version: ours to the upstream is HTTP/1.1 (kept alive).
+    parts.version = axum::http::Version::HTTP_11;
     let limited = Body::new(http_body_util::Limited::new(
         body,
         gate.proxy.body_limit as usize,

@@ -36,11 +36,14 @@ async fn echo(State(up): State<Arc<Upstream>>, req: Request) -> axum::Json<Value
     }
     let method = req.method().to_string();
     let uri = req.uri().to_string();
+    let version = format!("{:?}", req.version());
     // A body cut short (the gateway stopped one over its limit) is read as far as it came.
     let body = axum::body::to_bytes(req.into_body(), usize::MAX)
         .await
         .unwrap_or_default();
-    axum::Json(json!({"method": method, "uri": uri, "headers": headers, "body_len": body.len()}))
+    axum::Json(
+        json!({"method": method, "uri": uri, "version": version, "headers": headers, "body_len": body.len()}),
+    )
 }
 
 async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
@@ -415,6 +418,13 @@ async fn bad_upstreams_and_bad_requests_get_clear_errors() {
         "GET /v1/%2e%2e/admin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {read}\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(raw_status(&port, &raw).await, 400);
+    // An HTTP/1.0 client is answered in its version; our hop to the upstream is HTTP/1.1.
+    let raw = format!(
+        "GET /v1/models HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {read}\r\n\r\n"
+    );
+    let answer = raw_answers(&port, &raw).await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.contains(r#""version":"HTTP/1.1""#), "{answer}");
     let r = http
         .get(format!("{llm}/v1/models"))
         .header("upgrade", "websocket")
