@@ -272,10 +272,15 @@ pub fn own_head<B>(req: &mut hyper::Request<B>) {
         if next.is_some() {
             name = next;
         }
-        let (Some(name), Ok(mut copy)) = (&name, HeaderValue::from_bytes(value.as_bytes())) else {
-            continue;
+        let Some(name) = &name else { continue };
+        // A value the copy would refuse (none that hyper parses) is kept as it is, never lost.
+        let copy = match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(mut copy) => {
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            }
+            Err(_) => value,
         };
-        copy.set_sensitive(value.is_sensitive());
         owned.append(name.clone(), copy);
     }
     *req.headers_mut() = owned;
