@@ -108,7 +108,6 @@ pub struct Proxy {
     pub listen: SocketAddr,
     /// The upstream's base URL.
     pub upstream: url::Url,
-
     /// The upstream's credentials.
     pub credential: Option<Credential>,
     /// Largest request body.

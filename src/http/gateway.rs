@@ -256,7 +256,7 @@ async fn forward(
 ///
 /// An event stream is left as hyper made it: such a connection then idles for hours, and the
 /// new buffer it reads into is never written, so it holds no page, where the reused one would.
-pub fn own_head<B>(req: &mut hyper::Request<B>) {
+pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
     let event_stream = req.headers().get_all(header::ACCEPT).iter().any(|v| {
         v.as_bytes()
             .windows(17)

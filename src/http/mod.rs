@@ -115,6 +115,7 @@ enum Routes {
     /// only our own answers get ours.
     Proxy(Arc<gateway::Gate>),
 }
+
 impl Site {
     /// A gateway's listener, which carries protocol upgrades (WebSockets).
     pub fn is_proxy(&self) -> bool {
