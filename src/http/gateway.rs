@@ -37,33 +37,26 @@ pub(super) struct Gate {
     gateway: Gateway,
     proxy: Proxy,
     pool: Arc<Pool>,
-    /// Worked out once rather than per request: the path the upstream is under, its `Host`,
-    /// and its credential header.
-    target: Target,
+    /// Worked out once rather than per request: the path the upstream is under (no trailing
+    /// `/`; empty at `/`), its `Host`, and its credential header.
+    prefix: String,
     host: Option<HeaderValue>,
     credential: Option<(HeaderName, HeaderValue)>,
 }
 
-/// The path the upstream is mounted under (`http://host:port/prefix`).
-struct Target {
-    /// Without a trailing `/`; empty when the upstream is at `/`.
-    prefix: String,
-}
-
-impl Target {
-    /// The origin-form URI a request's path and query is forwarded as.
-    fn uri(&self, path: Option<&PathAndQuery>) -> Option<Uri> {
-        let path = path
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        if !path.as_str().starts_with('/') {
-            return None;
-        }
-        if self.prefix.is_empty() {
-            return Some(Uri::from(path));
-        }
-        format!("{}{path}", self.prefix).parse().ok()
+/// The origin-form URI a request's path and query is forwarded as, under the upstream's
+/// `prefix`.
+fn upstream_uri(prefix: &str, path: Option<&PathAndQuery>) -> Option<Uri> {
+    let path = path
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    if !path.as_str().starts_with('/') {
+        return None;
     }
+    if prefix.is_empty() {
+        return Some(Uri::from(path));
+    }
+    format!("{prefix}{path}").parse().ok()
 }
 
 /// The site of a gateway with `listen`: the guard with the gateway's own port and body limit,
@@ -79,9 +72,7 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     let gate = Gate {
         app,
         pool: Arc::new(Pool::new(&proxy.upstream)),
-        target: Target {
-            prefix: proxy.upstream.path().trim_end_matches('/').to_owned(),
-        },
+        prefix: proxy.upstream.path().trim_end_matches('/').to_owned(),
         host: HeaderValue::from_str(proxy.upstream.authority()).ok(),
         credential,
         gateway,
@@ -183,7 +174,7 @@ async fn forward(
     if let Some((k, v)) = &gate.credential {
         parts.headers.insert(k.clone(), v.clone());
     }
-    parts.uri = gate.target.uri(parts.uri.path_and_query()).ok_or_else(|| {
+    parts.uri = upstream_uri(&gate.prefix, parts.uri.path_and_query()).ok_or_else(|| {
         (
             ApiError::bad_request("invalid_request", "the request URI cannot be forwarded"),
             Some(caller.clone()),
@@ -257,10 +248,11 @@ async fn forward(
 /// An event stream is left as hyper made it: such a connection then idles for hours, and the
 /// new buffer it reads into is never written, so it holds no page, where the reused one would.
 pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
+    const EVENT_STREAM: &[u8] = b"text/event-stream";
     let event_stream = req.headers().get_all(header::ACCEPT).iter().any(|v| {
         v.as_bytes()
-            .windows(17)
-            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+            .windows(EVENT_STREAM.len())
+            .any(|w| w.eq_ignore_ascii_case(EVENT_STREAM))
     });
     if event_stream {
         return;
@@ -518,11 +510,8 @@ mod tests {
     #[test]
     fn the_upstream_uri_keeps_the_path_and_query_under_the_upstreams_prefix() {
         let at = |prefix: &str, path: &str| {
-            let target = Target {
-                prefix: prefix.into(),
-            };
             let path: Uri = path.parse().unwrap();
-            let uri = target.uri(path.path_and_query());
+            let uri = upstream_uri(prefix, path.path_and_query());
             uri.map(|u| u.to_string()).unwrap_or_default()
         };
         assert_eq!(at("", "/session?x=1"), "/session?x=1");

@@ -122,6 +122,14 @@ impl Site {
         matches!(self.routes, Routes::Proxy(_))
     }
 
+    /// What the site does with a request the moment hyper has parsed its head, before hyper
+    /// reads on: a gateway gives the head its own memory (`gateway::own_head`).
+    pub fn on_head<B>(&self, req: &mut hyper::Request<B>) {
+        if self.is_proxy() {
+            gateway::own_head(req);
+        }
+    }
+
     /// Answers one request: log timer → guard (421/400/403/413, preflights) → router → safety
     /// headers → log line. Never fails (errors are answers); the `Result` is hyper's service
     /// shape, so the connection holds this future itself rather than a wrapper around it.

@@ -59,9 +59,7 @@ pub async fn serve(
         let site = site.clone();
         let upgrades = site.is_proxy();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            if upgrades {
-                super::gateway::own_head(&mut request);
-            }
+            site.on_head(&mut request);
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
