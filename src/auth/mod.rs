@@ -184,7 +184,8 @@ impl Authenticator {
             .filter(|e| self.max_age.is_none_or(|max| e.loaded.elapsed() < max));
         let entry = match cached {
             Some(entry) => entry,
-            None => self.load(hash, now).await?,
+            // Boxed: the store's future is not carried by every request's.
+            None => Box::pin(self.load(hash, now)).await?,
         };
         if !hash.ct_eq(&entry.secret_hash) {
             return Err(Error::Unauthenticated(Rejection::Unknown));

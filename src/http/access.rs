@@ -342,9 +342,9 @@ async fn authenticate(
             cookie: false,
         });
     };
-    let auth = state
-        .sessions
-        .authenticate(cookie)
+    // Boxed: a session is read from the store, and that future need not be carried by every
+    // bearer request's.
+    let auth = Box::pin(state.sessions.authenticate(cookie))
         .await
         .map_err(|e| Failure::Credential {
             error: e.into(),

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +27,15 @@ use super::upstream::{Failed, Pool, Reused};
 use super::{AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
-/// Marks a response that came from the upstream (it keeps its own headers).
-#[derive(Debug, Clone, Copy)]
-pub struct Upstream;
+/// A gateway's answer, with what the edge needs to know of it (carried beside the response
+/// rather than in its extensions, which would cost allocations on every request).
+pub(super) struct Answered {
+    pub response: Response,
+    /// Who asked, once known: the log line's token.
+    pub caller: Option<Caller>,
+    /// The upstream's own answer, which keeps its own headers (its web UI sets its own policy).
+    pub from_upstream: bool,
+}
 
 /// One gateway's proxy, shared by its listener's connections.
 pub(super) struct Gate {
@@ -85,21 +91,20 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     }
 }
 
-/// Answers one request that passed the guard: forwarded, or refused in our JSON error shape.
-pub(super) async fn handle(gate: &Gate, req: Request) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+/// Answers one request from `peer` that passed the guard: forwarded, or refused in our JSON
+/// error shape.
+pub(super) async fn handle(gate: &Gate, req: Request, peer: SocketAddr) -> Answered {
     match forward(gate, peer, req).await {
-        Ok(response) => response,
-        Err((error, caller)) => {
-            let mut response = error.into_response();
-            if let Some(caller) = caller {
-                response.extensions_mut().insert(caller);
-            }
-            response
-        }
+        Ok((response, caller)) => Answered {
+            response,
+            caller: Some(caller),
+            from_upstream: true,
+        },
+        Err((error, caller)) => Answered {
+            response: error.into_response(),
+            caller,
+            from_upstream: false,
+        },
     }
 }
 
@@ -107,9 +112,9 @@ type Refusal = (ApiError, Option<Caller>);
 
 async fn forward(
     gate: &Gate,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
     mut req: Request,
-) -> Result<Response, Refusal> {
+) -> Result<(Response, Caller), Refusal> {
     let name = &gate.gateway.name;
     // Taken before anything else, while the request still owns it.
     let upgrade = req
@@ -161,7 +166,7 @@ async fn forward(
     let forwarded = [
         (
             X_FORWARDED_FOR,
-            peer.and_then(|p| HeaderValue::from_str(&p.ip().to_string()).ok()),
+            HeaderValue::from_str(&peer.ip().to_string()).ok(),
         ),
         (X_FORWARDED_PROTO, Some(HeaderValue::from_static("http"))),
         (X_FORWARDED_HOST, host),
@@ -218,12 +223,10 @@ async fn forward(
         let Some(client) = upgrade else {
             return Err((upstream_error_switch(name), Some(caller)));
         };
-        return Ok(switch(gate, who, caller, client, response));
+        return Ok((switch(gate, who, client, response), caller));
     }
     let (mut parts, incoming) = response.into_parts();
     clean_hop_by_hop(&mut parts.headers);
-    parts.extensions.insert(Upstream);
-    parts.extensions.insert(caller);
     let body = if parts.headers.contains_key(header::CONTENT_LENGTH) {
         Body::new(incoming)
     } else {
@@ -231,7 +234,7 @@ async fn forward(
         let ended = access::credential_ended(&gate.app, &who);
         Body::from_stream(Body::new(incoming).into_data_stream().take_until(ended))
     };
-    Ok(Response::from_parts(parts, body))
+    Ok((Response::from_parts(parts, body), caller))
 }
 
 /// Gives a request's header values and URI their own memory, rather than slices of the
@@ -286,7 +289,6 @@ pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
 fn switch(
     gate: &Gate,
     who: Arc<crate::auth::Principal>,
-    caller: Caller,
     client: hyper::upgrade::OnUpgrade,
     mut response: hyper::Response<Reused>,
 ) -> Response {
@@ -315,8 +317,6 @@ fn switch(
         .collect();
     clean_hop_by_hop(&mut parts.headers);
     parts.headers.extend(keep);
-    parts.extensions.insert(Upstream);
-    parts.extensions.insert(caller);
     Response::from_parts(parts, Body::empty())
 }
 

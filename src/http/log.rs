@@ -10,13 +10,16 @@ use axum::response::Response;
 use super::access::Caller;
 use super::error::ErrorCause;
 
-/// The request's log line, once its answer is known.
-pub(super) fn record(method: &Method, path: &str, started: Instant, response: &Response) {
+/// The request's log line, once its answer is known; `caller` made the request, if known.
+pub(super) fn record(
+    method: &Method,
+    path: &str,
+    started: Instant,
+    response: &Response,
+    caller: Option<&Caller>,
+) {
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let token = response
-        .extensions()
-        .get::<Caller>()
-        .map_or("-", |c| c.0.name.as_str());
+    let token = caller.map_or("-", |c| c.0.name.as_str());
     let status = response.status().as_u16();
     match response.extensions().get::<ErrorCause>() {
         Some(cause) => tracing::error!(

@@ -30,11 +30,12 @@ mod tokens;
 mod upstream;
 mod web;
 
+use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
 use axum::middleware::from_fn;
 
@@ -135,32 +136,39 @@ impl Site {
     /// shape, so the connection holds this future itself rather than a wrapper around it.
     pub async fn handle(
         mut self,
-        req: axum::extract::Request,
+        mut req: axum::extract::Request,
+        peer: SocketAddr,
     ) -> Result<axum::response::Response, std::convert::Infallible> {
         use tower_service::Service;
         let started = std::time::Instant::now();
         let method = req.method().clone();
         let path = log::redacted(req.uri().path());
-        let (mut response, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
-            guard::Screen::Pass { cors } => {
-                let response = match &mut self.routes {
-                    Routes::Api(router) => match router.call(req).await {
+        let answered = match guard::screen(&self.hosts, &req, self.max_body) {
+            guard::Screen::Pass { cors } => match &mut self.routes {
+                Routes::Api(router) => {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let response = match router.call(req).await {
                         Ok(response) => response,
                         Err(never) => match never {},
-                    },
-                    // Boxed: hyper keeps this future's box for the connection's life, and a
-                    // proxied stream may idle for hours; the proxy's own future (2.3 KB) is
-                    // freed once the answer's head is out.
-                    Routes::Proxy(gate) => Box::pin(gateway::handle(gate, req)).await,
-                };
-                (response, cors)
-            }
-            guard::Screen::Answer { response, cors } => (response, cors),
+                    };
+                    let caller = response.extensions().get::<access::Caller>().cloned();
+                    (response, cors, caller, false)
+                }
+                // Boxed: hyper keeps this future's box for the connection's life, and a
+                // proxied stream may idle for hours; the proxy's own future is freed once the
+                // answer's head is out.
+                Routes::Proxy(gate) => {
+                    let a = Box::pin(gateway::handle(gate, req, peer)).await;
+                    (a.response, cors, a.caller, a.from_upstream)
+                }
+            },
+            guard::Screen::Answer { response, cors } => (response, cors, None, false),
         };
-        if response.extensions().get::<gateway::Upstream>().is_none() {
+        let (mut response, cors, caller, from_upstream) = answered;
+        if !from_upstream {
             guard::secure(&mut response, cors);
         }
-        log::record(&method, &path, started, &response);
+        log::record(&method, &path, started, &response, caller.as_ref());
         Ok(response)
     }
 }

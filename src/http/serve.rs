@@ -10,11 +10,9 @@
 //!   themselves: see `Broker::begin_shutdown`), and closes idle connections.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -60,10 +58,7 @@ pub async fn serve(
         let upgrades = site.is_proxy();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             site.on_head(&mut request);
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            site.clone().handle(request.map(Body::new))
+            site.clone().handle(request.map(Body::new), peer)
         });
         if upgrades {
             // A gateway carries protocol upgrades (WebSockets), which hyper-util's graceful

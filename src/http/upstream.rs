@@ -89,7 +89,8 @@ impl Pool {
         loop {
             let (mut sender, fresh) = match self.take() {
                 Some(sender) => (sender, false),
-                None => (self.connect().await?, true),
+                // Boxed: the rare path's future is not carried by every request's.
+                None => (Box::pin(self.connect()).await?, true),
             };
             if sender.ready().await.is_err() {
                 if fresh {
