@@ -20,7 +20,7 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk..." >&2
   apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --quiet
+[ -n "${AGENTGATE_BIN:-}" ] || cargo build --release --quiet
 
 work=$(mktemp -d)
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -32,7 +32,7 @@ if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 fi
 
 printf '[[gateway]]\nname = "llm"\npreset = "openai"\n' > "$work/config.toml"
-"${server_pin[@]}" target/release/agentgate serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+"${server_pin[@]}" "${AGENTGATE_BIN:-target/release/agentgate}" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
   --config "$work/config.toml" --ready-file "$work/ready" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done

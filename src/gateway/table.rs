@@ -3,6 +3,8 @@
 //! forward-auth alike). The configured routes refine the preset: the first that matches wins,
 //! then the preset's own rows, then the generic rule by method.
 
+use std::borrow::Cow;
+
 use agentgate_policy::Scope;
 
 /// A preset: a route → scope table for a kind of upstream.
@@ -192,7 +194,7 @@ impl Table {
                 .ok_or_else(|| Refused::Path(path.to_owned()))?;
             decoded.push(segment);
         }
-        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        let segments: Vec<&str> = decoded.iter().map(|s| &**s).collect();
         for row in &self.rows {
             if (row.method == "*" || row.method == method) && matches(&row.segments, &segments) {
                 return Ok(row.scope);
@@ -229,7 +231,11 @@ impl Table {
 }
 
 /// `%XX` decoded (as the upstream's router would); `None` for a malformed escape or non-UTF-8.
-fn percent_decode(segment: &str) -> Option<String> {
+/// A path segment decoded; without a `%` it is the segment itself (most are).
+fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Some(Cow::Borrowed(segment));
+    }
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -243,7 +249,7 @@ fn percent_decode(segment: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 fn matches(pattern: &[String], path: &[&str]) -> bool {

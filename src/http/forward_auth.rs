@@ -8,8 +8,10 @@
 //!   `X-Original-URI` or `X-Original-URL`;
 //! - Caddy `forward_auth`, Traefik `forwardAuth`: `X-Forwarded-Method`, `X-Forwarded-Uri`.
 
+use std::borrow::Cow;
+
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -31,18 +33,25 @@ fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The original request's method and path, from whichever proxy sent it.
-fn original(headers: &HeaderMap) -> Result<(String, String), ApiError> {
-    let method = header(headers, &["x-original-method", "x-forwarded-method"]);
+/// The original request's method and path, from whichever proxy sent it (borrowed from the
+/// headers where they can be).
+fn original(headers: &HeaderMap) -> Result<(Cow<'_, str>, Cow<'_, str>), ApiError> {
+    let method = header(headers, &["x-original-method", "x-forwarded-method"]).map(|m| {
+        if m.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(m.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(m)
+        }
+    });
     let uri = header(headers, &["x-original-uri", "x-forwarded-uri"])
-        .map(str::to_owned)
+        .map(Cow::Borrowed)
         .or_else(|| {
             header(headers, &["x-original-url"])
                 .and_then(|u| url::Url::parse(u).ok())
-                .map(|u| u.path().to_owned())
+                .map(|u| Cow::Owned(u.path().to_owned()))
         });
     match (method, uri) {
-        (Some(m), Some(u)) if u.starts_with('/') => Ok((m.to_ascii_uppercase(), u)),
+        (Some(m), Some(u)) if u.starts_with('/') => Ok((m, u)),
         _ => Err(ApiError::bad_request(
             "forward_auth_misconfigured",
             "forward-auth needs the original method and URI: X-Original-Method and \
@@ -57,8 +66,9 @@ pub async fn forward_auth(
     State(state): State<AppState>,
     Authed(who): Authed,
     gateway: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers();
     let name = path(gateway)?;
     let Some(gateway) = state.gateways.get(&name) else {
         return Err(ApiError::new(
@@ -70,7 +80,7 @@ pub async fn forward_auth(
             ),
         ));
     };
-    let (method, uri) = original(&headers)?;
+    let (method, uri) = original(headers)?;
     let required = gateway
         .table
         .scope_for(&method, &uri)
