@@ -230,8 +230,8 @@ impl Table {
     }
 }
 
-/// `%XX` decoded (as the upstream's router would); `None` for a malformed escape or non-UTF-8.
-/// A path segment decoded; without a `%` it is the segment itself (most are).
+/// A path segment with its `%XX` decoded (as the upstream's router would), borrowed when it has
+/// no `%` (most have none); `None` for a malformed escape or non-UTF-8.
 fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
     if !segment.contains('%') {
         return Some(Cow::Borrowed(segment));
