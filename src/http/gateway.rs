@@ -24,18 +24,8 @@ use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
 use super::upstream::{Failed, Pool, Reused};
-use super::{AppState, HostPolicy, Routes, Site};
+use super::{Answered, AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
-
-/// A gateway's answer, with what the edge needs to know of it (carried beside the response
-/// rather than in its extensions, which would cost allocations on every request).
-pub(super) struct Answered {
-    pub response: Response,
-    /// Who asked, once known: the log line's token.
-    pub caller: Option<Caller>,
-    /// The upstream's own answer, which keeps its own headers (its web UI sets its own policy).
-    pub from_upstream: bool,
-}
 
 /// One gateway's proxy, shared by its listener's connections.
 pub(super) struct Gate {
@@ -100,11 +90,7 @@ pub(super) async fn handle(gate: &Gate, req: Request, peer: SocketAddr) -> Answe
             caller: Some(caller),
             from_upstream: true,
         },
-        Err((error, caller)) => Answered {
-            response: error.into_response(),
-            caller,
-            from_upstream: false,
-        },
+        Err((error, caller)) => Answered::ours(error.into_response(), caller),
     }
 }
 

@@ -106,6 +106,27 @@ pub struct Site {
     max_body: u64,
 }
 
+/// An answer, with what the edge needs to know of it: carried beside the response rather than in
+/// its extensions, which would cost allocations on every proxied request.
+struct Answered {
+    response: axum::response::Response,
+    /// Who asked, once known: the log line's token.
+    caller: Option<access::Caller>,
+    /// The upstream's own answer, which keeps its own headers ([`Routes::Proxy`]).
+    from_upstream: bool,
+}
+
+impl Answered {
+    /// One of our own answers.
+    fn ours(response: axum::response::Response, caller: Option<access::Caller>) -> Answered {
+        Answered {
+            response,
+            caller,
+            from_upstream: false,
+        }
+    }
+}
+
 /// What answers the requests the guard lets through.
 #[derive(Clone)]
 enum Routes {
@@ -143,7 +164,7 @@ impl Site {
         let started = std::time::Instant::now();
         let method = req.method().clone();
         let path = log::redacted(req.uri().path());
-        let answered = match guard::screen(&self.hosts, &req, self.max_body) {
+        let (mut answered, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
             guard::Screen::Pass { cors } => match &mut self.routes {
                 Routes::Api(router) => {
                     req.extensions_mut().insert(ConnectInfo(peer));
@@ -151,25 +172,28 @@ impl Site {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
+                    // Our routes' access layer puts the caller here.
                     let caller = response.extensions().get::<access::Caller>().cloned();
-                    (response, cors, caller, false)
+                    (Answered::ours(response, caller), cors)
                 }
                 // Boxed: hyper keeps this future's box for the connection's life, and a
                 // proxied stream may idle for hours; the proxy's own future is freed once the
                 // answer's head is out.
-                Routes::Proxy(gate) => {
-                    let a = Box::pin(gateway::handle(gate, req, peer)).await;
-                    (a.response, cors, a.caller, a.from_upstream)
-                }
+                Routes::Proxy(gate) => (Box::pin(gateway::handle(gate, req, peer)).await, cors),
             },
-            guard::Screen::Answer { response, cors } => (response, cors, None, false),
+            guard::Screen::Answer { response, cors } => (Answered::ours(response, None), cors),
         };
-        let (mut response, cors, caller, from_upstream) = answered;
-        if !from_upstream {
-            guard::secure(&mut response, cors);
+        if !answered.from_upstream {
+            guard::secure(&mut answered.response, cors);
         }
-        log::record(&method, &path, started, &response, caller.as_ref());
-        Ok(response)
+        log::record(
+            &method,
+            &path,
+            started,
+            &answered.response,
+            answered.caller.as_ref(),
+        );
+        Ok(answered.response)
     }
 }
 
