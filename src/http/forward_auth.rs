@@ -8,8 +8,6 @@
 //!   `X-Original-URI` or `X-Original-URL`;
 //! - Caddy `forward_auth`, Traefik `forwardAuth`: `X-Forwarded-Method`, `X-Forwarded-Uri`.
 
-use std::borrow::Cow;
-
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -33,25 +31,18 @@ fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The original request's method and path, from whichever proxy sent it (borrowed from the
-/// headers where they can be).
-fn original(headers: &HeaderMap) -> Result<(Cow<'_, str>, Cow<'_, str>), ApiError> {
-    let method = header(headers, &["x-original-method", "x-forwarded-method"]).map(|m| {
-        if m.bytes().any(|b| b.is_ascii_lowercase()) {
-            Cow::Owned(m.to_ascii_uppercase())
-        } else {
-            Cow::Borrowed(m)
-        }
-    });
+/// The original request's method and path, from whichever proxy sent it.
+fn original(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let method = header(headers, &["x-original-method", "x-forwarded-method"]);
     let uri = header(headers, &["x-original-uri", "x-forwarded-uri"])
-        .map(Cow::Borrowed)
+        .map(str::to_owned)
         .or_else(|| {
             header(headers, &["x-original-url"])
                 .and_then(|u| url::Url::parse(u).ok())
-                .map(|u| Cow::Owned(u.path().to_owned()))
+                .map(|u| u.path().to_owned())
         });
     match (method, uri) {
-        (Some(m), Some(u)) if u.starts_with('/') => Ok((m, u)),
+        (Some(m), Some(u)) if u.starts_with('/') => Ok((m.to_ascii_uppercase(), u)),
         _ => Err(ApiError::bad_request(
             "forward_auth_misconfigured",
             "forward-auth needs the original method and URI: X-Original-Method and \
