@@ -7,6 +7,12 @@
 //! that came over it is dropped having been read to its end ([`Reused`]); one whose answer was cut
 //! short, failed, or switched protocols is closed instead. The most recently used connection is
 //! taken first; one idle for [`IDLE_TIMEOUT`] is closed rather than used.
+//!
+//! An upstream may close an idle connection just as a request goes out on it (its keep-alive
+//! time ran out: Node's and Bun's servers close after 5–10 s). A request never sent is sent again
+//! on another connection; one that was sent is sent again only if that cannot change anything
+//! (a `GET`, `HEAD`, `OPTIONS` or `TRACE` without a body, as Go's client does) and the connection
+//! had been idle for [`REPLAY_AFTER_IDLE`], since a busy connection is not closed by a timer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -28,6 +34,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most idle connections kept; more are closed.
 pub const MAX_IDLE: usize = 256;
+/// A request that can be sent again is kept, in case the upstream closes the connection under
+/// it, when the connection has been idle this long.
+pub const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(250);
 
 /// Where the upstream listens.
 #[derive(Debug, Clone)]
@@ -81,25 +90,30 @@ impl Pool {
 
     /// Sends `request` (origin-form URI, its own `Host`) and returns the answer's head; its body
     /// gives the connection back when read to the end. A request that an idle connection closed
-    /// under (it was never sent) is sent again on another.
+    /// under is sent again on another: always if it was never sent, and if it was, when it can be
+    /// sent again ([`replayable`]) and the connection had been idle a while.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<Body>,
     ) -> Result<Response<Reused>, Failed> {
         loop {
-            let (mut sender, fresh) = match self.take() {
-                Some(sender) => (sender, false),
+            let (mut sender, idle_for) = match self.take() {
+                Some((sender, idle_for)) => (sender, Some(idle_for)),
                 // Boxed: the rare path's future is not carried by every request's.
-                None => (Box::pin(self.connect()).await?, true),
+                None => (Box::pin(self.connect()).await?, None),
             };
             if sender.ready().await.is_err() {
-                if fresh {
+                if idle_for.is_none() {
                     return Err(Failed::Connect(std::io::Error::other(
                         "the new connection closed at once",
                     )));
                 }
                 continue;
             }
+            let again = match idle_for {
+                Some(idle) if idle >= REPLAY_AFTER_IDLE => replayable(&request),
+                _ => None,
+            };
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     return Ok(response.map(|body| Reused {
@@ -108,25 +122,31 @@ impl Pool {
                         back: Some((sender, self.clone())),
                     }));
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => request = unsent,
+                Err(mut e) => match (e.take_message(), again) {
+                    (Some(unsent), _) if idle_for.is_some() => request = unsent,
+                    (None, Some(again)) if closed_under(e.error()) => {
+                        tracing::debug!(error = %e.error(), "an idle upstream connection closed under a request; sending it again");
+                        request = again;
+                    }
                     _ => return Err(Failed::Exchange(e.into_error())),
                 },
             }
         }
     }
 
-    /// The most recently used idle connection, unless it is closed or too old.
-    fn take(&self) -> Option<SendRequest<Body>> {
+    /// The most recently used idle connection and how long it was idle, unless it is closed or
+    /// too old.
+    fn take(&self) -> Option<(SendRequest<Body>, Duration)> {
         let mut idle = self.idle.lock().ok()?;
         while let Some(top) = idle.pop() {
-            if top.since.elapsed() >= IDLE_TIMEOUT {
+            let idle_for = top.since.elapsed();
+            if idle_for >= IDLE_TIMEOUT {
                 // Every connection below is older still.
                 idle.clear();
                 return None;
             }
             if !top.sender.is_closed() {
-                return Some(top.sender);
+                return Some((top.sender, idle_for));
             }
         }
         None
@@ -179,6 +199,43 @@ impl Pool {
         }));
         Ok(sender)
     }
+}
+
+/// A copy of `request` to send again, if sending it twice is the same as sending it once: a
+/// method that changes nothing (RFC 9110 §9.2.1) and no body.
+fn replayable(request: &Request<Body>) -> Option<Request<Body>> {
+    use hyper::Method;
+    let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE];
+    if !safe.contains(request.method()) || !hyper::body::Body::is_end_stream(request.body()) {
+        return None;
+    }
+    let mut again = Request::new(Body::empty());
+    *again.method_mut() = request.method().clone();
+    *again.uri_mut() = request.uri().clone();
+    *again.version_mut() = request.version();
+    *again.headers_mut() = request.headers().clone();
+    Some(again)
+}
+
+/// Whether the exchange failed because the connection ended (closed or reset) rather than
+/// because of what the upstream said.
+fn closed_under(error: &hyper::Error) -> bool {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+    if error.is_incomplete_message() || error.is_canceled() {
+        return true;
+    }
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// An answer's body from the upstream; dropped having been read to its end, it gives its
@@ -282,6 +339,40 @@ mod tests {
         (url, accepted)
     }
 
+    /// An upstream that answers each connection's first request with `ok` and takes the second
+    /// one without answering: it closes the connection (with a reset if `reset`), as a server
+    /// whose keep-alive timer fired as the request arrived.
+    async fn closing_under_the_second(reset: bool) -> (url::Url, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut chunk = [0u8; 1024];
+                    for answered in [true, false] {
+                        let mut buf = Vec::new();
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        if answered {
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            s.write_all(ok).await.unwrap();
+                        } else if reset {
+                            s.set_zero_linger().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
     fn get() -> Request<Body> {
         Request::builder()
             .uri("/")
@@ -340,6 +431,45 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_get_an_idle_connection_closed_under_after_sending_is_sent_again() {
+        for reset in [false, true] {
+            let (url, accepted) = closing_under_the_second(reset).await;
+            let pool = Arc::new(Pool::new(&url));
+            let first = pool.send(get()).await.unwrap();
+            first.into_body().collect().await.unwrap();
+            tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
+            let again = pool
+                .send(get())
+                .await
+                .unwrap_or_else(|e| panic!("reset {reset}: a failed exchange: {e:?}"));
+            let body = again.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), 2, "reset {reset}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_post_a_connection_closed_under_after_sending_is_not_sent_again() {
+        let (url, accepted) = closing_under_the_second(false).await;
+        let pool = Arc::new(Pool::new(&url));
+        let first = pool.send(get()).await.unwrap();
+        first.into_body().collect().await.unwrap();
+        tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
+        let post = Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", "upstream")
+            .body(Body::from("run it once"))
+            .unwrap();
+        match pool.send(post).await {
+            Err(Failed::Exchange(_)) => {}
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("answered"),
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "not sent on another");
     }
 
     #[tokio::test]
