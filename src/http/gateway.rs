@@ -10,10 +10,10 @@
 //! protocol upgrade (opencode's `/pty` WebSocket), which is checked against the table like any
 //! request and then carried byte for byte.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -150,10 +150,7 @@ async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let forwarded = [
-        (
-            X_FORWARDED_FOR,
-            HeaderValue::from_str(&peer.ip().to_string()).ok(),
-        ),
+        (X_FORWARDED_FOR, Some(forwarded_for(peer.ip()))),
         (X_FORWARDED_PROTO, Some(HeaderValue::from_static("http"))),
         (X_FORWARDED_HOST, host),
     ];
@@ -247,7 +244,8 @@ pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
         return;
     }
     let shared = std::mem::take(req.headers_mut());
-    let mut owned = HeaderMap::with_capacity(shared.len());
+    // Room for what the proxy adds: `X-Forwarded-*` and the upstream's credential.
+    let mut owned = HeaderMap::with_capacity(shared.len() + 4);
     let mut name: Option<HeaderName> = None;
     for (next, value) in shared {
         if next.is_some() {
@@ -265,7 +263,12 @@ pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
         owned.append(name.clone(), copy);
     }
     *req.headers_mut() = owned;
-    if let Ok(uri) = Uri::try_from(req.uri().to_string()) {
+    let text = match req.uri().path_and_query() {
+        // Origin form, as clients send: the whole URI is its path and query.
+        Some(pq) if req.uri().scheme().is_none() => Bytes::copy_from_slice(pq.as_str().as_bytes()),
+        _ => Bytes::from(req.uri().to_string()),
+    };
+    if let Ok(uri) = Uri::from_maybe_shared(text) {
         *req.uri_mut() = uri;
     }
 }
@@ -347,68 +350,115 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Names made once, not parsed from text on every request.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
+/// The headers that are hop-by-hop by name (RFC 9110 §7.6.1, and the old `Keep-Alive` and
+/// `Proxy-Connection`), whatever `Connection` says.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
 ];
 
 fn clean_hop_by_hop(headers: &mut HeaderMap) {
-    // The names a `Connection` header lists are hop-by-hop too.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|v| HeaderName::from_bytes(v.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&listed) {
+    clean(headers, |_| false);
+}
+
+/// Removes every header that is hop-by-hop ([`HOP_BY_HOP`], or named by `Connection`) or that
+/// `also` picks. One pass over the names present (a handful), rather than a lookup for every name
+/// that might be.
+fn clean(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    {
+        // What `Connection` names beyond the usual (`keep-alive`, `close`): most often nothing,
+        // and then nothing is allocated.
+        let listed: Vec<&str> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t))
+            })
+            .collect();
+        for name in headers.keys() {
+            let n = name.as_str();
+            if HOP_BY_HOP.contains(&n)
+                || also(name)
+                || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+            {
+                doomed.push(name.clone());
+            }
+        }
+    }
+    for name in doomed {
         headers.remove(name);
     }
 }
 
 /// What a client sent that must not reach the upstream.
 fn clean_request(headers: &mut HeaderMap, strip: &[String]) {
-    clean_hop_by_hop(headers);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove("proxy-authorization");
-    headers.remove(header::FORWARDED);
-    let claimed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("x-agentgate-")
+    // Our session cookie, among the client's others.
+    let cookies = cookies_for_upstream(headers);
+    clean(headers, |name| {
+        name == header::AUTHORIZATION || name == header::FORWARDED || name == header::COOKIE || {
+            let k = name.as_str();
+            k == "proxy-authorization"
+                || k.starts_with("x-agentgate-")
                 || k.starts_with("x-forwarded-")
                 || k == "x-real-ip"
                 || strip.iter().any(|s| s == k)
-        })
-        .cloned()
-        .collect();
-    for k in claimed {
-        headers.remove(k);
+        }
+    });
+    if let Some(cookies) = cookies {
+        headers.insert(header::COOKIE, cookies);
     }
-    // Our session cookie, among the client's others.
-    let cookies: Vec<String> = headers
+}
+
+/// The client's cookies without our session's, as one `Cookie` value; `None` if none is left.
+fn cookies_for_upstream(headers: &HeaderMap) -> Option<HeaderValue> {
+    let cookies: Vec<&str> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|c| !c.is_empty() && c.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
-        .map(str::to_owned)
         .collect();
-    headers.remove(header::COOKIE);
-    if !cookies.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
-    {
-        headers.insert(header::COOKIE, v);
+    if cookies.is_empty() {
+        return None;
     }
+    HeaderValue::from_str(&cookies.join("; ")).ok()
+}
+
+/// The client's address as `X-Forwarded-For` says it, written without `fmt` for IPv4.
+fn forwarded_for(ip: IpAddr) -> HeaderValue {
+    let text = match ip {
+        IpAddr::V4(v4) => {
+            let mut out = Vec::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+            Bytes::from(out)
+        }
+        IpAddr::V6(v6) => Bytes::from(v6.to_string()),
+    };
+    HeaderValue::from_maybe_shared(text).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -429,7 +479,9 @@ mod tests {
             ("forwarded", "for=6.6.6.6"),
             ("x-real-ip", "6.6.6.6"),
             ("connection", "keep-alive, x-hop"),
+            ("connection", "Close , X-Other"),
             ("x-hop", "1"),
+            ("x-other", "1"),
             ("te", "trailers"),
             ("cookie", "theme=dark; agentgate_session=ags_secret"),
             ("cookie", "agentgate_session=x"),
@@ -445,6 +497,21 @@ mod tests {
         left.sort();
         assert_eq!(left, vec!["accept", "cookie"], "{h:?}");
         assert_eq!(h["cookie"], "theme=dark");
+    }
+
+    #[test]
+    fn the_forwarded_for_address_is_written_as_the_address_reads() {
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.200.9.255",
+            "192.168.100.1",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(forwarded_for(parsed), ip);
+        }
     }
 
     /// A value whose bytes are a slice of `buffer`, as hyper's parser makes them.
