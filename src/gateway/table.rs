@@ -186,15 +186,25 @@ impl Table {
 
     /// The scope `method` on `path` needs. The path is matched as sent, without its query.
     pub fn scope_for(&self, method: &str, path: &str) -> Result<Scope, Refused> {
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let mut decoded = Vec::new();
+        let end = path
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(path.len());
+        let path = &path[..end];
+        let mut segments = Vec::new();
         for raw in path.split('/').filter(|s| !s.is_empty()) {
             let segment = percent_decode(raw)
-                .filter(|s| !s.contains(['/', '\\', '%']) && s != "." && s != "..")
+                .filter(|s| {
+                    let hidden = match s {
+                        // Split on `/` and without `%`: only a `\` can hide here.
+                        Cow::Borrowed(s) => s.contains('\\'),
+                        Cow::Owned(s) => s.contains(['/', '\\', '%']),
+                    };
+                    !hidden && s != "." && s != ".."
+                })
                 .ok_or_else(|| Refused::Path(path.to_owned()))?;
-            decoded.push(segment);
+            segments.push(segment);
         }
-        let segments: Vec<&str> = decoded.iter().map(|s| &**s).collect();
         for row in &self.rows {
             if (row.method == "*" || row.method == method) && matches(&row.segments, &segments) {
                 return Ok(row.scope);
@@ -252,11 +262,11 @@ fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
-fn matches(pattern: &[String], path: &[&str]) -> bool {
+fn matches(pattern: &[String], path: &[Cow<'_, str>]) -> bool {
     match (pattern.first().map(String::as_str), path.first()) {
         (Some("**"), _) => true,
         (None, None) => true,
-        (Some(p), Some(s)) if p == "*" || p == *s => matches(&pattern[1..], &path[1..]),
+        (Some(p), Some(s)) if p == "*" || p == s => matches(&pattern[1..], &path[1..]),
         _ => false,
     }
 }

@@ -8,6 +8,8 @@
 //!   `X-Original-URI` or `X-Original-URL`;
 //! - Caddy `forward_auth`, Traefik `forwardAuth`: `X-Forwarded-Method`, `X-Forwarded-Uri`.
 
+use std::borrow::Cow;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -19,30 +21,45 @@ use super::extract::{Authed, path};
 use crate::gateway::Refused;
 
 /// The token's name, for the upstream.
-pub const TOKEN_NAME: &str = "x-agentgate-token-name";
+pub const TOKEN_NAME: HeaderName = HeaderName::from_static("x-agentgate-token-name");
 /// The token's scopes (space-separated, as granted), for the upstream.
-pub const SCOPES: &str = "x-agentgate-scopes";
+pub const SCOPES: HeaderName = HeaderName::from_static("x-agentgate-scopes");
 
-fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+
+/// The first of `names` the request carries, if its value is text and not empty.
+fn header(headers: &HeaderMap, names: [HeaderName; 2]) -> Option<&str> {
     names
         .iter()
-        .find_map(|n| headers.get(*n))
+        .find_map(|n| headers.get(n))
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
 }
 
 /// The original request's method and path, from whichever proxy sent it.
-fn original(headers: &HeaderMap) -> Result<(String, String), ApiError> {
-    let method = header(headers, &["x-original-method", "x-forwarded-method"]);
-    let uri = header(headers, &["x-original-uri", "x-forwarded-uri"])
-        .map(str::to_owned)
+fn original(headers: &HeaderMap) -> Result<(Cow<'_, str>, Cow<'_, str>), ApiError> {
+    let method = header(headers, [X_ORIGINAL_METHOD, X_FORWARDED_METHOD]).map(|m| {
+        if m.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(m.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(m)
+        }
+    });
+    let uri = header(headers, [X_ORIGINAL_URI, X_FORWARDED_URI])
+        .map(Cow::Borrowed)
         .or_else(|| {
-            header(headers, &["x-original-url"])
+            headers
+                .get(X_ORIGINAL_URL)
+                .and_then(|v| v.to_str().ok())
                 .and_then(|u| url::Url::parse(u).ok())
-                .map(|u| u.path().to_owned())
+                .map(|u| Cow::Owned(u.path().to_owned()))
         });
     match (method, uri) {
-        (Some(m), Some(u)) if u.starts_with('/') => Ok((m.to_ascii_uppercase(), u)),
+        (Some(m), Some(u)) if u.starts_with('/') => Ok((m, u)),
         _ => Err(ApiError::bad_request(
             "forward_auth_misconfigured",
             "forward-auth needs the original method and URI: X-Original-Method and \
@@ -94,17 +111,18 @@ pub async fn forward_auth(
     if !who.scopes.allows(required) {
         return Err(ApiError::insufficient_scope(required));
     }
-    let scopes: Vec<&str> = who
-        .scopes
-        .to_vec()
-        .into_iter()
-        .map(|s| s.as_str())
-        .collect();
+    let mut scopes = String::with_capacity(64);
+    for scope in who.scopes.iter() {
+        if !scopes.is_empty() {
+            scopes.push(' ');
+        }
+        scopes.push_str(scope.as_str());
+    }
     let mut response = StatusCode::OK.into_response();
     let out = response.headers_mut();
-    for (name, value) in [(TOKEN_NAME, who.name.clone()), (SCOPES, scopes.join(" "))] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            out.insert(HeaderName::from_static(name), v);
+    for (name, value) in [(TOKEN_NAME, who.name.as_str()), (SCOPES, scopes.as_str())] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            out.insert(name, v);
         }
     }
     Ok(response)

@@ -439,26 +439,30 @@ fn cookies_for_upstream(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// The client's address as `X-Forwarded-For` says it, written without `fmt` for IPv4.
 fn forwarded_for(ip: IpAddr) -> HeaderValue {
-    let text = match ip {
-        IpAddr::V4(v4) => {
-            let mut out = Vec::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                if octet >= 100 {
-                    out.push(b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    out.push(b'0' + octet / 10 % 10);
-                }
-                out.push(b'0' + octet % 10);
-            }
-            Bytes::from(out)
-        }
-        IpAddr::V6(v6) => Bytes::from(v6.to_string()),
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
     };
-    HeaderValue::from_maybe_shared(text).unwrap_or(HeaderValue::from_static("unknown"))
+    // At most 15 bytes: four octets of up to three digits, three dots.
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
