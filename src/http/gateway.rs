@@ -373,19 +373,15 @@ fn clean_hop_by_hop(headers: &mut HeaderMap) {
 fn clean(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     {
-        // What `Connection` names beyond the usual (`keep-alive`, `close`): most often nothing,
-        // and then nothing is allocated.
+        // What `Connection` names beyond the hop-by-hop names (`keep-alive` most often):
+        // usually nothing, and then nothing is allocated.
         let listed: Vec<&str> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|t| {
-                !t.is_empty()
-                    && !t.eq_ignore_ascii_case("close")
-                    && !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t))
-            })
+            .filter(|t| !t.is_empty() && !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t)))
             .collect();
         for name in headers.keys() {
             let n = name.as_str();
