@@ -375,13 +375,8 @@ fn clean(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
     {
         // What `Connection` names beyond the hop-by-hop names (`keep-alive` most often):
         // usually nothing, and then nothing is allocated.
-        let listed: Vec<&str> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t)))
+        let listed: Vec<&str> = items(headers, header::CONNECTION, ',')
+            .filter(|t| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t)))
             .collect();
         for name in headers.keys() {
             let n = name.as_str();
@@ -417,15 +412,22 @@ fn clean_request(headers: &mut HeaderMap, strip: &[String]) {
     }
 }
 
+/// The items of every `name` header (text values only), split at `separator`, trimmed, empty
+/// ones left out.
+fn items(headers: &HeaderMap, name: HeaderName, separator: char) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(move |v| v.split(separator))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// The client's cookies without our session's, as one `Cookie` value; `None` if none is left.
 fn cookies_for_upstream(headers: &HeaderMap) -> Option<HeaderValue> {
-    let cookies: Vec<&str> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && c.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+    let cookies: Vec<&str> = items(headers, header::COOKIE, ';')
+        .filter(|c| c.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
         .collect();
     if cookies.is_empty() {
         return None;

@@ -299,78 +299,73 @@ mod tests {
 
     use super::*;
 
-    /// An upstream that counts the connections it accepts and answers every request with
-    /// `body`; with `once`, it closes each connection 20 ms after one answer, without saying so
-    /// (as a server whose keep-alive time ran out).
-    async fn upstream(body: &'static [u8], once: bool) -> (url::Url, Arc<AtomicUsize>) {
+    /// Listens on a loopback port, counts the connections it accepts and serves each with
+    /// `serve`.
+    async fn listen<F, Fut>(serve: F) -> (url::Url, Arc<AtomicUsize>)
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
+            while let Ok((s, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    loop {
-                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.clear();
-                        let head =
-                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
-                        if s.write_all(head.as_bytes()).await.is_err()
-                            || s.write_all(body).await.is_err()
-                        {
-                            return;
-                        }
-                        if once {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(serve(s));
             }
         });
         (url, accepted)
+    }
+
+    /// Reads one request's head; false if the connection ended first.
+    async fn read_head(s: &mut TcpStream) -> bool {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    }
+
+    /// An upstream that answers every request with `body`; with `once`, it closes each
+    /// connection 20 ms after one answer, without saying so (as a server whose keep-alive time
+    /// ran out).
+    async fn upstream(body: &'static [u8], once: bool) -> (url::Url, Arc<AtomicUsize>) {
+        listen(move |mut s| async move {
+            while read_head(&mut s).await {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                if s.write_all(head.as_bytes()).await.is_err() || s.write_all(body).await.is_err() {
+                    return;
+                }
+                if once {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return;
+                }
+            }
+        })
+        .await
     }
 
     /// An upstream that answers each connection's first request with `ok` and takes the second
     /// one without answering: it closes the connection (with a reset if `reset`), as a server
     /// whose keep-alive timer fired as the request arrived.
     async fn closing_under_the_second(reset: bool) -> (url::Url, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut chunk = [0u8; 1024];
-                    for answered in [true, false] {
-                        let mut buf = Vec::new();
-                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        if answered {
-                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            s.write_all(ok).await.unwrap();
-                        } else if reset {
-                            s.set_zero_linger().unwrap();
-                        }
-                    }
-                });
+        listen(move |mut s| async move {
+            if !read_head(&mut s).await {
+                return;
             }
-        });
-        (url, accepted)
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            s.write_all(ok).await.unwrap();
+            if read_head(&mut s).await && reset {
+                s.set_zero_linger().unwrap();
+            }
+        })
+        .await
     }
 
     fn get() -> Request<Body> {
