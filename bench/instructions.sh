@@ -12,6 +12,7 @@
 #   healthz   GET /healthz on the daemon
 #   fwdauth   GET /api/v1/forward-auth/{gateway} with a token and the original method and URI
 # Prints each target's instructions per request and the ratios gateway/floor, fwdauth/healthz.
+# KEEP=DIR keeps the callgrind files there (callgrind_annotate --inclusive=yes DIR/cg.PID.N).
 #
 # Needs valgrind, nginx and python3 (valgrind and nginx installed with apt-get when missing);
 # builds the release binary and the example unless AGENTGATE_BIN and FLOOR_BIN are set.
@@ -39,7 +40,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] && cp -r "$work" "$KEEP"; rm -rf "$work"
 }
 trap cleanup EXIT
 

@@ -9,7 +9,6 @@ pub mod passphrase;
 pub mod secret;
 pub mod session;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -151,7 +150,7 @@ const SHARED_CACHE_MAX_AGE: Duration = Duration::from_secs(1);
 pub struct Authenticator {
     store: Store,
     clock: Clock,
-    cache: RwLock<HashMap<TokenHash, Arc<Cached>>>,
+    cache: RwLock<secret::ByHash<Arc<Cached>>>,
     revoked: tokio::sync::broadcast::Sender<String>,
     /// `Some` when other instances share the store: cached tokens are re-read after this long.
     max_age: Option<Duration>,
@@ -164,7 +163,7 @@ impl Authenticator {
             max_age: store.is_shared().then_some(SHARED_CACHE_MAX_AGE),
             store,
             clock,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(secret::ByHash::default()),
             revoked: tokio::sync::broadcast::channel(REVOCATIONS_BUFFERED).0,
         }
     }

@@ -19,6 +19,7 @@ use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use smallvec::SmallVec;
 
 use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
@@ -363,26 +364,43 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
+/// Whether `name` is one of [`HOP_BY_HOP`]. The standard names compare as `http`'s enum does
+/// (no text), which is what most names a request or an answer carries are.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHENTICATE
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
 fn clean_hop_by_hop(headers: &mut HeaderMap) {
     clean(headers, |_| false);
 }
 
 /// Removes every header that is hop-by-hop ([`HOP_BY_HOP`], or named by `Connection`) or that
 /// `also` picks. One pass over the names present (a handful), rather than a lookup for every name
-/// that might be.
+/// that might be; the names found are held on the stack (a few at most, as a rule).
 fn clean(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut doomed: SmallVec<[HeaderName; 4]> = SmallVec::new();
     {
         // What `Connection` names beyond the hop-by-hop names (`keep-alive` most often):
-        // usually nothing, and then nothing is allocated.
-        let listed: Vec<&str> = items(headers, header::CONNECTION, ',')
-            .filter(|t| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(t)))
+        // usually nothing.
+        let listed: SmallVec<[&[u8]; 2]> = items(headers, header::CONNECTION, b',')
+            .filter(|t| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|h| h.as_bytes().eq_ignore_ascii_case(t))
+            })
             .collect();
         for name in headers.keys() {
-            let n = name.as_str();
-            if HOP_BY_HOP.contains(&n)
+            if is_hop_by_hop(name)
                 || also(name)
-                || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+                || listed
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
             {
                 doomed.push(name.clone());
             }
@@ -412,27 +430,30 @@ fn clean_request(headers: &mut HeaderMap, strip: &[String]) {
     }
 }
 
-/// The items of every `name` header (text values only), split at `separator`, trimmed, empty
-/// ones left out.
-fn items(headers: &HeaderMap, name: HeaderName, separator: char) -> impl Iterator<Item = &str> {
+/// The items of every `name` header, split at `separator`, trimmed of ASCII white space, empty
+/// ones left out. Bytes, not text: a value with bytes beyond ASCII is read as well (and costs
+/// no pass to check it is text).
+fn items(headers: &HeaderMap, name: HeaderName, separator: u8) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(name)
         .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(move |v| v.split(separator))
-        .map(str::trim)
+        .flat_map(move |v| v.as_bytes().split(move |b| *b == separator))
+        .map(<[u8]>::trim_ascii)
         .filter(|item| !item.is_empty())
 }
 
 /// The client's cookies without our session's, as one `Cookie` value; `None` if none is left.
 fn cookies_for_upstream(headers: &HeaderMap) -> Option<HeaderValue> {
-    let cookies: Vec<&str> = items(headers, header::COOKIE, ';')
-        .filter(|c| c.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+    let cookies: Vec<&[u8]> = items(headers, header::COOKIE, b';')
+        .filter(|c| {
+            c.split(|b| *b == b'=').next().map(<[u8]>::trim_ascii)
+                != Some(SESSION_COOKIE.as_bytes())
+        })
         .collect();
     if cookies.is_empty() {
         return None;
     }
-    HeaderValue::from_str(&cookies.join("; ")).ok()
+    HeaderValue::from_bytes(&cookies.join(&b"; "[..])).ok()
 }
 
 /// The client's address as `X-Forwarded-For` says it, written without `fmt` for IPv4.
