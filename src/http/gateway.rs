@@ -489,6 +489,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_hop_by_hop_names_are_one_list_as_names_and_as_text() {
+        for text in HOP_BY_HOP {
+            assert!(is_hop_by_hop(&HeaderName::from_static(text)), "{text}");
+        }
+        for other in ["host", "content-length", "x-te", "keep-alive-x", "accept"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(other)), "{other}");
+        }
+    }
+
+    #[test]
     fn nothing_claiming_identity_or_our_session_reaches_the_upstream() {
         let mut h = HeaderMap::new();
         for (k, v) in [
