@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
-use super::upstream::{Failed, Pool, Reused};
+use super::upstream::{Failed, Pool, READ_BUF, Reused};
 use super::{Answered, AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
@@ -329,6 +329,17 @@ fn upstream_error(name: &str, upstream: &str, failed: &Failed) -> ApiError {
         }
         Failed::Exchange(e) => e,
     };
+    if e.is_parse_too_large() {
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_head_too_large",
+            format!(
+                "gateway `{name}`: the upstream {upstream} answered with a head (status line and \
+                 headers) over {} KiB, more than the gateway reads",
+                READ_BUF / 1024
+            ),
+        );
+    }
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {

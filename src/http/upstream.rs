@@ -37,6 +37,10 @@ pub const MAX_IDLE: usize = 256;
 /// A request that can be sent again is kept, in case the upstream closes the connection under
 /// it, when the connection has been idle this long.
 pub const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(250);
+/// What an answer is read into at a time, and so the longest answer head (status line and
+/// headers) taken: nginx's default (`proxy_buffer_size`, one page). An idle proxied stream holds
+/// no more than this here.
+pub const READ_BUF: usize = 4096;
 
 /// Where the upstream listens.
 #[derive(Debug, Clone)]
@@ -79,8 +83,7 @@ impl Pool {
             None => Address::Name(String::new(), port),
         };
         let mut builder = http1::Builder::new();
-        // Answers are read into 4 KiB: an idle proxied stream holds no more than that here.
-        builder.read_buf_exact_size(Some(4096));
+        builder.read_buf_exact_size(Some(READ_BUF));
         Pool {
             address,
             builder,

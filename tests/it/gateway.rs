@@ -75,6 +75,10 @@ async fn upstream() -> (String, Arc<Upstream>) {
                 "late"
             }),
         )
+        .route(
+            "/big-head",
+            get(|| async { ([("x-big", "b".repeat(5000))], "too long to take") }),
+        )
         .fallback(echo)
         .with_state(up.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -357,6 +361,14 @@ async fn bad_upstreams_and_bad_requests_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(error(r).await, (504, "upstream_timeout".into()));
+    // A head over what the gateway reads (4 KiB, nginx's default) is named for what it is.
+    let r = http
+        .get(format!("{llm}/big-head"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(r).await, (502, "upstream_head_too_large".into()));
     let garbage = gateway(&app, "garbage");
     let r = http
         .get(format!("{garbage}/"))
