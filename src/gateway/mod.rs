@@ -42,6 +42,9 @@ pub struct GatewayConfig {
     pub body_limit: Option<u64>,
     /// Seconds the upstream has to start its answer (default 300).
     pub timeout: Option<u64>,
+    /// Longest answer head (status line and headers) taken from the upstream, in bytes, and how
+    /// much of an answer is read at a time (default 4096, nginx's `proxy_buffer_size`).
+    pub head_limit: Option<u64>,
     /// More request headers that claim scopes or identity, removed before forwarding (beside
     /// `X-Agentgate-*` and `X-OpenClaw-Scopes`, always removed).
     pub strip_headers: Option<Vec<String>>,
@@ -114,12 +117,20 @@ pub struct Proxy {
     pub body_limit: u64,
     /// How long the upstream has to start answering.
     pub timeout: Duration,
+    /// Longest answer head taken from the upstream (and the read size), in bytes.
+    pub head_limit: usize,
     /// Request headers removed before forwarding (lowercase).
     pub strip: Vec<String>,
 }
 
 /// Default largest request body: 32 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 32 * 1024 * 1024;
+/// Default longest answer head, and read size: one page, as nginx's `proxy_buffer_size`. An idle
+/// proxied stream holds about this much for it; a larger limit costs more per request (buffers
+/// over 4 KiB are returned to the system each time they are freed: `src/main.rs`).
+pub const DEFAULT_HEAD_LIMIT: usize = 4096;
+/// The range `head_limit` may take.
+const HEAD_LIMITS: std::ops::RangeInclusive<u64> = 1024..=1024 * 1024;
 
 /// The secret a `{what}_env` / `{what}_file` pair names, read now (at start-up).
 fn secret(
@@ -314,6 +325,17 @@ impl GatewayConfig {
                         Some(s) => Duration::from_secs(s),
                         None => Duration::from_secs(300),
                     },
+                    head_limit: match self.head_limit {
+                        Some(n) if !HEAD_LIMITS.contains(&n) => {
+                            return Err(format!(
+                                "[[gateway]] `{name}`: head_limit must be from {} to {} bytes",
+                                HEAD_LIMITS.start(),
+                                HEAD_LIMITS.end()
+                            ));
+                        }
+                        Some(n) => usize::try_from(n).unwrap_or(DEFAULT_HEAD_LIMIT),
+                        None => DEFAULT_HEAD_LIMIT,
+                    },
                     strip,
                 })
             }
@@ -387,6 +409,21 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(words), "{text}: {err}");
         }
+        let proxy = "name = \"g\"\nlisten = \"127.0.0.1:1\"\nupstream = \"http://127.0.0.1:2\"";
+        for bad in [
+            "head_limit = 0",
+            "head_limit = 1023",
+            "head_limit = 1048577",
+        ] {
+            let err = parse(&format!("{proxy}\n{bad}")).unwrap_err();
+            assert!(
+                err.contains("`g`: head_limit must be from 1024 to 1048576 bytes"),
+                "{bad}: {err}"
+            );
+        }
+        let limit = |text: &str| parse(text).unwrap().proxy.unwrap().head_limit;
+        assert_eq!(limit(proxy), DEFAULT_HEAD_LIMIT);
+        assert_eq!(limit(&format!("{proxy}\nhead_limit = 16384")), 16384);
         let err = parse("name = \"g\"\nlisten = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.contains("needs an upstream"), "{err}");
         let err = parse(

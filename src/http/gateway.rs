@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
-use super::upstream::{Failed, Pool, READ_BUF, Reused};
+use super::upstream::{Failed, Pool, Reused};
 use super::{Answered, AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
@@ -68,7 +68,7 @@ pub fn site(app: AppState, gateway: Gateway, proxy: Proxy, hosts: HostPolicy) ->
     });
     let gate = Gate {
         app,
-        pool: Arc::new(Pool::new(&proxy.upstream)),
+        pool: Arc::new(Pool::new(&proxy.upstream, proxy.head_limit)),
         prefix: proxy.upstream.path().trim_end_matches('/').to_owned(),
         host: HeaderValue::from_str(proxy.upstream.authority()).ok(),
         credential,
@@ -198,7 +198,10 @@ async fn forward(
                 Some(caller),
             ));
         }
-        Ok(Err(e)) => return Err((upstream_error(name, upstream_text, &e), Some(caller))),
+        Ok(Err(e)) => {
+            let error = upstream_error(name, upstream_text, gate.proxy.head_limit, &e);
+            return Err((error, Some(caller)));
+        }
         Ok(Ok(r)) => r,
     };
     let mut response = response;
@@ -318,7 +321,7 @@ fn upstream_error_switch(name: &str) -> ApiError {
     )
 }
 
-fn upstream_error(name: &str, upstream: &str, failed: &Failed) -> ApiError {
+fn upstream_error(name: &str, upstream: &str, head_limit: usize, failed: &Failed) -> ApiError {
     let e = match failed {
         Failed::Connect(e) => {
             return ApiError::new(
@@ -335,8 +338,7 @@ fn upstream_error(name: &str, upstream: &str, failed: &Failed) -> ApiError {
             "upstream_head_too_large",
             format!(
                 "gateway `{name}`: the upstream {upstream} answered with a head (status line and \
-                 headers) over {} KiB, more than the gateway reads",
-                READ_BUF / 1024
+                 headers) over {head_limit} bytes, the gateway's head_limit"
             ),
         );
     }

@@ -37,10 +37,6 @@ pub const MAX_IDLE: usize = 256;
 /// A request that can be sent again is kept, in case the upstream closes the connection under
 /// it, when the connection has been idle this long.
 pub const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(250);
-/// What an answer is read into at a time, and so the longest answer head (status line and
-/// headers) taken: nginx's default (`proxy_buffer_size`, one page). An idle proxied stream holds
-/// no more than this here.
-pub const READ_BUF: usize = 4096;
 
 /// Where the upstream listens.
 #[derive(Debug, Clone)]
@@ -73,8 +69,9 @@ pub enum Failed {
 }
 
 impl Pool {
-    /// The connections to `upstream` (an `http` URL with a host).
-    pub fn new(upstream: &url::Url) -> Pool {
+    /// The connections to `upstream` (an `http` URL with a host), reading answers `head_limit`
+    /// bytes at a time: hyper's exact read size is also the longest head it takes.
+    pub fn new(upstream: &url::Url, head_limit: usize) -> Pool {
         let port = upstream.port_or_known_default().unwrap_or(80);
         let address = match upstream.host() {
             Some(url::Host::Ipv4(ip)) => Address::Ip(SocketAddr::new(IpAddr::V4(ip), port)),
@@ -83,7 +80,7 @@ impl Pool {
             None => Address::Name(String::new(), port),
         };
         let mut builder = http1::Builder::new();
-        builder.read_buf_exact_size(Some(READ_BUF));
+        builder.read_buf_exact_size(Some(head_limit));
         Pool {
             address,
             builder,
@@ -382,7 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_used_again_once_its_answer_is_read_to_the_end() {
         let (url, accepted) = upstream(b"ok", false).await;
-        let pool = Arc::new(Pool::new(&url));
+        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
         for _ in 0..5 {
             let answer = pool.send(get()).await.unwrap();
             let body = answer.into_body().collect().await.unwrap().to_bytes();
@@ -399,7 +396,7 @@ mod tests {
     async fn an_answer_cut_short_closes_its_connection() {
         static BIG: [u8; 1 << 20] = [b'x'; 1 << 20];
         let (url, accepted) = upstream(&BIG, false).await;
-        let pool = Arc::new(Pool::new(&url));
+        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
         let mut answer = pool.send(get()).await.unwrap();
         answer.body_mut().frame().await.unwrap().unwrap();
         drop(answer);
@@ -417,7 +414,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_costs_no_request() {
         let (url, accepted) = upstream(b"ok", true).await;
-        let pool = Arc::new(Pool::new(&url));
+        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
         for _ in 0..5 {
             let answer = pool
                 .send(get())
@@ -435,7 +432,7 @@ mod tests {
     async fn a_get_an_idle_connection_closed_under_after_sending_is_sent_again() {
         for reset in [false, true] {
             let (url, accepted) = closing_under_the_second(reset).await;
-            let pool = Arc::new(Pool::new(&url));
+            let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
             let first = pool.send(get()).await.unwrap();
             first.into_body().collect().await.unwrap();
             tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
@@ -452,7 +449,7 @@ mod tests {
     #[tokio::test]
     async fn a_post_a_connection_closed_under_after_sending_is_not_sent_again() {
         let (url, accepted) = closing_under_the_second(false).await;
-        let pool = Arc::new(Pool::new(&url));
+        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
         let first = pool.send(get()).await.unwrap();
         first.into_body().collect().await.unwrap();
         tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
@@ -475,7 +472,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         drop(listener);
-        let pool = Arc::new(Pool::new(&url));
+        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
         assert!(matches!(pool.send(get()).await, Err(Failed::Connect(_))));
     }
 }
