@@ -368,6 +368,11 @@ mod tests {
         .await
     }
 
+    /// A pool with the gateways' default head limit.
+    fn pool(url: &url::Url) -> Arc<Pool> {
+        Arc::new(Pool::new(url, crate::gateway::DEFAULT_HEAD_LIMIT))
+    }
+
     fn get() -> Request<Body> {
         Request::builder()
             .uri("/")
@@ -379,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_used_again_once_its_answer_is_read_to_the_end() {
         let (url, accepted) = upstream(b"ok", false).await;
-        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+        let pool = pool(&url);
         for _ in 0..5 {
             let answer = pool.send(get()).await.unwrap();
             let body = answer.into_body().collect().await.unwrap().to_bytes();
@@ -396,7 +401,7 @@ mod tests {
     async fn an_answer_cut_short_closes_its_connection() {
         static BIG: [u8; 1 << 20] = [b'x'; 1 << 20];
         let (url, accepted) = upstream(&BIG, false).await;
-        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+        let pool = pool(&url);
         let mut answer = pool.send(get()).await.unwrap();
         answer.body_mut().frame().await.unwrap().unwrap();
         drop(answer);
@@ -414,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_costs_no_request() {
         let (url, accepted) = upstream(b"ok", true).await;
-        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+        let pool = pool(&url);
         for _ in 0..5 {
             let answer = pool
                 .send(get())
@@ -432,7 +437,7 @@ mod tests {
     async fn a_get_an_idle_connection_closed_under_after_sending_is_sent_again() {
         for reset in [false, true] {
             let (url, accepted) = closing_under_the_second(reset).await;
-            let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+            let pool = pool(&url);
             let first = pool.send(get()).await.unwrap();
             first.into_body().collect().await.unwrap();
             tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
@@ -449,7 +454,7 @@ mod tests {
     #[tokio::test]
     async fn a_post_a_connection_closed_under_after_sending_is_not_sent_again() {
         let (url, accepted) = closing_under_the_second(false).await;
-        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+        let pool = pool(&url);
         let first = pool.send(get()).await.unwrap();
         first.into_body().collect().await.unwrap();
         tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(50)).await;
@@ -472,7 +477,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         drop(listener);
-        let pool = Arc::new(Pool::new(&url, crate::gateway::DEFAULT_HEAD_LIMIT));
+        let pool = pool(&url);
         assert!(matches!(pool.send(get()).await, Err(Failed::Connect(_))));
     }
 }
