@@ -25,6 +25,7 @@ use super::access::{self, Caller};
 use super::cookie::SESSION_COOKIE;
 use super::error::ApiError;
 use super::upstream::{Failed, Pool, Reused};
+use super::upstream_events;
 use super::{Answered, AppState, HostPolicy, Routes, Site};
 use crate::gateway::{Gateway, Proxy, Refused};
 
@@ -174,17 +175,25 @@ async fn forward(
     }
     // Each hop speaks its own version: ours to the upstream is HTTP/1.1 (kept alive).
     parts.version = axum::http::Version::HTTP_11;
+    let own =
+        upstream_events::takes_own_connection(&parts, hyper::body::Body::is_end_stream(&body));
     let limited = Body::new(http_body_util::Limited::new(
         body,
         gate.proxy.body_limit as usize,
     ));
-    let sent = tokio::time::timeout(
-        gate.proxy.timeout,
-        gate.pool.send(Request::from_parts(parts, limited)),
-    )
-    .await;
+    let exchange = async {
+        if own {
+            // Boxed: the rare path's future is not carried by every request's.
+            let open = upstream_events::open(&gate.pool, &parts, gate.proxy.head_limit);
+            Ok(Answer::Own(Box::pin(open).await?))
+        } else {
+            let sent = gate.pool.send(Request::from_parts(parts, limited)).await?;
+            Ok::<_, Failed>(Answer::Pooled(sent))
+        }
+    };
+    let sent = tokio::time::timeout(gate.proxy.timeout, exchange).await;
     let upstream_text = gate.proxy.upstream.as_str();
-    let response = match sent {
+    let answer = match sent {
         Err(_) => {
             return Err((
                 ApiError::new(
@@ -202,26 +211,40 @@ async fn forward(
             let error = upstream_error(name, upstream_text, gate.proxy.head_limit, &e);
             return Err((error, Some(caller)));
         }
-        Ok(Ok(r)) => r,
+        Ok(Ok(answer)) => answer,
     };
-    let mut response = response;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        response.body_mut().keep_out();
-        let Some(client) = upgrade else {
-            return Err((upstream_error_switch(name), Some(caller)));
-        };
-        return Ok((switch(gate, who, client, response), caller));
-    }
-    let (mut parts, incoming) = response.into_parts();
+    let (mut parts, body) = match answer {
+        Answer::Pooled(mut response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            response.body_mut().keep_out();
+            let Some(client) = upgrade else {
+                return Err((upstream_error_switch(name), Some(caller)));
+            };
+            return Ok((switch(gate, who, client, response), caller));
+        }
+        Answer::Pooled(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, Body::new(body))
+        }
+        Answer::Own(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, Body::new(body))
+        }
+    };
     clean_hop_by_hop(&mut parts.headers);
     let body = if parts.headers.contains_key(header::CONTENT_LENGTH) {
-        Body::new(incoming)
+        body
     } else {
         // A stream: it ends with its credential.
         let ended = access::credential_ended(&gate.app, &who);
-        Body::from_stream(Body::new(incoming).into_data_stream().take_until(ended))
+        Body::from_stream(body.into_data_stream().take_until(ended))
     };
     Ok((Response::from_parts(parts, body), caller))
+}
+
+/// An upstream's answer: over a pooled connection, or over an event stream's own.
+enum Answer {
+    Pooled(hyper::Response<Reused>),
+    Own(hyper::Response<upstream_events::Events>),
 }
 
 /// Gives a request's header values and URI their own memory, rather than slices of the
@@ -238,13 +261,7 @@ async fn forward(
 /// An event stream is left as hyper made it: such a connection then idles for hours, and the
 /// new buffer it reads into is never written, so it holds no page, where the reused one would.
 pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
-    const EVENT_STREAM: &[u8] = b"text/event-stream";
-    let event_stream = req.headers().get_all(header::ACCEPT).iter().any(|v| {
-        v.as_bytes()
-            .windows(EVENT_STREAM.len())
-            .any(|w| w.eq_ignore_ascii_case(EVENT_STREAM))
-    });
-    if event_stream {
+    if upstream_events::asks_for_events(req.headers()) {
         return;
     }
     let shared = std::mem::take(req.headers_mut());
@@ -331,16 +348,14 @@ fn upstream_error(name: &str, upstream: &str, head_limit: usize, failed: &Failed
             );
         }
         Failed::Exchange(e) => e,
+        Failed::HeadTooLarge => return head_too_large(name, upstream, head_limit),
+        Failed::BadAnswer(e) => {
+            tracing::debug!(gateway = name, error = %e, "an event stream's upstream gave no valid answer");
+            return no_valid_answer(name, upstream);
+        }
     };
     if e.is_parse_too_large() {
-        return ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_head_too_large",
-            format!(
-                "gateway `{name}`: the upstream {upstream} answered with a head (status line and \
-                 headers) over {head_limit} bytes, the gateway's head_limit"
-            ),
-        );
+        return head_too_large(name, upstream, head_limit);
     }
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
@@ -353,6 +368,21 @@ fn upstream_error(name: &str, upstream: &str, head_limit: usize, failed: &Failed
         }
         source = s.source();
     }
+    no_valid_answer(name, upstream)
+}
+
+fn head_too_large(name: &str, upstream: &str, head_limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_head_too_large",
+        format!(
+            "gateway `{name}`: the upstream {upstream} answered with a head (status line and \
+             headers) over {head_limit} bytes, the gateway's head_limit"
+        ),
+    )
+}
+
+fn no_valid_answer(name: &str, upstream: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_failed",

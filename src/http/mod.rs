@@ -28,6 +28,7 @@ pub mod surface;
 mod system;
 mod tokens;
 mod upstream;
+mod upstream_events;
 mod web;
 
 use std::net::SocketAddr;

@@ -66,6 +66,12 @@ pub enum Failed {
     /// The connection failed while the request was sent or the answer read (a body over the
     /// limit is one: its error is among the sources).
     Exchange(hyper::Error),
+    /// An event stream's answer head ([`super::upstream_events`]) was longer than the head
+    /// limit.
+    HeadTooLarge,
+    /// An event stream's answer was not HTTP/1.1, or its connection failed before the head
+    /// was read.
+    BadAnswer(std::io::Error),
 }
 
 impl Pool {
@@ -167,7 +173,8 @@ impl Pool {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, Failed> {
+    /// A new TCP connection to the upstream, within [`CONNECT_TIMEOUT`].
+    pub(super) async fn connect_tcp(&self) -> Result<TcpStream, Failed> {
         let connecting = async {
             match &self.address {
                 Address::Ip(addr) => TcpStream::connect(addr).await,
@@ -185,6 +192,11 @@ impl Pool {
             }
         };
         let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, Failed> {
+        let tcp = self.connect_tcp().await?;
         let (sender, connection) = self
             .builder
             .handshake(TokioIo::new(tcp))

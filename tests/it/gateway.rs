@@ -21,6 +21,8 @@ struct Upstream {
     hits: AtomicUsize,
     /// Lets the stream's second chunk go.
     go_on: Notify,
+    /// The `Connection` header the event stream's request came with.
+    events_connection: std::sync::Mutex<Option<String>>,
 }
 
 async fn echo(State(up): State<Arc<Upstream>>, req: Request) -> axum::Json<Value> {
@@ -64,10 +66,32 @@ async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
         .unwrap()
 }
 
+/// An event stream: one event, a second when let go, then held open.
+async fn events(State(up): State<Arc<Upstream>>, req: Request) -> Response<Body> {
+    *up.events_connection.lock().unwrap() = req
+        .headers()
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<&'static str, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let _ = tx.send(Ok("data: 1\n\n")).await;
+        up.go_on.notified().await;
+        let _ = tx.send(Ok("data: 2\n\n")).await;
+        tx.closed().await;
+    });
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
 async fn upstream() -> (String, Arc<Upstream>) {
     let up = Arc::new(Upstream::default());
     let app = Router::new()
         .route("/v1/chat/completions", post(stream))
+        .route("/events", get(events))
         .route(
             "/slow",
             get(|| async {
@@ -284,6 +308,42 @@ async fn the_verified_token_decides_and_streams_pass_through_unbuffered() {
 }
 
 #[tokio::test]
+async fn an_event_stream_comes_live_on_its_own_connection_and_ends_with_its_credential() {
+    let (app, up, _dir) = app_with_gateways().await;
+    let (read, id) = app.create_token("reader", &["read"], json!("1d")).await;
+    let roomy = gateway(&app, "roomy");
+    let mut r = app
+        .http
+        .get(format!("{roomy}/events"))
+        .header("accept", "text/event-stream")
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"data: 1\n\n");
+    // Its own connection, closed with the stream (the pool's are kept alive).
+    let connection = up.events_connection.lock().unwrap().clone();
+    assert_eq!(connection.as_deref(), Some("close"));
+    up.go_on.notify_one();
+    let second = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&second[..], b"data: 2\n\n");
+    app.request(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/tokens/{id}"),
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), r.chunk())
+        .await
+        .expect("the stream ends with its credential");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
+
+#[tokio::test]
 async fn the_upstream_gets_its_own_credentials_and_nothing_the_client_claims() {
     let (app, _up, _dir) = app_with_gateways().await;
     let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
@@ -418,6 +478,39 @@ async fn bad_upstreams_and_bad_requests_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The same through an event stream's own connection (a GET asking for
+    // `text/event-stream`), which reads the upstream's answer itself.
+    let events = |url: String| {
+        http.get(url)
+            .header("accept", "text/event-stream")
+            .bearer_auth(&read)
+            .send()
+    };
+    let r = events(format!("{llm}/slow")).await.unwrap();
+    assert_eq!(error(r).await, (504, "upstream_timeout".into()));
+    let r = events(format!("{llm}/big-head")).await.unwrap();
+    assert_eq!(error(r).await, (502, "upstream_head_too_large".into()));
+    let r = events(format!("{}/big-head", gateway(&app, "roomy")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-big"].len(), 5000);
+    let r = events(format!("{garbage}/")).await.unwrap();
+    assert_eq!(error(r).await, (502, "upstream_failed".into()));
+    let r = events(format!("{}/", gateway(&app, "down"))).await.unwrap();
+    assert_eq!(error(r).await, (502, "upstream_unreachable".into()));
+    // Broken off mid-chunk: cut off too, before or after its head (the head goes out with the
+    // first data, and here the break comes in the same read).
+    match events(format!("{broken}/")).await {
+        Ok(r) => {
+            assert_eq!(r.status(), 200);
+            assert!(
+                r.bytes().await.is_err(),
+                "a broken event stream must not look whole"
+            );
+        }
+        Err(e) => assert!(e.is_request(), "{e:?}"),
+    }
     // Bodies over the limit: declared, and streamed without a length.
     let r = http
         .post(format!("{llm}/v1/responses"))
