@@ -48,15 +48,22 @@ async fn echo(State(up): State<Arc<Upstream>>, req: Request) -> axum::Json<Value
     )
 }
 
-async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
-    up.hits.fetch_add(1, Ordering::SeqCst);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+/// An event stream's answer: `first`, then `second` once the test lets it go; then it ends, or
+/// with `held`, stays open until the client goes.
+fn event_stream(
+    up: Arc<Upstream>,
+    first: &'static str,
+    second: &'static str,
+    held: bool,
+) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<&'static str, std::io::Error>>(4);
     tokio::spawn(async move {
-        let _ = tx.send(Ok("data: {\"chunk\":1}\n\n".into())).await;
+        let _ = tx.send(Ok(first)).await;
         up.go_on.notified().await;
-        let _ = tx
-            .send(Ok("data: {\"chunk\":2}\n\ndata: [DONE]\n\n".into()))
-            .await;
+        let _ = tx.send(Ok(second)).await;
+        if held {
+            tx.closed().await;
+        }
     });
     let body =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
@@ -66,25 +73,23 @@ async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
         .unwrap()
 }
 
-/// An event stream: one event, a second when let go, then held open.
+async fn stream(State(up): State<Arc<Upstream>>) -> Response<Body> {
+    up.hits.fetch_add(1, Ordering::SeqCst);
+    event_stream(
+        up,
+        "data: {\"chunk\":1}\n\n",
+        "data: {\"chunk\":2}\n\ndata: [DONE]\n\n",
+        false,
+    )
+}
+
+/// An event stream held open, noting the `Connection` header it was asked with.
 async fn events(State(up): State<Arc<Upstream>>, req: Request) -> Response<Body> {
     *up.events_connection.lock().unwrap() = req
         .headers()
         .get("connection")
         .map(|v| v.to_str().unwrap().to_owned());
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<&'static str, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let _ = tx.send(Ok("data: 1\n\n")).await;
-        up.go_on.notified().await;
-        let _ = tx.send(Ok("data: 2\n\n")).await;
-        tx.closed().await;
-    });
-    let body =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(body))
-        .unwrap()
+    event_stream(up, "data: 1\n\n", "data: 2\n\n", true)
 }
 
 async fn upstream() -> (String, Arc<Upstream>) {
