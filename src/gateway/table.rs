@@ -40,6 +40,22 @@ impl Preset {
         }
     }
 
+    /// Whether a `GET` of `path` is one of the preset's event streams, held open for hours:
+    /// opencode's `/event`, `/global/event`, `/api/event` and `/api/session/{sessionID}/event`.
+    /// For clients that do not ask for `text/event-stream` (opencode's own SDK does not).
+    pub fn is_event_stream(self, path: &str) -> bool {
+        match self {
+            Preset::Opencode => {
+                matches!(path, "/event" | "/global/event" | "/api/event")
+                    || path
+                        .strip_prefix("/api/session/")
+                        .and_then(|rest| rest.strip_suffix("/event"))
+                        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+            }
+            Preset::Generic | Preset::Openai => false,
+        }
+    }
+
     /// The preset's own rows (before the generic rule by method).
     fn rows(self) -> Vec<(String, String, Scope)> {
         let fixed: &[(&str, &str, Scope)] = match self {
@@ -274,6 +290,34 @@ fn matches(pattern: &[String], path: &[Cow<'_, str>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opencodes_event_streams_are_routes_of_the_pinned_opencode() {
+        for (path, pattern) in [
+            ("/event", "/event"),
+            ("/global/event", "/global/event"),
+            ("/api/event", "/api/event"),
+            ("/api/session/ses_1/event", "/api/session/{sessionID}/event"),
+        ] {
+            assert!(Preset::Opencode.is_event_stream(path), "{path}");
+            assert!(
+                OPENCODE_ROUTES
+                    .lines()
+                    .any(|l| l.starts_with(&format!("GET {pattern} "))),
+                "{pattern} is not a GET route of the pinned opencode"
+            );
+        }
+        for path in [
+            "/events",
+            "/api/session//event",
+            "/api/session/a/b/event",
+            "/event/",
+        ] {
+            assert!(!Preset::Opencode.is_event_stream(path), "{path}");
+        }
+        assert!(!Preset::Generic.is_event_stream("/event"));
+        assert!(!Preset::Openai.is_event_stream("/global/event"));
+    }
 
     #[test]
     fn openclaw_57331_a_write_token_is_enough_for_every_generation_endpoint() {

@@ -42,6 +42,13 @@ pub(super) struct Gate {
     credential: Option<(HeaderName, HeaderValue)>,
 }
 
+impl Gate {
+    /// Whether `path` is one of the gateway's preset's known event streams.
+    pub(super) fn stream_route(&self, path: &str) -> bool {
+        self.gateway.preset.is_event_stream(path)
+    }
+}
+
 /// The origin-form URI a request's path and query is forwarded as, under the upstream's
 /// `prefix`.
 fn upstream_uri(prefix: &str, path: Option<&PathAndQuery>) -> Option<Uri> {
@@ -110,6 +117,11 @@ async fn forward(
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let own = upstream_events::takes_own_connection(
+        &parts,
+        hyper::body::Body::is_end_stream(&body),
+        gate.stream_route(parts.uri.path()),
+    );
     // Framing is hyper's: a request with both Content-Length and Transfer-Encoding is read as
     // chunked and its connection closed after the answer (RFC 9112 §6.1), two lengths are a 400,
     // and the forwarded request is framed anew by the client below.
@@ -175,8 +187,6 @@ async fn forward(
     }
     // Each hop speaks its own version: ours to the upstream is HTTP/1.1 (kept alive).
     parts.version = axum::http::Version::HTTP_11;
-    let own =
-        upstream_events::takes_own_connection(&parts, hyper::body::Body::is_end_stream(&body));
     let limited = Body::new(http_body_util::Limited::new(
         body,
         gate.proxy.body_limit as usize,
@@ -248,7 +258,8 @@ enum Answer {
 }
 
 /// Gives a request's header values and URI their own memory, rather than slices of the
-/// connection's read buffer, unless the request asks for an event stream.
+/// connection's read buffer, unless the request is for an event stream (it asks for one, or
+/// `stream_route`: it is one of the preset's known streams).
 ///
 /// hyper parses a request head into its connection's 8 KiB read buffer, and the head's values
 /// point into it. While the request is in flight hyper reads again (to notice the client hanging
@@ -260,8 +271,8 @@ enum Answer {
 ///
 /// An event stream is left as hyper made it: such a connection then idles for hours, and the
 /// new buffer it reads into is never written, so it holds no page, where the reused one would.
-pub(super) fn own_head<B>(req: &mut hyper::Request<B>) {
-    if upstream_events::asks_for_events(req.headers()) {
+pub(super) fn own_head<B>(req: &mut hyper::Request<B>, stream_route: bool) {
+    if upstream_events::is_event_stream(req.method(), req.headers(), stream_route) {
         return;
     }
     let shared = std::mem::take(req.headers_mut());
@@ -621,7 +632,7 @@ mod tests {
         let inside = |v: &HeaderValue| buffer.as_ptr_range().contains(&v.as_bytes().as_ptr());
 
         let mut req = head(false);
-        own_head(&mut req);
+        own_head(&mut req, false);
         let values: Vec<_> = req.headers().get_all("x-a").iter().collect();
         assert_eq!(values, ["one", "two"], "every value, in order");
         assert!(req.headers().values().all(|v| !inside(v)), "copied out");
@@ -629,10 +640,16 @@ mod tests {
         assert_eq!(req.uri(), "/a?b=1");
 
         let mut req = head(true);
-        own_head(&mut req);
+        own_head(&mut req, false);
         assert!(
             req.headers().values().all(inside),
             "a stream's head is left alone"
+        );
+        let mut req = head(false);
+        own_head(&mut req, true);
+        assert!(
+            req.headers().values().all(inside),
+            "so is a preset's known stream's"
         );
     }
 

@@ -148,8 +148,9 @@ impl Site {
     /// What the site does with a request the moment hyper has parsed its head, before hyper
     /// reads on: a gateway gives the head its own memory (`gateway::own_head`).
     pub fn on_head<B>(&self, req: &mut hyper::Request<B>) {
-        if self.is_proxy() {
-            gateway::own_head(req);
+        if let Routes::Proxy(gate) = &self.routes {
+            let stream_route = gate.stream_route(req.uri().path());
+            gateway::own_head(req, stream_route);
         }
     }
 

@@ -4,7 +4,7 @@
 //! `EventSource`) is held open for hours and is idle nearly all of that time. Through the pool it
 //! would hold a hyper client connection for its whole life: a read buffer and a header buffer of a
 //! page each, and the connection's task. Here a `GET` without a body that asks for
-//! `text/event-stream` gets a TCP connection of its own: the request head is written at once, the
+//! `text/event-stream` (or is one of the preset's known streams) gets a TCP connection of its own: the request head is written at once, the
 //! answer's head is read with `httparse` into a buffer freed as soon as it is parsed, and the body
 //! is read into a fresh buffer only when the socket is readable, each read handed on as it is
 //! (chunked framing is taken off without copying). An idle stream holds its socket and its
@@ -32,23 +32,25 @@ const MAX_LINE: usize = 4096;
 /// and given back when the chunk has been written to the client.
 const READ: usize = 4096;
 
-/// Whether `headers` ask for an event stream (`Accept` names `text/event-stream`).
-pub(super) fn asks_for_events(headers: &HeaderMap) -> bool {
+/// Whether a request is for an event stream: its `Accept` names `text/event-stream`, or it is a
+/// `GET` of one of the preset's known streams (`stream_route`), for clients that do not say so.
+pub(super) fn is_event_stream(method: &Method, headers: &HeaderMap, stream_route: bool) -> bool {
     const EVENT_STREAM: &[u8] = b"text/event-stream";
-    headers.get_all(header::ACCEPT).iter().any(|v| {
-        v.as_bytes()
-            .windows(EVENT_STREAM.len())
-            .any(|w| w.eq_ignore_ascii_case(EVENT_STREAM))
-    })
+    (stream_route && method == Method::GET)
+        || headers.get_all(header::ACCEPT).iter().any(|v| {
+            v.as_bytes()
+                .windows(EVENT_STREAM.len())
+                .any(|w| w.eq_ignore_ascii_case(EVENT_STREAM))
+        })
 }
 
-/// Whether a request goes on a connection of its own: a `GET` asking for an event stream, with
-/// no body and no upgrade.
-pub(super) fn takes_own_connection(parts: &Parts, no_body: bool) -> bool {
+/// Whether a request goes on a connection of its own: a `GET` for an event stream
+/// ([`is_event_stream`]), with no body and no upgrade.
+pub(super) fn takes_own_connection(parts: &Parts, no_body: bool, stream_route: bool) -> bool {
     parts.method == Method::GET
         && no_body
         && !parts.headers.contains_key(header::UPGRADE)
-        && asks_for_events(&parts.headers)
+        && is_event_stream(&parts.method, &parts.headers, stream_route)
 }
 
 /// Sends the head in `parts` (cleaned, origin-form URI, its own `Host`) on a new connection and
@@ -571,7 +573,7 @@ mod tests {
         ])
         .await;
         let parts = events_request();
-        assert!(takes_own_connection(&parts, true));
+        assert!(takes_own_connection(&parts, true, false));
         let answer = open(&pool, &parts, 4096).await.unwrap();
         let head = String::from_utf8(head.await.unwrap()).unwrap();
         assert!(
@@ -669,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_bodiless_get_asking_for_events_takes_its_own_connection() {
+    fn only_a_bodiless_get_for_events_takes_its_own_connection() {
         let parts = |method: &str, accept: &str, upgrade: bool| {
             let mut b = hyper::Request::builder()
                 .method(method)
@@ -680,10 +682,46 @@ mod tests {
             b.body(()).unwrap().into_parts().0
         };
         let events = "application/json, Text/Event-Stream";
-        assert!(takes_own_connection(&parts("GET", events, false), true));
-        assert!(!takes_own_connection(&parts("GET", events, false), false));
-        assert!(!takes_own_connection(&parts("POST", events, false), true));
-        assert!(!takes_own_connection(&parts("GET", events, true), true));
-        assert!(!takes_own_connection(&parts("GET", "*/*", false), true));
+        assert!(takes_own_connection(
+            &parts("GET", events, false),
+            true,
+            false
+        ));
+        assert!(!takes_own_connection(
+            &parts("GET", events, false),
+            false,
+            false
+        ));
+        assert!(!takes_own_connection(
+            &parts("POST", events, false),
+            true,
+            false
+        ));
+        assert!(!takes_own_connection(
+            &parts("GET", events, true),
+            true,
+            false
+        ));
+        assert!(!takes_own_connection(
+            &parts("GET", "*/*", false),
+            true,
+            false
+        ));
+        // A preset's known stream, whatever the client accepts; still only a plain GET.
+        assert!(takes_own_connection(
+            &parts("GET", "*/*", false),
+            true,
+            true
+        ));
+        assert!(!takes_own_connection(
+            &parts("HEAD", "*/*", false),
+            true,
+            true
+        ));
+        assert!(!takes_own_connection(
+            &parts("GET", "*/*", true),
+            true,
+            true
+        ));
     }
 }

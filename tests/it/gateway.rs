@@ -97,6 +97,7 @@ async fn upstream() -> (String, Arc<Upstream>) {
     let app = Router::new()
         .route("/v1/chat/completions", post(stream))
         .route("/events", get(events))
+        .route("/global/event", get(events))
         .route(
             "/slow",
             get(|| async {
@@ -209,6 +210,12 @@ name = "roomy"
 listen = "127.0.0.1:0"
 upstream = "http://{addr}"
 head_limit = 8192
+
+[[gateway]]
+name = "oc"
+preset = "opencode"
+listen = "127.0.0.1:0"
+upstream = "http://{addr}"
 
 [[gateway]]
 name = "garbage"
@@ -346,6 +353,22 @@ async fn an_event_stream_comes_live_on_its_own_connection_and_ends_with_its_cred
         .await
         .expect("the stream ends with its credential");
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+
+    // opencode's own SDK asks for no event stream: the preset knows its streams.
+    let (read, _) = app.create_token("reader2", &["read"], json!("1d")).await;
+    *up.events_connection.lock().unwrap() = None;
+    let mut r = app
+        .http
+        .get(format!("{}/global/event", gateway(&app, "oc")))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"data: 1\n\n");
+    let connection = up.events_connection.lock().unwrap().clone();
+    assert_eq!(connection.as_deref(), Some("close"));
 }
 
 #[tokio::test]
