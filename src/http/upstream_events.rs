@@ -331,9 +331,10 @@ pub struct Events {
 }
 
 impl Events {
-    fn failed(&mut self, kind: std::io::ErrorKind, what: &'static str) -> std::io::Error {
+    /// Ends the body with `e`: nothing more is read after a failure.
+    fn fail(&mut self, e: std::io::Error) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.framing = Framing::Done;
-        std::io::Error::new(kind, what)
+        Poll::Ready(Some(Err(e)))
     }
 }
 
@@ -351,8 +352,7 @@ impl hyper::body::Body for Events {
                 Step::Data(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Step::End => return Poll::Ready(None),
                 Step::Bad(what) => {
-                    let e = this.failed(std::io::ErrorKind::InvalidData, what);
-                    return Poll::Ready(Some(Err(e)));
+                    return this.fail(std::io::Error::new(std::io::ErrorKind::InvalidData, what));
                 }
                 Step::More => {}
             }
@@ -361,8 +361,7 @@ impl hyper::body::Body for Events {
                 this.buf = BytesMut::new();
             }
             if let Err(e) = ready!(this.tcp.poll_read_ready(cx)) {
-                this.framing = Framing::Done;
-                return Poll::Ready(Some(Err(e)));
+                return this.fail(e);
             }
             this.buf.reserve(READ);
             match this.tcp.try_read_buf(&mut this.buf) {
@@ -371,18 +370,14 @@ impl hyper::body::Body for Events {
                     return Poll::Ready(None);
                 }
                 Ok(0) => {
-                    let e = this.failed(
+                    return this.fail(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the upstream closed the connection mid-answer",
-                    );
-                    return Poll::Ready(Some(Err(e)));
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    this.framing = Framing::Done;
-                    return Poll::Ready(Some(Err(e)));
-                }
+                Err(e) => return this.fail(e),
             }
         }
     }
