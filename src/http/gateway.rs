@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -27,14 +28,15 @@ use super::error::ApiError;
 use super::upstream::{Failed, Pool, Reused};
 use super::upstream_events;
 use super::{Answered, AppState, HostPolicy, Routes, Site};
+use crate::auth::Principal;
 use crate::gateway::{Gateway, Proxy, Refused};
 
 /// One gateway's proxy, shared by its listener's connections.
 pub(super) struct Gate {
-    app: AppState,
+    pub(super) app: AppState,
     gateway: Gateway,
-    proxy: Proxy,
-    pool: Arc<Pool>,
+    pub(super) proxy: Proxy,
+    pub(super) pool: Arc<Pool>,
     /// Worked out once rather than per request: the path the upstream is under (no trailing
     /// `/`; empty at `/`), its `Host`, and its credential header.
     prefix: String,
@@ -46,6 +48,30 @@ impl Gate {
     /// Whether `path` is one of the gateway's preset's known event streams.
     pub(super) fn stream_route(&self, path: &str) -> bool {
         self.gateway.preset.is_event_stream(path)
+    }
+
+    /// The upstream's answer did not begin within the gateway's timeout.
+    pub(super) fn timed_out(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!(
+                "gateway `{}`: the upstream {} did not answer within {} s",
+                self.gateway.name,
+                self.proxy.upstream.as_str(),
+                self.proxy.timeout.as_secs()
+            ),
+        )
+    }
+
+    /// The upstream gave no answer.
+    pub(super) fn failed(&self, failed: &Failed) -> ApiError {
+        upstream_error(
+            &self.gateway.name,
+            self.proxy.upstream.as_str(),
+            self.proxy.head_limit,
+            failed,
+        )
     }
 }
 
@@ -103,28 +129,18 @@ pub(super) async fn handle(gate: &Gate, req: Request, peer: SocketAddr) -> Answe
     }
 }
 
-type Refusal = (ApiError, Option<Caller>);
+/// A request answered by us rather than the upstream, and who asked, once known.
+pub(super) type Refusal = (ApiError, Option<Caller>);
 
-async fn forward(
+/// Checks a request against the gateway's table and its credential, and makes its head ready for
+/// the upstream: cleaned ([`clean_request`]), `X-Forwarded-*` and the upstream's credential and
+/// `Host` set, the URI under the upstream's path, HTTP/1.1. Returns who asked.
+pub(super) async fn admit(
     gate: &Gate,
     peer: SocketAddr,
-    mut req: Request,
-) -> Result<(Response, Caller), Refusal> {
+    parts: &mut Parts,
+) -> Result<Arc<Principal>, Refusal> {
     let name = &gate.gateway.name;
-    // Taken before anything else, while the request still owns it.
-    let upgrade = req
-        .headers()
-        .contains_key(header::UPGRADE)
-        .then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    let own = upstream_events::takes_own_connection(
-        &parts,
-        hyper::body::Body::is_end_stream(&body),
-        gate.stream_route(parts.uri.path()),
-    );
-    // Framing is hyper's: a request with both Content-Length and Transfer-Encoding is read as
-    // chunked and its connection closed after the answer (RFC 9112 §6.1), two lengths are a 400,
-    // and the forwarded request is framed anew by the client below.
     let required = gate
         .gateway
         .table
@@ -187,6 +203,31 @@ async fn forward(
     }
     // Each hop speaks its own version: ours to the upstream is HTTP/1.1 (kept alive).
     parts.version = axum::http::Version::HTTP_11;
+    Ok(who)
+}
+
+async fn forward(
+    gate: &Gate,
+    peer: SocketAddr,
+    mut req: Request,
+) -> Result<(Response, Caller), Refusal> {
+    let name = &gate.gateway.name;
+    // Taken before anything else, while the request still owns it.
+    let upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let own = upstream_events::takes_own_connection(
+        &parts,
+        hyper::body::Body::is_end_stream(&body),
+        gate.stream_route(parts.uri.path()),
+    );
+    // Framing is hyper's: a request with both Content-Length and Transfer-Encoding is read as
+    // chunked and its connection closed after the answer (RFC 9112 §6.1), two lengths are a 400,
+    // and the forwarded request is framed anew by the client below.
+    let who = admit(gate, peer, &mut parts).await?;
+    let caller = Caller(who.clone());
     let limited = Body::new(http_body_util::Limited::new(
         body,
         gate.proxy.body_limit as usize,
@@ -201,26 +242,9 @@ async fn forward(
             Ok::<_, Failed>(Answer::Pooled(sent))
         }
     };
-    let sent = tokio::time::timeout(gate.proxy.timeout, exchange).await;
-    let upstream_text = gate.proxy.upstream.as_str();
-    let answer = match sent {
-        Err(_) => {
-            return Err((
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    format!(
-                        "gateway `{name}`: the upstream {upstream_text} did not answer within {} s",
-                        gate.proxy.timeout.as_secs()
-                    ),
-                ),
-                Some(caller),
-            ));
-        }
-        Ok(Err(e)) => {
-            let error = upstream_error(name, upstream_text, gate.proxy.head_limit, &e);
-            return Err((error, Some(caller)));
-        }
+    let answer = match tokio::time::timeout(gate.proxy.timeout, exchange).await {
+        Err(_) => return Err((gate.timed_out(), Some(caller))),
+        Ok(Err(e)) => return Err((gate.failed(&e), Some(caller))),
         Ok(Ok(answer)) => answer,
     };
     let (mut parts, body) = match answer {
@@ -430,7 +454,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
-fn clean_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn clean_hop_by_hop(headers: &mut HeaderMap) {
     clean(headers, |_| false);
 }
 

@@ -18,13 +18,32 @@ pub(super) fn record(
     response: &Response,
     caller: Option<&Caller>,
 ) {
+    let cause = response.extensions().get::<ErrorCause>();
+    line(
+        method,
+        path,
+        started,
+        response.status().as_u16(),
+        cause.map(|c| c.0.as_str()),
+        caller,
+    );
+}
+
+/// The log line of a request answered `status`; `cause`: why it failed, if it did.
+pub(super) fn line(
+    method: &Method,
+    path: &str,
+    started: Instant,
+    status: u16,
+    cause: Option<&str>,
+    caller: Option<&Caller>,
+) {
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let token = caller.map_or("-", |c| c.0.name.as_str());
-    let status = response.status().as_u16();
-    match response.extensions().get::<ErrorCause>() {
+    match cause {
         Some(cause) => tracing::error!(
             target: "agentgate::request",
-            %method, path, status, latency_us, token, cause = cause.0.as_str(),
+            %method, path, status, latency_us, token, cause,
             "request failed"
         ),
         None => tracing::info!(

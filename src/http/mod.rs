@@ -15,6 +15,7 @@ mod forward_auth;
 pub mod gateway;
 mod guard;
 mod hooks;
+mod lane;
 mod log;
 mod mcp_endpoint;
 mod oauth_endpoints;

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::Site;
+use super::{Routes, Site, lane};
 
 /// How long a client may take to send a request's head, or stay idle between requests.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,37 +55,24 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let site = site.clone();
-        let upgrades = site.is_proxy();
-        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            site.on_head(&mut request);
-            site.clone().handle(request.map(Body::new), peer)
-        });
-        if upgrades {
-            // A gateway carries protocol upgrades (WebSockets), which hyper-util's graceful
-            // watcher cannot hold: such a connection is shut down gracefully by hand. Boxed, so
-            // that the task holds it once (pinned in the block, it would be held twice).
-            let mut connection = Box::pin(
-                http.serve_connection(TokioIo::new(tcp), service)
-                    .with_upgrades(),
-            );
+        if let Routes::Proxy(gate) = &site.routes {
+            // A gateway: its fast lane first, then hyper for whatever the lane does not take.
+            let gate = gate.clone();
+            let http = http.clone();
             let mut stopping = stop.subscribe();
             tokio::spawn(async move {
-                let stop = async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                };
-                let served = tokio::select! {
-                    served = connection.as_mut() => served,
-                    () = stop => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                };
-                if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                // Boxed: the lane's future is freed when the connection leaves it.
+                let left = Box::pin(lane::serve(&site, &gate, tcp, peer, &mut stopping)).await;
+                if let lane::Left::Hyper(io) = left {
+                    proxied(&http, site, io, peer, stopping).await;
                 }
             });
             continue;
         }
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            site.on_head(&mut request);
+            site.clone().handle(request.map(Body::new), peer)
+        });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
         // `map`, not an async block around `.await`: the block would hold the connection twice
         // (once captured, once awaited), and 10,000 parked long-polls would pay for both.
@@ -99,6 +86,40 @@ pub async fn serve(
     let _ = stop.send(true);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves a gateway's connection with hyper from where its fast lane left it, carrying protocol
+/// upgrades (WebSockets). hyper-util's graceful watcher cannot hold an upgrade, so the
+/// connection is shut down gracefully by hand when `stopping` turns.
+async fn proxied(
+    http: &http1::Builder,
+    site: Site,
+    io: lane::Prefixed,
+    peer: std::net::SocketAddr,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        site.on_head(&mut request);
+        site.clone().handle(request.map(Body::new), peer)
+    });
+    // Boxed, so that the task holds it once (pinned in the block, it would be held twice).
+    let mut connection = Box::pin(
+        http.serve_connection(TokioIo::new(io), service)
+            .with_upgrades(),
+    );
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// A failed accept: the peer's own trouble is skipped; anything else (out of file descriptors)

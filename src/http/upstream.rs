@@ -51,6 +51,9 @@ pub struct Pool {
     address: Address,
     builder: http1::Builder,
     idle: Mutex<Vec<Idle>>,
+    /// The gateway's fast lane's idle connections (`super::lane`), plain sockets between
+    /// answers.
+    idle_tcp: Mutex<Vec<(TcpStream, Instant)>>,
 }
 
 struct Idle {
@@ -91,6 +94,7 @@ impl Pool {
             address,
             builder,
             idle: Mutex::new(Vec::new()),
+            idle_tcp: Mutex::new(Vec::new()),
         }
     }
 
@@ -173,6 +177,58 @@ impl Pool {
         }
     }
 
+    /// Writes a request `head` (one without a body, that can be sent twice: the fast lane's) on
+    /// an idle plain connection or a new one, and reads its answer's head, at most `head_limit`
+    /// bytes. Returns the connection, the head and the bytes read beyond it. A kept connection
+    /// the upstream closed while it was idle, found closed before a byte of the answer came, is
+    /// replaced by a new one and the head sent again, as Go's client does for such requests.
+    pub(super) async fn exchange(
+        &self,
+        head: &[u8],
+        head_limit: usize,
+    ) -> Result<(TcpStream, Response<()>, bytes::BytesMut), Failed> {
+        use tokio::io::AsyncWriteExt;
+        loop {
+            let (mut tcp, kept) = match self.take_tcp() {
+                Some(tcp) => (tcp, true),
+                None => (Box::pin(self.connect_tcp()).await?, false),
+            };
+            let answered = match tcp.write_all(head).await {
+                Ok(()) => super::upstream_events::read_head(&mut tcp, head_limit).await,
+                Err(e) => Err(Failed::BadAnswer(e)),
+            };
+            match answered {
+                Ok((answer, rest)) => return Ok((tcp, answer, rest)),
+                Err(Failed::BadAnswer(e)) if kept && closed_before_answering(&e) => {
+                    tracing::debug!(error = %e, "a kept upstream connection was closed; sending again on a new one");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The most recently used idle plain connection, unless it is too old.
+    fn take_tcp(&self) -> Option<TcpStream> {
+        let mut idle = self.idle_tcp.lock().ok()?;
+        let (tcp, since) = idle.pop()?;
+        if since.elapsed() >= IDLE_TIMEOUT {
+            // Every connection below is older still.
+            idle.clear();
+            return None;
+        }
+        Some(tcp)
+    }
+
+    /// Keeps a plain connection whose answer was read to its end, for the next request.
+    pub(super) fn put_tcp(&self, tcp: TcpStream) {
+        if let Ok(mut idle) = self.idle_tcp.lock() {
+            if idle.len() >= MAX_IDLE {
+                idle.remove(0);
+            }
+            idle.push((tcp, Instant::now()));
+        }
+    }
+
     /// A new TCP connection to the upstream, within [`CONNECT_TIMEOUT`].
     pub(super) async fn connect_tcp(&self) -> Result<TcpStream, Failed> {
         let connecting = async {
@@ -248,6 +304,18 @@ fn closed_under(error: &hyper::Error) -> bool {
         source = e.source();
     }
     false
+}
+
+/// Whether a plain connection failed by being closed or reset before an answer began.
+fn closed_before_answering(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionAborted
+    )
 }
 
 /// An answer's body from the upstream; dropped having been read to its end, it gives its

@@ -30,7 +30,7 @@ const MAX_HEADERS: usize = 100;
 const MAX_LINE: usize = 4096;
 /// Bytes read at a time from an answer's body: a page, taken from the allocator's thread cache
 /// and given back when the chunk has been written to the client.
-const READ: usize = 4096;
+pub(super) const READ: usize = 4096;
 
 /// Whether a request is for an event stream: its `Accept` names `text/event-stream`, or it is a
 /// `GET` of one of the preset's known streams (`stream_route`), for clients that do not say so.
@@ -61,7 +61,7 @@ pub(super) async fn open(
     head_limit: usize,
 ) -> Result<Response<Events>, Failed> {
     let mut tcp = pool.connect_tcp().await?;
-    tcp.write_all(&request_head(parts))
+    tcp.write_all(&request_head(parts, true))
         .await
         .map_err(Failed::BadAnswer)?;
     let (mut head, rest) = read_head(&mut tcp, head_limit).await?;
@@ -73,13 +73,13 @@ pub(super) async fn open(
     }))
 }
 
-fn invalid(what: &'static str) -> Failed {
+pub(super) fn invalid(what: &'static str) -> Failed {
     Failed::BadAnswer(std::io::Error::new(std::io::ErrorKind::InvalidData, what))
 }
 
-/// The request line and headers as HTTP/1.1 writes them, asking the upstream to close the
-/// connection when the stream ends.
-fn request_head(parts: &Parts) -> Vec<u8> {
+/// The request line and headers as HTTP/1.1 writes them; `close`: asking the upstream to close
+/// the connection after its answer (an event stream's own connection).
+pub(super) fn request_head(parts: &Parts, close: bool) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
@@ -92,13 +92,20 @@ fn request_head(parts: &Parts) -> Vec<u8> {
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    if close {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
     head
 }
 
 /// Reads the answer's head, at most `limit` bytes, past any interim (1xx) answers. Returns it
-/// with the bytes read beyond it.
-async fn read_head(tcp: &mut TcpStream, limit: usize) -> Result<(Response<()>, BytesMut), Failed> {
+/// with the bytes read beyond it. A connection that ends before a byte of the answer arrived is
+/// `UnexpectedEof`, one that ends within it `InvalidData`.
+pub(super) async fn read_head(
+    tcp: &mut TcpStream,
+    limit: usize,
+) -> Result<(Response<()>, BytesMut), Failed> {
     let mut buf = BytesMut::new();
     loop {
         if !buf.is_empty() {
@@ -119,6 +126,9 @@ async fn read_head(tcp: &mut TcpStream, limit: usize) -> Result<(Response<()>, B
                         .map_err(|_| invalid("an answer with an invalid status"))?;
                     let mut answer = Response::new(());
                     *answer.status_mut() = status;
+                    if parsed.version == Some(0) {
+                        *answer.version_mut() = axum::http::Version::HTTP_10;
+                    }
                     let map = answer.headers_mut();
                     map.reserve(parsed.headers.len());
                     for h in parsed.headers.iter() {
@@ -150,18 +160,23 @@ async fn read_head(tcp: &mut TcpStream, limit: usize) -> Result<(Response<()>, B
             .read_buf(&mut (&mut buf).limit(room))
             .await
             .map_err(Failed::BadAnswer)?;
-        if read == 0 {
+        if read == 0 && buf.is_empty() {
             return Err(Failed::BadAnswer(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the upstream closed the connection before answering",
             )));
+        }
+        if read == 0 {
+            return Err(invalid(
+                "the upstream closed the connection within its answer's head",
+            ));
         }
     }
 }
 
 /// How an answer's body ends (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     /// It has none, or it has all been read.
     Done,
     /// After this many more bytes.
@@ -174,7 +189,7 @@ enum Framing {
 
 /// Where a chunked body's reading is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(super) enum Chunk {
     /// At a chunk-size line.
     Size,
     /// In a chunk's data, this many bytes from its end.
@@ -188,7 +203,10 @@ enum Chunk {
 /// The body's framing from the answer's status and headers. A `Content-Length` is dropped when a
 /// `Transfer-Encoding` is present, which overrides it; lengths that disagree or do not parse are
 /// refused, as the request side refuses them.
-fn framing(status: StatusCode, headers: &mut HeaderMap) -> Result<Framing, &'static str> {
+pub(super) fn framing(
+    status: StatusCode,
+    headers: &mut HeaderMap,
+) -> Result<Framing, &'static str> {
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -237,7 +255,7 @@ fn framing(status: StatusCode, headers: &mut HeaderMap) -> Result<Framing, &'sta
 
 /// What [`Framing::next`] found in the bytes at hand.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     Data(Bytes),
     End,
     More,
@@ -247,7 +265,7 @@ enum Step {
 impl Framing {
     /// Takes the next piece of the body from `buf`: data (without copying), its end, or a need
     /// for more bytes.
-    fn next(&mut self, buf: &mut BytesMut) -> Step {
+    pub(super) fn next(&mut self, buf: &mut BytesMut) -> Step {
         loop {
             match self {
                 Framing::Done => return Step::End,
