@@ -287,7 +287,7 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
         Err(_) => return refuse(client, gate.timed_out(), &asked).await,
     };
     let status = answer.status();
-    let reusable = answer.version() == Version::HTTP_11 && !says_close(answer.headers());
+    let mut reusable = answer.version() == Version::HTTP_11 && !says_close(answer.headers());
     let mut framing = if *asked.method == Method::HEAD {
         Framing::Done
     } else {
@@ -308,6 +308,8 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
         None,
         Some(&asked.caller),
     );
+    // A body that ends with the connection leaves nothing to use again.
+    reusable &= framing != Framing::Close;
     let chunked = matches!(framing, Framing::Chunked(_) | Framing::Close);
     let mut out = Vec::with_capacity(512 + rest.len());
     head(&mut out, status, answer.headers(), None);

@@ -141,11 +141,6 @@ enum Routes {
 }
 
 impl Site {
-    /// A gateway's listener, which carries protocol upgrades (WebSockets).
-    pub fn is_proxy(&self) -> bool {
-        matches!(self.routes, Routes::Proxy(_))
-    }
-
     /// What the site does with a request the moment hyper has parsed its head, before hyper
     /// reads on: a gateway gives the head its own memory (`gateway::own_head`).
     pub fn on_head<B>(&self, req: &mut hyper::Request<B>) {

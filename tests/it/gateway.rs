@@ -766,3 +766,207 @@ async fn the_inbox_session_works_on_the_gateway_for_its_own_pages_only() {
         assert_eq!(status, 403, "{origin:?}");
     }
 }
+
+/// What [`framings`]' upstream saw: each connection's requests, in order.
+type Seen = Arc<std::sync::Mutex<Vec<Vec<String>>>>;
+
+/// A hand-written HTTP/1.1 upstream that answers by path, noting each connection's requests:
+/// `/len` with a length (a `HEAD` without its body), `/chunked` in two chunks, `/close` without a
+/// length (its body ends with the connection: closed for writing), `/drop` with a length and then the connection
+/// closed unannounced (as an upstream's keep-alive timer does), `POST /post` with what it read.
+async fn framings() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let noted = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = noted.clone();
+            let index = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(Vec::new());
+                seen.len() - 1
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let (method, path, used, length) = loop {
+                        let mut headers = [httparse::EMPTY_HEADER; 32];
+                        let mut req = httparse::Request::new(&mut headers);
+                        if let Ok(httparse::Status::Complete(used)) = req.parse(&buf) {
+                            let length = req
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                                .map_or(0, |h| {
+                                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                                });
+                            break (
+                                req.method.unwrap().to_owned(),
+                                req.path.unwrap().to_owned(),
+                                used,
+                                length,
+                            );
+                        }
+                        let mut more = [0u8; 4096];
+                        match s.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&more[..n]),
+                        }
+                    };
+                    while buf.len() < used + length {
+                        let mut more = [0u8; 4096];
+                        match s.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&more[..n]),
+                        }
+                    }
+                    buf.drain(..used + length);
+                    seen.lock().unwrap()[index].push(format!("{method} {path}"));
+                    let answer: String = match (method.as_str(), path.as_str()) {
+                        ("HEAD", "/len") => "HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n".into(),
+                        (_, "/len") => "HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nlen-body".into(),
+                        (_, "/chunked") => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nx-trailer: t\r\n\r\n".into(),
+                        (_, "/close") => "HTTP/1.1 200 OK\r\n\r\nuntil-close".into(),
+                        (_, "/drop") => "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndrop".into(),
+                        ("POST", "/post") => {
+                            let body = format!("post:{length}");
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                        }
+                        _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
+                    };
+                    if s.write_all(answer.as_bytes()).await.is_err() || path == "/drop" {
+                        return;
+                    }
+                    if path == "/close" {
+                        // The body ends here; what else comes on this connection is noted (a
+                        // gateway that sent more would be wrong) and never answered.
+                        let _ = s.shutdown().await;
+                    }
+                }
+            });
+        }
+    });
+    (addr.to_string(), seen)
+}
+
+#[tokio::test]
+async fn the_fast_lane_carries_every_framing_keeps_connections_and_hands_the_rest_to_hyper() {
+    use http_body_util::BodyExt;
+    let (addr, seen) = framings().await;
+    let config = format!(
+        "[[gateway]]\nname = \"lane\"\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{addr}\"\n"
+    );
+    let app = spawn_app_with(&config).await;
+    let (read, _) = app.create_token("reader", &["read"], json!("1d")).await;
+    let (write, _) = app.create_token("writer", &["write"], json!("1d")).await;
+    let lane = gateway(&app, "lane");
+    let host = lane.trim_start_matches("http://").to_owned();
+
+    // One client connection (hyper's client: it reads every framing as it should), request
+    // after request.
+    let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let (mut client, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut ask = async |method: &str, path: &str, token: &str, body: &'static str| {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &host)
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::new(axum::body::Bytes::from(body)))
+            .unwrap();
+        let answer = client.send_request(req).await.unwrap();
+        let (parts, body) = answer.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let (parts, body) = ask("GET", "/len", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "len-body"));
+    assert_eq!(parts.headers["content-length"], "8");
+    let (parts, body) = ask("HEAD", "/len", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, ""));
+    assert_eq!(parts.headers["content-length"], "8");
+    // Chunks (with an extension and a trailer) and a body that ends with the upstream's
+    // connection both reach the client as chunks.
+    let (parts, body) = ask("GET", "/chunked", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "abcdefg"));
+    assert_eq!(parts.headers["transfer-encoding"], "chunked");
+    let (parts, body) = ask("GET", "/close", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "until-close"));
+    assert_eq!(parts.headers["transfer-encoding"], "chunked");
+    // The upstream closes a kept connection unannounced: the next request goes on a new one,
+    // and the client never knows.
+    let (_, body) = ask("GET", "/drop", &read, "").await;
+    assert_eq!(body, "drop");
+    let (parts, body) = ask("GET", "/len", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "len-body"));
+    // Refusals on the lane are ours, and the connection goes on.
+    let (parts, body) = ask("GET", "/len", "agt_not-a-token", "").await;
+    assert_eq!(parts.status, 401, "{body}");
+    assert!(body.contains("unauthorized"), "{body}");
+    assert_eq!(parts.headers["x-content-type-options"], "nosniff");
+    // A body: hyper's from here on, on the same connection, with the token's scopes.
+    let (parts, body) = ask("POST", "/post", &read, "hello").await;
+    assert_eq!(parts.status, 403, "{body}");
+    let (parts, body) = ask("POST", "/post", &write, "hello").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "post:5"));
+    let (parts, body) = ask("GET", "/len", &read, "").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "len-body"));
+    drop(client);
+
+    // What the upstream saw: the lane's kept connection carried requests until the body that
+    // ended with it; `/drop`'s was closed under the next request, which went on a new one; the
+    // POST and the GET after it came through hyper's pool.
+    let seen = seen.lock().unwrap().clone();
+    let seen: Vec<Vec<&str>> = seen
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            vec!["GET /len", "HEAD /len", "GET /chunked", "GET /close"],
+            vec!["GET /drop"],
+            vec!["GET /len"],
+            vec!["POST /post", "GET /len"],
+        ]
+    );
+
+    // Pipelined requests are answered in order, the last asking to close; then the
+    // connection closes.
+    let port = host.rsplit(':').next().unwrap().to_owned();
+    let get = |path: &str, close: bool| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {read}\r\n{}\r\n",
+            if close { "Connection: close\r\n" } else { "" }
+        )
+    };
+    let answers = raw_answers(&port, &(get("/len", false) + &get("/chunked", true))).await;
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    let (first, second) = answers.split_at(answers.rfind("HTTP/1.1").unwrap());
+    assert!(first.ends_with("len-body"), "{answers}");
+    assert!(
+        second.ends_with("3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"),
+        "{answers}"
+    );
+
+    // Heads the lane does not take are hyper's, answered as before: longer than the lane reads,
+    // with too many headers, not HTTP.
+    let long = format!(
+        "GET /len HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {read}\r\nX-Long: {}\r\nConnection: close\r\n\r\n",
+        "l".repeat(10_000)
+    );
+    let answer = raw_answers(&port, &long).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("len-body"),
+        "{answer}"
+    );
+    let many: String = (0..101).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let raw = format!("GET /len HTTP/1.1\r\nHost: {host}\r\n{many}Connection: close\r\n\r\n");
+    assert_eq!(raw_status(&port, &raw).await, 431);
+    assert_eq!(raw_status(&port, "GARBAGE\r\n\r\n").await, 400);
+}
