@@ -194,7 +194,9 @@ async fn answer(
 ) -> bool {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = log::redacted(req.uri().path());
+    // The URI's bytes are shared, not copied: the log line borrows its path.
+    let uri = req.uri().clone();
+    let path = log::redacted(uri.path());
     let (refusal, cors) = match guard::screen(&site.hosts, &req, site.max_body) {
         guard::Screen::Answer { response, cors } => ((response, None), cors),
         guard::Screen::Pass { cors } => {
@@ -205,7 +207,7 @@ async fn answer(
                     drop(parts);
                     let asked = Asked {
                         method: &method,
-                        path: &path,
+                        path,
                         started,
                         caller: Caller(who),
                         cors,

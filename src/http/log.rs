@@ -55,10 +55,10 @@ pub(super) fn line(
 }
 
 /// The path as logged: a pairing link's code is replaced.
-pub(super) fn redacted(path: &str) -> String {
+pub(super) fn redacted(path: &str) -> &str {
     match path.strip_prefix("/pair/") {
-        Some(rest) if !rest.is_empty() => "/pair/[code]".to_owned(),
-        _ => path.to_owned(),
+        Some(rest) if !rest.is_empty() => "/pair/[code]",
+        _ => path,
     }
 }
 

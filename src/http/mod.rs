@@ -161,7 +161,9 @@ impl Site {
         use tower_service::Service;
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let path = log::redacted(req.uri().path());
+        // The URI's bytes are shared, not copied: the log line borrows its path.
+        let uri = req.uri().clone();
+        let path = log::redacted(uri.path());
         let (mut answered, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
             guard::Screen::Pass { cors } => match &mut self.routes {
                 Routes::Api(router) => {
@@ -186,7 +188,7 @@ impl Site {
         }
         log::record(
             &method,
-            &path,
+            path,
             started,
             &answered.response,
             answered.caller.as_ref(),

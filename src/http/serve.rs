@@ -39,6 +39,8 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    // A gateway's connection tasks share one copy, held until hyper is needed, if ever.
+    let shared = std::sync::Arc::new(http.clone());
     let graceful = GracefulShutdown::new();
     let stop = tokio::sync::watch::channel(false).0;
     tokio::pin!(shutdown);
@@ -58,7 +60,7 @@ pub async fn serve(
         if let Routes::Proxy(gate) = &site.routes {
             // A gateway: its fast lane first, then hyper for whatever the lane does not take.
             let gate = gate.clone();
-            let http = http.clone();
+            let http = shared.clone();
             let mut stopping = stop.subscribe();
             tokio::spawn(async move {
                 // Boxed: the lane's future is freed when the connection leaves it.
