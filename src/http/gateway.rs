@@ -385,7 +385,7 @@ fn upstream_error(name: &str, upstream: &str, head_limit: usize, failed: &Failed
         Failed::Exchange(e) => e,
         Failed::HeadTooLarge => return head_too_large(name, upstream, head_limit),
         Failed::BadAnswer(e) => {
-            tracing::debug!(gateway = name, error = %e, "an event stream's upstream gave no valid answer");
+            tracing::debug!(gateway = name, error = %e, "the upstream gave no valid answer");
             return no_valid_answer(name, upstream);
         }
     };

@@ -32,9 +32,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 use super::access::{self, Caller};
-use super::error::{ApiError, ErrorCause};
+use super::error::ErrorCause;
 use super::gateway::{self, Gate};
 use super::serve::{HEADER_READ_TIMEOUT, MAX_HEADERS};
 use super::upstream_events::{self as h1, Framing, Step};
@@ -65,8 +66,16 @@ pub(super) async fn serve(
     stopping: &mut watch::Receiver<bool>,
 ) -> Left {
     let mut buf = BytesMut::new();
+    // The connection's two timers, a head's (and an idle connection's) and the upstream's: made
+    // once and moved later per request, which costs no trip to the runtime's timer wheel, where
+    // a timer made per request costs two.
+    let timer = tokio::time::sleep(HEADER_READ_TIMEOUT);
+    let upstream_timer = tokio::time::sleep(gate.proxy.timeout);
+    tokio::pin!(timer, upstream_timer);
     loop {
-        let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+        timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + HEADER_READ_TIMEOUT);
         let (req, used, close) = loop {
             if !buf.is_empty() {
                 match parse(&buf, gate) {
@@ -83,7 +92,7 @@ pub(super) async fn serve(
             tokio::select! {
                 biased;
                 ready = tcp.readable() => if ready.is_err() { return Left::Closed },
-                () = tokio::time::sleep_until(deadline) => return Left::Closed,
+                () = &mut timer => return Left::Closed,
                 _ = stopping.wait_for(|stop| *stop), if idle => return Left::Closed,
             }
             buf.reserve(h1::READ);
@@ -99,7 +108,17 @@ pub(super) async fn serve(
             // An idle connection holds no buffer.
             buf = BytesMut::new();
         }
-        if !answer(site, gate, &mut tcp, peer, req).await || close {
+        if !answer(
+            site,
+            gate,
+            &mut tcp,
+            peer,
+            (req, close),
+            upstream_timer.as_mut(),
+        )
+        .await
+            || close
+        {
             return Left::Closed;
         }
     }
@@ -183,82 +202,74 @@ fn request(parsed: &httparse::Request<'_, '_>, gate: &Gate) -> Option<(Request<B
     Some((req, close))
 }
 
-/// Answers one request: refused by the guard or the table, or forwarded. Returns whether the
-/// connection can carry another.
+/// Answers one request: refused by the guard or the table, or forwarded. `close`: the client
+/// asked to close the connection after it. Returns whether the connection can carry another.
 async fn answer(
     site: &Site,
     gate: &Gate,
     tcp: &mut TcpStream,
     peer: SocketAddr,
-    req: Request<Body>,
+    (req, close): (Request<Body>, bool),
+    timer: Pin<&mut Sleep>,
 ) -> bool {
     let started = Instant::now();
     let method = req.method().clone();
     // The URI's bytes are shared, not copied: the log line borrows its path.
     let uri = req.uri().clone();
-    let path = log::redacted(uri.path());
-    let (refusal, cors) = match guard::screen(&site.hosts, &req, site.max_body) {
-        guard::Screen::Answer { response, cors } => ((response, None), cors),
+    let mut asked = Asked {
+        method: &method,
+        path: log::redacted(uri.path()),
+        started,
+        cors: false,
+        close,
+    };
+    let (response, caller) = match guard::screen(&site.hosts, &req, site.max_body) {
+        guard::Screen::Answer { response, cors } => {
+            asked.cors = cors;
+            (response, None)
+        }
         guard::Screen::Pass { cors } => {
+            asked.cors = cors;
             let (mut parts, _) = req.into_parts();
             match gateway::admit(gate, peer, &mut parts).await {
                 Ok(who) => {
                     let head = h1::request_head(&parts, false);
                     drop(parts);
-                    let asked = Asked {
-                        method: &method,
-                        path,
-                        started,
-                        caller: Caller(who),
-                        cors,
-                    };
-                    return forward(gate, tcp, &head, asked).await;
+                    return forward(gate, tcp, &head, &asked, Caller(who), timer).await;
                 }
-                Err((error, caller)) => ((error.into_response(), caller), cors),
+                Err((error, caller)) => (error.into_response(), caller),
             }
         }
     };
-    let (response, caller) = refusal;
-    ours(
-        tcp,
-        response,
-        cors,
-        &method,
-        &path,
-        started,
-        caller.as_ref(),
-    )
-    .await
+    ours(tcp, response, &asked, caller.as_ref()).await
 }
 
-/// A request on its way, as its log line names it.
+/// A request being answered, as its log line and its answer's head need it.
 struct Asked<'a> {
     method: &'a Method,
     path: &'a str,
     started: Instant,
-    caller: Caller,
     /// An open-CORS path (the guard's).
     cors: bool,
+    /// The client asked to close the connection after the answer: the answer says so too.
+    close: bool,
 }
 
 /// Writes one of our own answers (its body is whole), with the headers every answer of ours
-/// carries, and logs it.
+/// carries, and logs it with who asked, if known.
 async fn ours(
     tcp: &mut TcpStream,
     mut response: Response<Body>,
-    cors: bool,
-    method: &Method,
-    path: &str,
-    started: Instant,
+    asked: &Asked<'_>,
     caller: Option<&Caller>,
 ) -> bool {
-    guard::secure(&mut response, cors);
+    guard::secure(&mut response, asked.cors);
     let cause = response.extensions_mut().remove::<ErrorCause>();
     let status = response.status();
     log::line(
-        method,
-        path,
-        started,
+        asked.method,
+        asked.path,
+        asked.started,
         status.as_u16(),
         cause.as_ref().map(|c| c.0.as_str()),
         caller,
@@ -268,25 +279,49 @@ async fn ours(
         .await
         .unwrap_or_default();
     let mut out = Vec::with_capacity(512 + body.len());
-    head(&mut out, status, &parts.headers, Some(body.len()));
-    if *method != Method::HEAD {
+    head(
+        &mut out,
+        status,
+        &parts.headers,
+        Some(body.len()),
+        asked.close,
+    );
+    if *asked.method != Method::HEAD {
         out.extend_from_slice(&body);
     }
     tcp.write_all(&out).await.is_ok()
 }
 
-/// Sends the request's `head` upstream and carries the answer back. Returns whether the client's
+/// Sends `caller`'s request `head` upstream and carries the answer back; `timer`: the
+/// connection's upstream timer, set here to the gateway's timeout. Returns whether the client's
 /// connection can carry another request.
-async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Asked<'_>) -> bool {
-    let exchanged = tokio::time::timeout(
-        gate.proxy.timeout,
-        gate.pool.exchange(request, gate.proxy.head_limit),
-    )
-    .await;
+async fn forward(
+    gate: &Gate,
+    client: &mut TcpStream,
+    request: &[u8],
+    asked: &Asked<'_>,
+    caller: Caller,
+    mut timer: Pin<&mut Sleep>,
+) -> bool {
+    timer
+        .as_mut()
+        .reset(tokio::time::Instant::now() + gate.proxy.timeout);
+    let exchanged = tokio::select! {
+        biased;
+        exchanged = gate.pool.exchange(request, gate.proxy.head_limit) => exchanged,
+        () = timer => return ours(client, gate.timed_out().into_response(), asked, Some(&caller)).await,
+    };
     let (mut up, mut answer, mut rest) = match exchanged {
-        Ok(Ok(exchanged)) => exchanged,
-        Ok(Err(e)) => return refuse(client, gate.failed(&e), &asked).await,
-        Err(_) => return refuse(client, gate.timed_out(), &asked).await,
+        Ok(exchanged) => exchanged,
+        Err(e) => {
+            return ours(
+                client,
+                gate.failed(&e).into_response(),
+                asked,
+                Some(&caller),
+            )
+            .await;
+        }
     };
     let status = answer.status();
     let mut reusable = answer.version() == Version::HTTP_11 && !says_close(answer.headers());
@@ -297,7 +332,7 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
             Ok(framing) => framing,
             Err(what) => {
                 let error = gate.failed(&h1::invalid(what));
-                return refuse(client, error, &asked).await;
+                return ours(client, error.into_response(), asked, Some(&caller)).await;
             }
         }
     };
@@ -308,13 +343,13 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
         asked.started,
         status.as_u16(),
         None,
-        Some(&asked.caller),
+        Some(&caller),
     );
     // A body that ends with the connection leaves nothing to use again.
     reusable &= framing != Framing::Close;
     let chunked = matches!(framing, Framing::Chunked(_) | Framing::Close);
     let mut out = Vec::with_capacity(512 + rest.len());
-    head(&mut out, status, answer.headers(), None);
+    head(&mut out, status, answer.headers(), None, asked.close);
     if chunked {
         // Chunks, or a body that ends with the upstream's connection, go on as chunks.
         out.truncate(out.len() - 2);
@@ -323,7 +358,7 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
     drop(answer);
     let carried = if chunked {
         // A stream: it ends with its credential.
-        let ended = access::credential_ended(&gate.app, &asked.caller.0);
+        let ended = access::credential_ended(&gate.app, &caller.0);
         tokio::select! {
             carried = carry(&mut up, client, &mut framing, &mut rest, &mut out, true) => carried,
             () = ended => {
@@ -346,20 +381,6 @@ async fn forward(gate: &Gate, client: &mut TcpStream, request: &[u8], asked: Ask
             false
         }
     }
-}
-
-/// Writes a refusal of ours in place of an upstream's answer.
-async fn refuse(client: &mut TcpStream, error: ApiError, asked: &Asked<'_>) -> bool {
-    ours(
-        client,
-        error.into_response(),
-        asked.cors,
-        asked.method,
-        asked.path,
-        asked.started,
-        Some(&asked.caller),
-    )
-    .await
 }
 
 /// Carries an answer's body from `up` to `client` as `framing` says, after the head in `out`;
@@ -439,8 +460,15 @@ fn says_close(headers: &HeaderMap) -> bool {
 }
 
 /// Writes an answer's status line and headers; `length`: its `Content-Length`, in place of any
-/// framing headers it has.
-fn head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, length: Option<usize>) {
+/// framing headers it has (none for a status that has no body); `close`: it says the connection
+/// closes after it.
+fn head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    length: Option<usize>,
+    close: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -456,8 +484,15 @@ fn head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, length: Opti
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(length) = length {
-        let _ = write!(Hex(out), "content-length: {length}\r\n");
+    match length {
+        Some(_) if status.is_informational() || status == StatusCode::NO_CONTENT => {}
+        Some(length) => {
+            let _ = write!(Hex(out), "content-length: {length}\r\n");
+        }
+        None => {}
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -1,5 +1,6 @@
 //! A gateway's connections to its upstream: HTTP/1.1 keep-alive connections made with hyper's
-//! connection API, the idle ones kept on a stack.
+//! connection API, the idle ones kept on a stack; and a second stack of plain sockets for the
+//! fast lane (`super::lane`), which reads its answers itself ([`Pool::exchange`]).
 //!
 //! A gateway has one upstream, so this is lighter than hyper-util's general client, which keys its
 //! pool by origin, boxes every request's future and spawns a task per request to notice when the
@@ -69,11 +70,11 @@ pub enum Failed {
     /// The connection failed while the request was sent or the answer read (a body over the
     /// limit is one: its error is among the sources).
     Exchange(hyper::Error),
-    /// An event stream's answer head ([`super::upstream_events`]) was longer than the head
-    /// limit.
+    /// An answer head read by us (an event stream's, the fast lane's:
+    /// [`super::upstream_events`]) was longer than the head limit.
     HeadTooLarge,
-    /// An event stream's answer was not HTTP/1.1, or its connection failed before the head
-    /// was read.
+    /// An answer read by us was not HTTP/1.1, or its connection failed before the head was
+    /// read.
     BadAnswer(std::io::Error),
 }
 

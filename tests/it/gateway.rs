@@ -953,6 +953,9 @@ async fn the_fast_lane_carries_every_framing_keeps_connections_and_hands_the_res
         second.ends_with("3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"),
         "{answers}"
     );
+    // The answer to the request that asked to close says so; the one before does not.
+    assert!(!first.contains("connection:"), "{answers}");
+    assert!(second.contains("connection: close\r\n"), "{answers}");
 
     // Heads the lane does not take are hyper's, answered as before: longer than the lane reads,
     // with too many headers, not HTTP.
