@@ -161,9 +161,9 @@ impl Site {
         use tower_service::Service;
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        // The URI's bytes are shared, not copied: the log line borrows its path.
-        let uri = req.uri().clone();
-        let path = log::redacted(uri.path());
+        // Copied: the URI's bytes are slices of hyper's read buffer, which a parked long-poll
+        // would otherwise keep (and hyper then reads into a new one).
+        let path = log::redacted(req.uri().path()).to_owned();
         let (mut answered, cors) = match guard::screen(&self.hosts, &req, self.max_body) {
             guard::Screen::Pass { cors } => match &mut self.routes {
                 Routes::Api(router) => {
@@ -188,7 +188,7 @@ impl Site {
         }
         log::record(
             &method,
-            path,
+            &path,
             started,
             &answered.response,
             answered.caller.as_ref(),
