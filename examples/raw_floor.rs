@@ -1,5 +1,14 @@
-//! Prototype: a raw HTTP/1.1 proxy (httparse both ways, one task per client connection, its own
-//! upstream connection driven in the same task). GET without body, Content-Length answers only.
+//! The floor under the gateway's fast lane (`src/http/lane.rs`): a request head parsed with
+//! `httparse` and written upstream, the answer's head parsed and written back, in the client
+//! connection's own task over an upstream connection of its own; no token, no table, no header
+//! rules. Bodiless requests and `Content-Length` answers only. docs/PERFORMANCE.md compares the
+//! lane and nginx with it, in the shared harness's set-up:
+//!
+//!     cargo build --release --example raw_floor
+//!     taskset -c 0 target/release/examples/raw_floor 127.0.0.1:18088 127.0.0.1:18080 [current-thread]
+//!     taskset -c 1 wrk -t1 -c64 -d10s --latency http://127.0.0.1:18088/
+//!
+//! Not part of agentgate: a measuring stick, so it stops at the first error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -7,8 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let listen = args[1].clone();
-    let upstream = args[2].clone();
+    let (Some(listen), Some(upstream)) = (args.get(1).cloned(), args.get(2).cloned()) else {
+        eprintln!("usage: raw_floor LISTEN UPSTREAM [current-thread]");
+        std::process::exit(2);
+    };
     let mut runtime = match args.get(3).map(String::as_str) {
         Some("current-thread") => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
