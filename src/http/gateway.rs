@@ -1,6 +1,8 @@
 //! A gateway's own listener: every request is checked against the gateway's table with the
 //! credential it carries (a bearer token, or the inbox's session), then forwarded to the upstream
 //! with the upstream's own credentials, streaming both ways (SSE, chunked bodies, large uploads).
+//! Its connections start in the fast lane (`super::lane`), which checks with [`admit`] as this
+//! module's hyper path does; what the lane does not take comes here.
 //!
 //! What never reaches the upstream: the client's `Authorization`, our session cookie (browsers
 //! send cookies for 127.0.0.1 to every port), headers claiming scopes or identity

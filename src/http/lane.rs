@@ -37,7 +37,7 @@ use tokio::time::Sleep;
 use super::access::{self, Caller};
 use super::error::ErrorCause;
 use super::gateway::{self, Gate};
-use super::serve::{HEADER_READ_TIMEOUT, MAX_HEADERS};
+use super::limits::{HEADER_READ_TIMEOUT, MAX_HEADERS};
 use super::upstream_events::{self as h1, Framing, Step};
 use super::{Site, guard, log};
 
@@ -308,7 +308,7 @@ async fn forward(
         .reset(tokio::time::Instant::now() + gate.proxy.timeout);
     let exchanged = tokio::select! {
         biased;
-        exchanged = gate.pool.exchange(request, gate.proxy.head_limit) => exchanged,
+        exchanged = h1::exchange(&gate.pool, request, gate.proxy.head_limit) => exchanged,
         () = timer => return ours(client, gate.timed_out().into_response(), asked, Some(&caller)).await,
     };
     let (mut up, mut answer, mut rest) = match exchanged {

@@ -16,6 +16,7 @@ pub mod gateway;
 mod guard;
 mod hooks;
 mod lane;
+mod limits;
 mod log;
 mod mcp_endpoint;
 mod oauth_endpoints;

@@ -23,12 +23,7 @@ use tokio::net::TcpListener;
 
 use super::{Routes, Site, lane};
 
-/// How long a client may take to send a request's head, or stay idle between requests.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Most headers in one request; more is answered 431. hyper's own bound, left unset on the
-/// builder: setting it, even to this, costs a slower head parse on every request.
-pub const MAX_HEADERS: usize = 100;
+pub use super::limits::{HEADER_READ_TIMEOUT, MAX_HEADERS};
 
 /// Serves `site` on `listener` until `shutdown` completes, then finishes what is in flight.
 pub async fn serve(

@@ -1,6 +1,6 @@
 //! A gateway's connections to its upstream: HTTP/1.1 keep-alive connections made with hyper's
 //! connection API, the idle ones kept on a stack; and a second stack of plain sockets for the
-//! fast lane (`super::lane`), which reads its answers itself ([`Pool::exchange`]).
+//! fast lane (`super::lane`), which reads its answers itself (`upstream_events::exchange`).
 //!
 //! A gateway has one upstream, so this is lighter than hyper-util's general client, which keys its
 //! pool by origin, boxes every request's future and spawns a task per request to notice when the
@@ -178,38 +178,8 @@ impl Pool {
         }
     }
 
-    /// Writes a request `head` (one without a body, that can be sent twice: the fast lane's) on
-    /// an idle plain connection or a new one, and reads its answer's head, at most `head_limit`
-    /// bytes. Returns the connection, the head and the bytes read beyond it. A kept connection
-    /// the upstream closed while it was idle, found closed before a byte of the answer came, is
-    /// replaced by a new one and the head sent again, as Go's client does for such requests.
-    pub(super) async fn exchange(
-        &self,
-        head: &[u8],
-        head_limit: usize,
-    ) -> Result<(TcpStream, Response<()>, bytes::BytesMut), Failed> {
-        use tokio::io::AsyncWriteExt;
-        loop {
-            let (mut tcp, kept) = match self.take_tcp() {
-                Some(tcp) => (tcp, true),
-                None => (Box::pin(self.connect_tcp()).await?, false),
-            };
-            let answered = match tcp.write_all(head).await {
-                Ok(()) => super::upstream_events::read_head(&mut tcp, head_limit).await,
-                Err(e) => Err(Failed::BadAnswer(e)),
-            };
-            match answered {
-                Ok((answer, rest)) => return Ok((tcp, answer, rest)),
-                Err(Failed::BadAnswer(e)) if kept && closed_before_answering(&e) => {
-                    tracing::debug!(error = %e, "a kept upstream connection was closed; sending again on a new one");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// The most recently used idle plain connection, unless it is too old.
-    fn take_tcp(&self) -> Option<TcpStream> {
+    pub(super) fn take_tcp(&self) -> Option<TcpStream> {
         let mut idle = self.idle_tcp.lock().ok()?;
         let (tcp, since) = idle.pop()?;
         if since.elapsed() >= IDLE_TIMEOUT {
@@ -305,18 +275,6 @@ fn closed_under(error: &hyper::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-/// Whether a plain connection failed by being closed or reset before an answer began.
-fn closed_before_answering(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::UnexpectedEof
-            | ErrorKind::ConnectionReset
-            | ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionAborted
-    )
 }
 
 /// An answer's body from the upstream; dropped having been read to its end, it gives its

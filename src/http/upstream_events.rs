@@ -99,6 +99,47 @@ pub(super) fn request_head(parts: &Parts, close: bool) -> Vec<u8> {
     head
 }
 
+/// Writes a request `head` (one without a body, that can be sent twice: the fast lane's) on
+/// an idle plain connection or a new one, and reads its answer's head, at most `head_limit`
+/// bytes. Returns the connection, the head and the bytes read beyond it. A kept connection
+/// the upstream closed while it was idle, found closed before a byte of the answer came, is
+/// replaced by a new one and the head sent again, as Go's client does for such requests.
+pub(super) async fn exchange(
+    pool: &Pool,
+    head: &[u8],
+    head_limit: usize,
+) -> Result<(TcpStream, Response<()>, BytesMut), Failed> {
+    loop {
+        let (mut tcp, kept) = match pool.take_tcp() {
+            Some(tcp) => (tcp, true),
+            None => (Box::pin(pool.connect_tcp()).await?, false),
+        };
+        let answered = match tcp.write_all(head).await {
+            Ok(()) => read_head(&mut tcp, head_limit).await,
+            Err(e) => Err(Failed::BadAnswer(e)),
+        };
+        match answered {
+            Ok((answer, rest)) => return Ok((tcp, answer, rest)),
+            Err(Failed::BadAnswer(e)) if kept && closed_before_answering(&e) => {
+                tracing::debug!(error = %e, "a kept upstream connection was closed; sending again on a new one");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a plain connection failed by being closed or reset before an answer began.
+fn closed_before_answering(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionAborted
+    )
+}
+
 /// Reads the answer's head, at most `limit` bytes, past any interim (1xx) answers. Returns it
 /// with the bytes read beyond it. A connection that ends before a byte of the answer arrived is
 /// `UnexpectedEof`, one that ends within it `InvalidData`.
