@@ -190,7 +190,9 @@ fn request(parsed: &httparse::Request<'_, '_>, gate: &Gate) -> Option<(Request<B
         }
         headers.append(name, value);
     }
-    if h1::is_event_stream(&method, &headers, gate.stream_route(path)) {
+    // The preset's streams are known by path; the query is not part of it.
+    let route = path.split_once('?').map_or(path, |(route, _)| route);
+    if h1::is_event_stream(&method, &headers, gate.stream_route(route)) {
         return None;
     }
     let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).ok()?;

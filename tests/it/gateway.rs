@@ -354,12 +354,16 @@ async fn an_event_stream_comes_live_on_its_own_connection_and_ends_with_its_cred
         .expect("the stream ends with its credential");
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
 
-    // opencode's own SDK asks for no event stream: the preset knows its streams.
+    // opencode's own SDK asks for no event stream (and names its directory in the query): the
+    // preset knows its streams.
     let (read, _) = app.create_token("reader2", &["read"], json!("1d")).await;
     *up.events_connection.lock().unwrap() = None;
     let mut r = app
         .http
-        .get(format!("{}/global/event", gateway(&app, "oc")))
+        .get(format!(
+            "{}/global/event?directory=%2Ftmp%2Fproject",
+            gateway(&app, "oc")
+        ))
         .bearer_auth(&read)
         .send()
         .await
