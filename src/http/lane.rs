@@ -399,7 +399,7 @@ async fn carry(
         match framing.next(rest) {
             Step::Data(data) => {
                 if chunked {
-                    let _ = write!(Hex(out), "{:x}\r\n", data.len());
+                    let _ = write!(Text(out), "{:x}\r\n", data.len());
                 }
                 out.extend_from_slice(&data);
                 if chunked {
@@ -443,9 +443,9 @@ async fn carry(
 }
 
 /// `fmt::Write` into a byte vector.
-struct Hex<'a>(&'a mut Vec<u8>);
+struct Text<'a>(&'a mut Vec<u8>);
 
-impl std::fmt::Write for Hex<'_> {
+impl std::fmt::Write for Text<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
@@ -489,7 +489,7 @@ fn head(
     match length {
         Some(_) if status.is_informational() || status == StatusCode::NO_CONTENT => {}
         Some(length) => {
-            let _ = write!(Hex(out), "content-length: {length}\r\n");
+            let _ = write!(Text(out), "content-length: {length}\r\n");
         }
         None => {}
     }
