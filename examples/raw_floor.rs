@@ -63,10 +63,7 @@ async fn conn(mut client: TcpStream, upstream: String) -> std::io::Result<()> {
                         {
                             continue;
                         }
-                        out.extend_from_slice(h.name.as_bytes());
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(h.value);
-                        out.extend_from_slice(b"\r\n");
+                        header_line(&mut out, h);
                     }
                     out.extend_from_slice(b"x-forwarded-for: 127.0.0.1\r\n\r\n");
                     break n;
@@ -109,10 +106,7 @@ async fn conn(mut client: TcpStream, upstream: String) -> std::io::Result<()> {
                     if h.name.eq_ignore_ascii_case("connection") {
                         continue;
                     }
-                    out.extend_from_slice(h.name.as_bytes());
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(h.value);
-                    out.extend_from_slice(b"\r\n");
+                    header_line(&mut out, h);
                 }
                 out.extend_from_slice(b"\r\n");
                 while ufilled < n + len {
@@ -128,4 +122,12 @@ async fn conn(mut client: TcpStream, upstream: String) -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// Writes one header as `name: value`.
+fn header_line(out: &mut Vec<u8>, h: &httparse::Header<'_>) {
+    out.extend_from_slice(h.name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(h.value);
+    out.extend_from_slice(b"\r\n");
 }

@@ -170,7 +170,6 @@ fn request(parsed: &httparse::Request<'_, '_>, gate: &Gate) -> Option<(Request<B
         return None;
     }
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 4);
-    let mut close = false;
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         // A body, or a change of protocol: hyper's.
@@ -181,15 +180,9 @@ fn request(parsed: &httparse::Request<'_, '_>, gate: &Gate) -> Option<(Request<B
         {
             return None;
         }
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        if name == header::CONNECTION {
-            close |= value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        }
-        headers.append(name, value);
+        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
+    let close = says_close(&headers);
     // The preset's streams are known by path; the query is not part of it.
     let route = path.split_once('?').map_or(path, |(route, _)| route);
     if h1::is_event_stream(&method, &headers, gate.stream_route(route)) {
@@ -452,7 +445,7 @@ impl std::fmt::Write for Text<'_> {
     }
 }
 
-/// Whether an answer's `Connection` says the upstream closes after it.
+/// Whether a head's `Connection` says the connection closes after this exchange.
 fn says_close(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CONNECTION)
